@@ -1,0 +1,1 @@
+"""The ``hatchway`` command line: one module per command under ``commands/``."""

@@ -1,0 +1,135 @@
+"""The configuration model. Unknown keys are errors; the model is the env mapping too.
+
+Key names follow the CNCF distribution registry's ``config.yml`` where the concepts match,
+so an existing file works unchanged for the parts hatchway implements.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Go-style durations (``168h``, ``1h30m``, ``10s``) or plain seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 168h or 30m")  # noqa: TRY004 (pydantic)
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return float(text)
+        parts = _DURATION_RE.findall(text)
+        if parts and "".join(n + u for n, u in parts) == text:
+            return sum(float(n) * _UNITS[u] for n, u in parts)
+    raise ValueError(f"invalid duration {value!r}: expected e.g. 168h, 30m or 90s")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TLS(Section):
+    certificate: str
+    key: str
+    minimumtls: Literal["tls1.2", "tls1.3"] = "tls1.2"
+
+
+class HTTP(Section):
+    addr: str = "127.0.0.1:5000"
+    net: Literal["tcp"] = "tcp"
+    host: str | None = None
+    # Accepted for config.yml compatibility; hatchway keeps upload state in storage.
+    secret: str | None = None
+    relativeurls: bool = True
+    headers: dict[str, list[str]] = Field(default_factory=dict)
+    tls: TLS | None = None
+    workers: int = Field(default=0, ge=0, le=64, description="0 = one per CPU core")
+
+    @field_validator("addr")
+    @classmethod
+    def _addr(cls, value: str) -> str:
+        _, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected HOST:PORT, got {value!r}")
+        return value
+
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.addr.rpartition(":")
+        return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - ":5000" means all
+
+
+class Filesystem(Section):
+    rootdirectory: str = "./hatchway-data"
+
+
+class Delete(Section):
+    enabled: bool = False
+
+
+class UploadPurging(Section):
+    enabled: bool = True
+    age: Duration = 168 * 3600.0
+    interval: Duration = 24 * 3600.0
+    dryrun: bool = False
+
+
+class Maintenance(Section):
+    uploadpurging: UploadPurging = Field(default_factory=UploadPurging)
+
+
+class Storage(Section):
+    filesystem: Filesystem | None = None
+    inmemory: dict[str, Any] | None = None
+    delete: Delete = Field(default_factory=Delete)
+    maintenance: Maintenance = Field(default_factory=Maintenance)
+    # distribution's blob-descriptor cache; hatchway needs none, accepted so files load.
+    cache: dict[str, Any] | None = None
+
+    def driver(self) -> tuple[str, dict[str, Any]]:
+        if self.filesystem is not None and self.inmemory is not None:
+            raise ValueError("configure exactly one storage driver")
+        if self.inmemory is not None:
+            return "inmemory", {}
+        fs = self.filesystem or Filesystem()
+        return "filesystem", {"rootdirectory": fs.rootdirectory}
+
+
+class AccessLog(Section):
+    disabled: bool = False
+
+
+class Log(Section):
+    level: Literal["error", "warn", "info", "debug"] = "info"
+    formatter: Literal["text", "json", "logstash"] = "text"
+    accesslog: AccessLog = Field(default_factory=AccessLog)
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class Config(Section):
+    version: str = "0.1"
+    log: Log = Field(default_factory=Log)
+    storage: Storage = Field(default_factory=Storage)
+    http: HTTP = Field(default_factory=HTTP)
+    # Authentication arrives with the token service; until then only "none" is allowed.
+    auth: dict[str, Any] | None = None
+    health: dict[str, Any] | None = None
+
+    @field_validator("auth")
+    @classmethod
+    def _auth(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value:
+            raise ValueError(
+                "authentication is not implemented in this version; remove the auth section "
+                "to serve without authentication"
+            )
+        return value

@@ -1,0 +1,1 @@
+"""Handlers for the OCI distribution API under /v2/."""

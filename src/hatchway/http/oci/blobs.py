@@ -1,0 +1,37 @@
+"""GET/HEAD/DELETE /v2/<name>/blobs/<digest>."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hatchway.http.oci.common import registry, require_delete
+from hatchway.oci.digest import Digest
+
+
+async def get(request: web.Request, name: str, digest: str) -> web.StreamResponse:
+    d = Digest.parse(digest)
+    info = await registry(request).blobs.stat(name, d)
+    headers = {
+        "Docker-Content-Digest": str(d),
+        "Content-Type": "application/octet-stream",
+        "ETag": f'"{d}"',
+        "Cache-Control": "max-age=31536000",
+        "Accept-Ranges": "bytes",
+    }
+    if info.local_path is not None:
+        # Zero-copy: aiohttp uses sendfile(2) and handles Range/HEAD itself.
+        return web.FileResponse(info.local_path, headers=headers)
+    headers["Content-Length"] = str(info.size)
+    response = web.StreamResponse(headers=headers)
+    await response.prepare(request)
+    if request.method != "HEAD":
+        async for chunk in registry(request).blobs.read(d):
+            await response.write(chunk)
+        await response.write_eof()
+    return response
+
+
+async def delete(request: web.Request, name: str, digest: str) -> web.StreamResponse:
+    d = Digest.parse(digest)
+    await require_delete(request).blobs.unlink(name, d)
+    return web.Response(status=202, headers={"Content-Length": "0"})

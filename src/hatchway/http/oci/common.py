@@ -1,0 +1,73 @@
+"""Small request helpers shared by the /v2/ handlers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from hatchway.errors import PAGINATION_NUMBER_INVALID, UNSUPPORTED, HatchwayError
+from hatchway.http.state import REGISTRY
+from hatchway.registry.service import Registry
+from hatchway.registry.uploads import invalid_upload
+
+_CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+
+
+def registry(request: web.Request) -> Registry:
+    return request.app[REGISTRY]
+
+
+def require_delete(request: web.Request) -> Registry:
+    reg = registry(request)
+    if not reg.delete_enabled:
+        raise HatchwayError(UNSUPPORTED, "deletion is disabled (storage.delete.enabled)")
+    return reg
+
+
+def content_length(request: web.Request) -> int | None:
+    return request.content_length
+
+
+def content_range(request: web.Request) -> tuple[int, int] | None:
+    raw = request.headers.get("Content-Range")
+    if raw is None:
+        return None
+    match = _CONTENT_RANGE_RE.match(raw.strip())
+    if match is None:
+        raise invalid_upload("malformed Content-Range")
+    start, end = int(match.group(1)), int(match.group(2))
+    if end < start:
+        raise invalid_upload("Content-Range end precedes start")
+    return start, end
+
+
+def body(request: web.Request) -> AsyncIterator[bytes]:
+    return request.content.iter_any()
+
+
+def page_size(request: web.Request, default: int | None, limit: int) -> int | None:
+    raw = request.query.get("n")
+    if raw is None or raw == "":
+        return default
+    try:
+        n = int(raw)
+    except ValueError:
+        raise HatchwayError(PAGINATION_NUMBER_INVALID, detail={"n": raw[:50]}) from None
+    if n < 0:
+        raise HatchwayError(PAGINATION_NUMBER_INVALID, detail={"n": n})
+    return min(n, limit)
+
+
+def upload_location(name: str, upload_id: str) -> str:
+    return f"/v2/{name}/blobs/uploads/{upload_id}"
+
+
+def upload_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
+    # distribution reports "0-0" for an empty upload; clients rely on the shape only.
+    return {
+        "Location": upload_location(name, upload_id),
+        "Range": f"0-{max(size - 1, 0)}",
+        "Docker-Upload-UUID": upload_id,
+    }

@@ -1,0 +1,1 @@
+"""Pure OCI distribution-spec and image-spec knowledge: no I/O, no HTTP."""

@@ -1,0 +1,102 @@
+"""The storage key tree, the same as the CNCF distribution registry's.
+
+Keeping distribution's layout means an existing distribution storage directory can be
+served by hatchway as it is (and back). Under ``/docker/registry/v2``::
+
+    blobs/<alg>/<hex[0:2]>/<hex>/data                      content, shared by all repositories
+    repositories/<name>/
+        _layers/<alg>/<hex>/link                           blob is part of <name> (content: digest)
+        _manifests/revisions/<alg>/<hex>/link              manifest is part of <name>
+        _manifests/tags/<tag>/current/link                 tag -> manifest digest
+        _manifests/tags/<tag>/index/<alg>/<hex>/link       digests the tag has pointed to
+        _uploads/<uuid>/data                               upload in progress
+        _uploads/<uuid>/startedat                          RFC 3339 start time
+        _referrers/<alg>/<subject-hex>/<alg>-<hex>         hatchway: referrer descriptor (JSON)
+
+A blob or manifest is visible through a repository only once its link exists, and a link
+is written only after the content is complete and durable.
+"""
+
+from __future__ import annotations
+
+from hatchway.oci.digest import Digest
+
+ROOT = "/docker/registry/v2"
+REPOSITORIES = f"{ROOT}/repositories"
+BLOBS = f"{ROOT}/blobs"
+
+
+def blob_data(d: Digest) -> str:
+    return f"{BLOBS}/{d.algorithm}/{d.hex[:2]}/{d.hex}/data"
+
+
+def blob_dir(d: Digest) -> str:
+    return f"{BLOBS}/{d.algorithm}/{d.hex[:2]}/{d.hex}"
+
+
+def repository(name: str) -> str:
+    return f"{REPOSITORIES}/{name}"
+
+
+def layer_link(name: str, d: Digest) -> str:
+    return f"{REPOSITORIES}/{name}/_layers/{d.algorithm}/{d.hex}/link"
+
+
+def layers(name: str) -> str:
+    return f"{REPOSITORIES}/{name}/_layers"
+
+
+def manifests(name: str) -> str:
+    return f"{REPOSITORIES}/{name}/_manifests"
+
+
+def revision_link(name: str, d: Digest) -> str:
+    return f"{REPOSITORIES}/{name}/_manifests/revisions/{d.algorithm}/{d.hex}/link"
+
+
+def revision_dir(name: str, d: Digest) -> str:
+    return f"{REPOSITORIES}/{name}/_manifests/revisions/{d.algorithm}/{d.hex}"
+
+
+def revisions(name: str) -> str:
+    return f"{REPOSITORIES}/{name}/_manifests/revisions"
+
+
+def tags(name: str) -> str:
+    return f"{REPOSITORIES}/{name}/_manifests/tags"
+
+
+def tag_dir(name: str, tag: str) -> str:
+    return f"{REPOSITORIES}/{name}/_manifests/tags/{tag}"
+
+
+def tag_current(name: str, tag: str) -> str:
+    return f"{REPOSITORIES}/{name}/_manifests/tags/{tag}/current/link"
+
+
+def tag_index(name: str, tag: str, d: Digest) -> str:
+    return f"{REPOSITORIES}/{name}/_manifests/tags/{tag}/index/{d.algorithm}/{d.hex}/link"
+
+
+def uploads(name: str) -> str:
+    return f"{REPOSITORIES}/{name}/_uploads"
+
+
+def upload_dir(name: str, upload_id: str) -> str:
+    return f"{REPOSITORIES}/{name}/_uploads/{upload_id}"
+
+
+def upload_data(name: str, upload_id: str) -> str:
+    return f"{REPOSITORIES}/{name}/_uploads/{upload_id}/data"
+
+
+def upload_started(name: str, upload_id: str) -> str:
+    return f"{REPOSITORIES}/{name}/_uploads/{upload_id}/startedat"
+
+
+def referrers(name: str, subject: Digest) -> str:
+    return f"{REPOSITORIES}/{name}/_referrers/{subject.algorithm}/{subject.hex}"
+
+
+def referrer_entry(name: str, subject: Digest, referrer: Digest) -> str:
+    return f"{referrers(name, subject)}/{referrer.algorithm}-{referrer.hex}"

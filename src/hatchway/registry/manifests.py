@@ -1,0 +1,179 @@
+"""Manifests: validated on push, stored as blobs, linked as revisions, served as pushed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from hatchway.errors import (
+    DIGEST_INVALID,
+    MANIFEST_BLOB_UNKNOWN,
+    MANIFEST_UNKNOWN,
+    PAYLOAD_TOO_LARGE,
+    HatchwayError,
+)
+from hatchway.oci import manifests as oci_manifests
+from hatchway.oci.digest import Digest, digest_bytes
+from hatchway.oci.manifests import MAX_MANIFEST_SIZE, Manifest
+from hatchway.registry import layout
+from hatchway.registry.blobs import BlobStore
+from hatchway.registry.tags import Tags
+from hatchway.storage.driver import PathNotFoundError, StorageDriver
+
+_CACHE_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    digest: Digest
+    media_type: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    digest: Digest
+    subject: Digest | None
+
+
+class _ContentCache:
+    """Manifest bytes by digest. Content-addressed, so entries never go stale."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._items: OrderedDict[Digest, StoredManifest] = OrderedDict()
+        self._bytes = 0
+        self._max = max_bytes
+
+    def get(self, d: Digest) -> StoredManifest | None:
+        item = self._items.get(d)
+        if item is not None:
+            self._items.move_to_end(d)
+        return item
+
+    def put(self, item: StoredManifest) -> None:
+        if item.digest in self._items or len(item.body) > self._max // 8:
+            return
+        self._items[item.digest] = item
+        self._bytes += len(item.body)
+        while self._bytes > self._max:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= len(old.body)
+
+
+class Manifests:
+    def __init__(self, driver: StorageDriver, blobs: BlobStore, tags: Tags) -> None:
+        self._driver = driver
+        self._blobs = blobs
+        self._tags = tags
+        self._cache = _ContentCache(_CACHE_BYTES)
+
+    async def has_revision(self, name: str, d: Digest) -> bool:
+        try:
+            link = await self._driver.get_content(layout.revision_link(name, d))
+        except PathNotFoundError:
+            return False
+        return link.decode(errors="replace") == str(d)
+
+    async def resolve(self, name: str, reference: str) -> Digest:
+        """Tag or digest -> digest of a manifest present in ``name``."""
+        if ":" in reference:
+            d = Digest.parse(reference)
+        else:
+            d = await self._tags.get(name, reference)
+        if not await self.has_revision(name, d):
+            raise HatchwayError(MANIFEST_UNKNOWN, detail={"reference": reference})
+        return d
+
+    async def get(self, name: str, reference: str) -> StoredManifest:
+        d = await self.resolve(name, reference)
+        cached = self._cache.get(d)
+        if cached is not None:
+            return cached
+        try:
+            body = await self._blobs.get_small(d)
+        except PathNotFoundError:
+            raise HatchwayError(MANIFEST_UNKNOWN, detail={"reference": reference}) from None
+        item = StoredManifest(d, oci_manifests.media_type_of(body), body)
+        self._cache.put(item)
+        return item
+
+    async def _check_references(self, name: str, manifest: Manifest) -> None:
+        missing = [
+            str(desc.digest)
+            for desc in manifest.blobs()
+            if not await self._blobs.is_linked(name, desc.digest)
+        ]
+        missing += [
+            str(desc.digest)
+            for desc in manifest.manifests
+            if not await self.has_revision(name, desc.digest)
+        ]
+        if missing:
+            raise HatchwayError(MANIFEST_BLOB_UNKNOWN, detail={"digests": missing})
+
+    async def put(
+        self, name: str, reference: str, body: bytes, content_type: str | None
+    ) -> PutResult:
+        if len(body) > MAX_MANIFEST_SIZE:
+            raise HatchwayError(PAYLOAD_TOO_LARGE, detail={"limit": MAX_MANIFEST_SIZE})
+        manifest = oci_manifests.parse(body, content_type)
+        d = digest_bytes(body)
+        if ":" in reference:
+            wanted = Digest.parse(reference)
+            if wanted.algorithm != "sha256":
+                d = digest_bytes(body, wanted.algorithm)
+            if d != wanted:
+                raise HatchwayError(
+                    DIGEST_INVALID, detail={"expected": str(wanted), "actual": str(d)}
+                )
+            tag = None
+        else:
+            tag = self._tags.validate(reference)
+        await self._check_references(name, manifest)
+        await self._blobs.put_small(d, body)
+        for desc in manifest.blobs():
+            await self._driver.touch(layout.blob_data(desc.digest))
+        if not await self.has_revision(name, d):
+            await self._driver.put_content(layout.revision_link(name, d), str(d).encode())
+        if manifest.subject is not None:
+            await self._add_referrer(name, d, body, manifest)
+        if tag is not None:
+            await self._tags.set(name, tag, d)
+        self._cache.put(StoredManifest(d, manifest.media_type, body))
+        return PutResult(d, manifest.subject.digest if manifest.subject else None)
+
+    async def _add_referrer(self, name: str, d: Digest, body: bytes, m: Manifest) -> None:
+        assert m.subject is not None
+        descriptor: dict[str, object] = {
+            "mediaType": m.media_type,
+            "digest": str(d),
+            "size": len(body),
+        }
+        artifact_type = m.effective_artifact_type()
+        if artifact_type:
+            descriptor["artifactType"] = artifact_type
+        if m.annotations:
+            descriptor["annotations"] = m.annotations
+        path = layout.referrer_entry(name, m.subject.digest, d)
+        await self._driver.put_content(path, json.dumps(descriptor).encode())
+
+    async def delete(self, name: str, reference: str) -> None:
+        """Delete a tag, or a manifest with every tag and referrer entry naming it."""
+        if ":" not in reference:
+            await self._tags.delete(name, reference)
+            return
+        d = Digest.parse(reference)
+        if not await self.has_revision(name, d):
+            raise HatchwayError(MANIFEST_UNKNOWN, detail={"reference": reference})
+        body = await self._blobs.get_small(d)
+        await self._tags.untag_digest(name, d)
+        try:
+            subject = oci_manifests.parse(body).subject
+        except HatchwayError:
+            subject = None
+        if subject is not None:
+            with contextlib.suppress(PathNotFoundError):
+                await self._driver.delete(layout.referrer_entry(name, subject.digest, d))
+        await self._driver.delete(layout.revision_dir(name, d))

@@ -1,0 +1,23 @@
+"""The registry facade the HTTP layer talks to: one object per storage driver."""
+
+from __future__ import annotations
+
+from hatchway.registry.blobs import BlobStore
+from hatchway.registry.catalog import Catalog
+from hatchway.registry.manifests import Manifests
+from hatchway.registry.referrers import Referrers
+from hatchway.registry.tags import Tags
+from hatchway.registry.uploads import Uploads
+from hatchway.storage.driver import StorageDriver
+
+
+class Registry:
+    def __init__(self, driver: StorageDriver, *, delete_enabled: bool = True) -> None:
+        self.driver = driver
+        self.delete_enabled = delete_enabled
+        self.blobs = BlobStore(driver)
+        self.uploads = Uploads(driver, self.blobs)
+        self.tags = Tags(driver)
+        self.manifests = Manifests(driver, self.blobs, self.tags)
+        self.catalog = Catalog(driver)
+        self.referrers = Referrers(driver)

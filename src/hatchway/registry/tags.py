@@ -1,0 +1,66 @@
+"""Tags: a mutable name -> manifest digest link per repository."""
+
+from __future__ import annotations
+
+import contextlib
+
+from hatchway.errors import MANIFEST_UNKNOWN, NAME_UNKNOWN, HatchwayError
+from hatchway.oci.digest import Digest
+from hatchway.oci.names import validate_tag
+from hatchway.registry import layout
+from hatchway.registry.pagination import Page, paginate
+from hatchway.storage.driver import PathNotFoundError, StorageDriver
+
+
+class Tags:
+    def __init__(self, driver: StorageDriver) -> None:
+        self._driver = driver
+
+    @staticmethod
+    def validate(tag: str) -> str:
+        return validate_tag(tag)
+
+    async def get(self, name: str, tag: str) -> Digest:
+        self.validate(tag)
+        try:
+            link = await self._driver.get_content(layout.tag_current(name, tag))
+        except PathNotFoundError:
+            raise HatchwayError(MANIFEST_UNKNOWN, detail={"tag": tag}) from None
+        return Digest.parse(link.decode(errors="replace"))
+
+    async def set(self, name: str, tag: str, d: Digest) -> None:
+        await self._driver.put_content(layout.tag_index(name, tag, d), str(d).encode())
+        await self._driver.put_content(layout.tag_current(name, tag), str(d).encode())
+
+    async def delete(self, name: str, tag: str) -> None:
+        self.validate(tag)
+        try:
+            await self._driver.delete(layout.tag_dir(name, tag))
+        except PathNotFoundError:
+            raise HatchwayError(MANIFEST_UNKNOWN, detail={"tag": tag}) from None
+
+    async def all(self, name: str) -> list[str]:
+        try:
+            paths = await self._driver.list(layout.tags(name))
+        except PathNotFoundError:
+            paths = []
+        return sorted(p.rsplit("/", 1)[1] for p in paths)
+
+    async def list(self, name: str, n: int | None, last: str | None) -> Page:
+        tags = await self.all(name)
+        if not tags:
+            try:
+                await self._driver.stat(layout.manifests(name))
+            except PathNotFoundError:
+                raise HatchwayError(NAME_UNKNOWN, detail={"name": name}) from None
+        return paginate(tags, n, last)
+
+    async def untag_digest(self, name: str, d: Digest) -> None:
+        for tag in await self.all(name):
+            try:
+                current = await self.get(name, tag)
+            except HatchwayError:
+                continue
+            if current == d:
+                with contextlib.suppress(PathNotFoundError):
+                    await self._driver.delete(layout.tag_dir(name, tag))

@@ -1,0 +1,201 @@
+"""Blob upload sessions, kept in storage so any worker or replica can continue one.
+
+Data is hashed as it streams into the session's ``data`` file, so finishing an upload
+never reads the bytes again. The running hash lives in this process only; a session
+continued elsewhere (another worker, or after a restart) re-reads its data once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from hatchway.errors import (
+    BLOB_UPLOAD_INVALID,
+    BLOB_UPLOAD_UNKNOWN,
+    DIGEST_INVALID,
+    RANGE_INVALID,
+    SIZE_INVALID,
+    HatchwayError,
+)
+from hatchway.oci.digest import Digest, Hasher, new_hasher
+from hatchway.registry import layout
+from hatchway.registry.blobs import BlobStore
+from hatchway.storage.driver import FileWriter, PathNotFoundError, StorageDriver
+
+_UPLOAD_ID_RE = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
+_HASH_CACHE_SIZE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class UploadStatus:
+    upload_id: str
+    size: int
+
+
+class Uploads:
+    def __init__(self, driver: StorageDriver, blobs: BlobStore) -> None:
+        self._driver = driver
+        self._blobs = blobs
+        # upload id -> (bytes hashed, running sha256); valid only while sizes agree.
+        self._hashes: OrderedDict[str, tuple[int, Hasher]] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @staticmethod
+    def _check_id(upload_id: str) -> str:
+        if not _UPLOAD_ID_RE.match(upload_id):
+            raise HatchwayError(BLOB_UPLOAD_UNKNOWN, detail={"uuid": upload_id[:100]})
+        return upload_id
+
+    def _lock(self, upload_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(upload_id, asyncio.Lock())
+
+    async def start(self, name: str) -> UploadStatus:
+        upload_id = str(uuid.uuid4())
+        started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        await self._driver.put_content(layout.upload_started(name, upload_id), started.encode())
+        writer = await self._driver.writer(layout.upload_data(name, upload_id))
+        await writer.close()
+        self._hashes[upload_id] = (0, new_hasher())
+        return UploadStatus(upload_id, 0)
+
+    async def status(self, name: str, upload_id: str) -> UploadStatus:
+        self._check_id(upload_id)
+        try:
+            info = await self._driver.stat(layout.upload_data(name, upload_id))
+        except PathNotFoundError:
+            raise HatchwayError(BLOB_UPLOAD_UNKNOWN, detail={"uuid": upload_id}) from None
+        return UploadStatus(upload_id, info.size)
+
+    async def _hasher_at(self, name: str, upload_id: str, size: int) -> Hasher:
+        cached = self._hashes.pop(upload_id, None)
+        if cached is not None and cached[0] == size:
+            return cached[1]
+        hasher = new_hasher()
+        async for chunk in self._driver.reader(layout.upload_data(name, upload_id)):
+            hasher.update(chunk)
+        return hasher
+
+    async def _append(
+        self,
+        name: str,
+        upload_id: str,
+        body: AsyncIterator[bytes],
+        start: int | None,
+        length: int | None,
+    ) -> tuple[int, Hasher]:
+        size = (await self.status(name, upload_id)).size
+        if start is not None and start != size:
+            raise HatchwayError(
+                RANGE_INVALID,
+                "content range does not start at the end of the upload",
+                {"expected": size, "got": start},
+            )
+        hasher = await self._hasher_at(name, upload_id, size)
+        writer: FileWriter = await self._driver.writer(
+            layout.upload_data(name, upload_id), append=True
+        )
+        received = 0
+        try:
+            async for chunk in body:
+                hasher.update(chunk)
+                await writer.write(chunk)
+                received += len(chunk)
+        finally:
+            await writer.close()
+            # What reached the file is part of the upload even if the client went away:
+            # a resumed upload continues from the Range we report.
+            self._remember(upload_id, size + received, hasher)
+        if length is not None and received != length:
+            raise HatchwayError(SIZE_INVALID, detail={"expected": length, "received": received})
+        return size + received, hasher
+
+    def _remember(self, upload_id: str, size: int, hasher: Hasher) -> None:
+        self._hashes[upload_id] = (size, hasher)
+        self._hashes.move_to_end(upload_id)
+        while len(self._hashes) > _HASH_CACHE_SIZE:
+            self._hashes.popitem(last=False)
+
+    async def append(
+        self,
+        name: str,
+        upload_id: str,
+        body: AsyncIterator[bytes],
+        start: int | None = None,
+        length: int | None = None,
+    ) -> UploadStatus:
+        self._check_id(upload_id)
+        async with self._lock(upload_id):
+            size, _ = await self._append(name, upload_id, body, start, length)
+        return UploadStatus(upload_id, size)
+
+    async def finish(
+        self,
+        name: str,
+        upload_id: str,
+        expected: Digest,
+        body: AsyncIterator[bytes] | None = None,
+        start: int | None = None,
+        length: int | None = None,
+    ) -> int:
+        """Append the last bytes, verify the digest, make the blob durable and visible."""
+        self._check_id(upload_id)
+        async with self._lock(upload_id):
+            if body is not None:
+                size, hasher = await self._append(name, upload_id, body, start, length)
+            else:
+                size = (await self.status(name, upload_id)).size
+                hasher = await self._hasher_at(name, upload_id, size)
+            if expected.algorithm != "sha256":
+                hasher = new_hasher(expected.algorithm)
+                async for chunk in self._driver.reader(layout.upload_data(name, upload_id)):
+                    hasher.update(chunk)
+            actual = hasher.hexdigest()
+            if actual != expected.hex:
+                self._remember(upload_id, size, hasher)
+                raise HatchwayError(
+                    DIGEST_INVALID,
+                    detail={"expected": str(expected), "actual": f"{expected.algorithm}:{actual}"},
+                )
+            data = layout.upload_data(name, upload_id)
+            # Durable before visible: fsync the data, then rename into the content store.
+            writer = await self._driver.writer(data, append=True)
+            await writer.commit()
+            await self._blobs.ingest(data, expected)
+            await self._blobs.link(name, expected)
+            await self._drop(name, upload_id)
+        return size
+
+    async def cancel(self, name: str, upload_id: str) -> None:
+        self._check_id(upload_id)
+        async with self._lock(upload_id):
+            await self.status(name, upload_id)
+            await self._drop(name, upload_id)
+
+    async def _drop(self, name: str, upload_id: str) -> None:
+        self._hashes.pop(upload_id, None)
+        self._locks.pop(upload_id, None)
+        with contextlib.suppress(PathNotFoundError):
+            await self._driver.delete(layout.upload_dir(name, upload_id))
+
+    async def started_at(self, name: str, upload_id: str) -> float:
+        """Start time as a Unix timestamp (for purging stale sessions)."""
+        try:
+            raw = await self._driver.get_content(layout.upload_started(name, upload_id))
+            return datetime.fromisoformat(raw.decode().replace("Z", "+00:00")).timestamp()
+        except (PathNotFoundError, ValueError):
+            try:
+                return (await self._driver.stat(layout.upload_dir(name, upload_id))).modified
+            except PathNotFoundError:
+                return time.time()
+
+
+def invalid_upload(reason: str) -> HatchwayError:
+    return HatchwayError(BLOB_UPLOAD_INVALID, reason)

@@ -1,0 +1,1 @@
+"""Where bytes live: one driver interface, one module per driver."""

@@ -1,0 +1,96 @@
+"""The storage-driver interface every backend implements, and its errors.
+
+Paths are ``/``-separated keys such as ``/docker/registry/v2/blobs/sha256/ab/ab…/data``;
+a driver maps them to whatever it stores. Drivers know nothing of digests or manifests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+_PATH_RE = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
+
+
+class StorageError(Exception):
+    """A driver failure that is not the caller's fault."""
+
+
+class PathNotFoundError(StorageError):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"path not found: {path}")
+        self.path = path
+
+
+class InvalidPathError(StorageError):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"invalid storage path: {path[:200]!r}")
+        self.path = path
+
+
+def check_path(path: str) -> str:
+    """Refuse anything that is not a clean absolute key (no ``.``/``..`` components)."""
+    if not _PATH_RE.match(path) or any(part in (".", "..") for part in path.split("/")):
+        raise InvalidPathError(path)
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    path: str
+    size: int
+    modified: float
+    is_dir: bool
+
+
+class FileWriter(Protocol):
+    """An append-only writer; nothing is durable until :meth:`commit` returns."""
+
+    @property
+    def size(self) -> int: ...
+
+    async def write(self, data: bytes | memoryview) -> None: ...
+
+    async def commit(self) -> None:
+        """Flush and make durable (fsync), then close."""
+
+    async def close(self) -> None:
+        """Close without the durability guarantee; written data stays."""
+
+    async def cancel(self) -> None:
+        """Close and delete what was written."""
+
+
+class StorageDriver(Protocol):
+    name: str
+
+    async def get_content(self, path: str) -> bytes:
+        """Whole content of a small file."""
+
+    async def put_content(self, path: str, data: bytes) -> None:
+        """Replace a file's content atomically and durably: readers see old or new."""
+
+    def reader(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:
+        """Stream a file from ``offset``; raises PathNotFoundError when iterated."""
+
+    async def writer(self, path: str, append: bool = False) -> FileWriter:
+        """A writer that creates, truncates or (``append``) extends ``path``."""
+
+    async def stat(self, path: str) -> FileInfo: ...
+
+    async def list(self, path: str) -> list[str]:
+        """Full paths of the direct children of a directory."""
+
+    async def move(self, source: str, dest: str) -> None:
+        """Rename atomically, replacing ``dest``; durable when it returns."""
+
+    async def delete(self, path: str) -> None:
+        """Delete a file or a whole tree; PathNotFoundError if absent."""
+
+    async def touch(self, path: str) -> None:
+        """Mark a file as recently used (gc grace period)."""
+
+    def local_path(self, path: str) -> str | None:
+        """An OS path for zero-copy serving, or None when the driver is not local."""
