@@ -58,3 +58,17 @@ def manifest_for(config: Blob, layers: list[Blob], **extra: object) -> Blob:
 
 def errors(response: httpx.Response) -> list[str]:
     return [e["code"] for e in response.json()["errors"]]
+
+
+def start_upload(client: httpx.Client, repo: str) -> str:
+    """Open an upload session (POST, ``Content-Length: 0``) and return its Location."""
+    r = client.post(f"/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"})
+    assert r.status_code == 202, r.text
+    return r.headers["Location"]
+
+
+def range_end(response: httpx.Response) -> int:
+    """``<end>`` of the spec's ``Range: 0-<end>`` header on an upload response."""
+    start, _, end = response.headers["Range"].partition("-")
+    assert start == "0", response.headers["Range"]
+    return int(end)

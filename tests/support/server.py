@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -96,3 +97,77 @@ def start_server(
             time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"hatchway serve did not start: {log_path.read_text()}")
+
+
+def worker_pids(server: Server) -> list[int]:
+    """The pre-forked worker processes of ``server`` (its children, from Linux ``/proc``)."""
+    parent = server.process.pid
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid ...": comm may hold spaces or parentheses.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent:
+            pids.append(int(stat.parent.name))
+    return sorted(pids)
+
+
+def _socket_inode(server_port: int, client_port: int) -> str | None:
+    """Inode of the server end of the local TCP connection ``client_port`` -> ``server_port``."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if local_port == server_port and remote_port == client_port:
+                return fields[9]
+    return None
+
+
+def serving_worker(server: Server, client_port: int) -> int | None:
+    """The worker pid holding the server end of the open connection from ``client_port``.
+
+    Call it while the client's connection is still open (e.g. inside ``with httpx.Client``).
+    """
+    inode = _socket_inode(int(server.addr.rsplit(":", 1)[1]), client_port)
+    if inode is None:
+        return None
+    target = f"socket:[{inode}]"
+    for pid in worker_pids(server):
+        fd_dir = Path(f"/proc/{pid}/fd")
+        try:
+            for fd in fd_dir.iterdir():
+                try:
+                    if os.readlink(fd) == target:
+                        return pid
+                except OSError:
+                    continue
+        except OSError:
+            continue
+    return None
+
+
+def raw_request(
+    server: Server,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> httpx.Response:
+    """Send ``path`` byte for byte (no dot-segment or percent normalisation, unlike httpx)."""
+    host, port = server.addr.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return httpx.Response(
+            response.status, headers=response.getheaders(), content=response.read()
+        )
+    finally:
+        conn.close()

@@ -47,3 +47,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # The client went away or the disk failed; log without request secrets.
         log.warning("request %s %s failed: %s", request.method, request.path[:200], exc)
         return error_response(HatchwayError(UNKNOWN, "I/O error"))
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path[:200])
+        return error_response(HatchwayError(UNKNOWN))

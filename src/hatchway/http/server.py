@@ -23,6 +23,7 @@ from aiohttp import web
 from hatchway.config.model import Config
 
 log = logging.getLogger("hatchway.server")
+access_log = logging.getLogger("hatchway.access")
 
 
 def bind(config: Config) -> socket.socket:
@@ -55,7 +56,7 @@ async def _run_worker(
     config: Config, sock: socket.socket, ctx: ssl.SSLContext | None, factory: AppFactory, index: int
 ) -> None:
     app = factory(config, index)
-    runner = web.AppRunner(app, access_log=None if config.log.accesslog.disabled else log)
+    runner = web.AppRunner(app, access_log=None if config.log.accesslog.disabled else access_log)
     await runner.setup()
     site = web.SockSite(runner, sock, ssl_context=ctx)
     await site.start()

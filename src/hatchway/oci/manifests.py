@@ -99,13 +99,11 @@ def _descriptor(raw: Any, where: str) -> Descriptor:
     )
 
 
-def detect_media_type(doc: dict[str, Any], content_type: str | None) -> str:
-    """The manifest's media type: its ``mediaType`` field, else the header, else its shape."""
+def detect_media_type(doc: dict[str, Any]) -> str:
+    """The manifest's media type: its ``mediaType`` field, else known by its shape."""
     declared = doc.get("mediaType")
     if isinstance(declared, str) and declared:
         return declared
-    if content_type and content_type in mt.SUPPORTED_MANIFESTS:
-        return content_type
     # An OCI manifest or index may omit mediaType; tell them apart by their fields.
     if "manifests" in doc:
         return mt.OCI_INDEX
@@ -113,7 +111,7 @@ def detect_media_type(doc: dict[str, Any], content_type: str | None) -> str:
         return mt.OCI_MANIFEST
     if doc.get("schemaVersion") == 1:
         return mt.DOCKER_SCHEMA1_SIGNED
-    return content_type or ""
+    return ""
 
 
 def parse(body: bytes, content_type: str | None = None) -> Manifest:
@@ -125,13 +123,16 @@ def parse(body: bytes, content_type: str | None = None) -> Manifest:
     if not isinstance(doc, dict):
         raise _invalid("not a JSON object")
     declared = doc.get("mediaType")
-    if (
-        content_type in mt.SUPPORTED_MANIFESTS
-        and isinstance(declared, str)
-        and declared != content_type
-    ):
-        raise _invalid(f"mediaType {declared!r} does not match Content-Type {content_type!r}")
-    media_type = detect_media_type(doc, content_type)
+    if declared is not None and not isinstance(declared, str):
+        raise _invalid("mediaType must be a string")
+    # The type must be readable from the bytes alone, so every worker (and every later
+    # GET) serves the same Content-Type: Docker types require the field, as distribution
+    # does; an OCI manifest or index may omit it and is then known by its shape.
+    media_type = detect_media_type(doc)
+    if content_type in mt.SUPPORTED_MANIFESTS and media_type != content_type:
+        if not declared and content_type in (mt.DOCKER_MANIFEST, mt.DOCKER_MANIFEST_LIST):
+            raise _invalid(f"mediaType is required in a {content_type} manifest")
+        raise _invalid(f"mediaType {media_type!r} does not match Content-Type {content_type!r}")
     if media_type not in mt.SUPPORTED_MANIFESTS:
         raise _invalid(f"unsupported manifest media type {media_type!r}")
     if doc.get("schemaVersion") != 2:
@@ -178,4 +179,4 @@ def media_type_of(body: bytes) -> str:
         doc = json.loads(body)
     except ValueError:
         return mt.OCI_MANIFEST
-    return detect_media_type(doc, None) if isinstance(doc, dict) else mt.OCI_MANIFEST
+    return detect_media_type(doc) if isinstance(doc, dict) else mt.OCI_MANIFEST

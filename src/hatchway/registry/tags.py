@@ -44,7 +44,17 @@ class Tags:
             paths = await self._driver.list(layout.tags(name))
         except PathNotFoundError:
             paths = []
-        return sorted(p.rsplit("/", 1)[1] for p in paths)
+        # A tag's directory appears before its current link is renamed in; list only
+        # tags that resolve, so "list, then pull" never meets a half-made tag.
+        found = []
+        for path in paths:
+            tag = path.rsplit("/", 1)[1]
+            try:
+                await self._driver.stat(layout.tag_current(name, tag))
+            except PathNotFoundError:
+                continue
+            found.append(tag)
+        return sorted(found)
 
     async def list(self, name: str, n: int | None, last: str | None) -> Page:
         tags = await self.all(name)

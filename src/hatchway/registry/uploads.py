@@ -28,6 +28,7 @@ from hatchway.errors import (
 from hatchway.oci.digest import Digest, Hasher, new_hasher
 from hatchway.registry import layout
 from hatchway.registry.blobs import BlobStore
+from hatchway.registry.sink import SinkError, stream_into
 from hatchway.storage.driver import FileWriter, PathNotFoundError, StorageDriver
 
 _UPLOAD_ID_RE = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
@@ -104,15 +105,19 @@ class Uploads:
         )
         received = 0
         try:
-            async for chunk in body:
-                hasher.update(chunk)
-                await writer.write(chunk)
-                received += len(chunk)
+            received = await stream_into(body, hasher, writer)
+        except SinkError:
+            # Storage failed mid-write: forget the hash; a retry re-reads the data.
+            self._hashes.pop(upload_id, None)
+            raise
+        except BaseException:
+            # The client went away: what reached the file is part of the upload, and a
+            # resumed upload continues from the Range we report.
+            self._remember(upload_id, writer.size, hasher)
+            raise
         finally:
             await writer.close()
-            # What reached the file is part of the upload even if the client went away:
-            # a resumed upload continues from the Range we report.
-            self._remember(upload_id, size + received, hasher)
+        self._remember(upload_id, size + received, hasher)
         if length is not None and received != length:
             raise HatchwayError(SIZE_INVALID, detail={"expected": length, "received": received})
         return size + received, hasher

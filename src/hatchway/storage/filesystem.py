@@ -8,14 +8,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import shutil
+import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from hatchway.storage.driver import FileInfo, PathNotFoundError, StorageError, check_path
 
 READ_CHUNK = 1024 * 1024
+_THREAD_WRITE = 256 * 1024
+# Start disk writeback every few MiB while a blob streams in, so the fsync that makes
+# it durable at the end has little left to flush (one long stall otherwise).
+_WRITEBACK_EVERY = 16 * 1024 * 1024
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        func = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    func.restype = ctypes.c_int
+
+    def start_writeback(fd: int, offset: int, length: int) -> None:
+        func(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # advisory; errors are harmless
+
+    return start_writeback
+
+
+_start_writeback = _load_sync_file_range()
 
 
 def _fsync_dir(directory: str) -> None:
@@ -31,18 +58,29 @@ class FilesystemWriter:
         self._fd = fd
         self._path = full_path
         self._size = size
+        self._flushed = size
         self._closed = False
 
     @property
     def size(self) -> int:
         return self._size
 
-    async def write(self, data: bytes | memoryview) -> None:
+    def _write_all(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
             self._size += written
+        if _start_writeback is not None and self._size - self._flushed >= _WRITEBACK_EVERY:
+            _start_writeback(self._fd, self._flushed, self._size - self._flushed)
+            self._flushed = self._size
+
+    async def write(self, data: bytes | memoryview) -> None:
+        # Large writes go to a thread so hashing and receiving can run meanwhile.
+        if len(data) >= _THREAD_WRITE:
+            await asyncio.to_thread(self._write_all, data)
+        else:
+            self._write_all(data)
 
     async def commit(self) -> None:
         if self._closed:

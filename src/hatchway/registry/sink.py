@@ -1,0 +1,79 @@
+"""Stream a request body into storage while hashing it, in one pass over the data.
+
+Receiving, hashing and writing overlap: while the event loop receives batch N+1,
+batch N is hashed and written by two threads at once (hashlib and os.write release the
+GIL), so a large push uses both cores instead of doing the three steps in turn.
+Memory stays bounded by two batches whatever the blob size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from hatchway.oci.digest import Hasher
+from hatchway.storage.driver import FileWriter
+
+BATCH = 4 * 1024 * 1024
+
+
+class SinkError(Exception):
+    """Writing failed; ``written`` bytes reached storage and the hash is unusable."""
+
+    def __init__(self, written: int, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.written = written
+        self.cause = cause
+
+
+async def _process(hasher: Hasher, writer: FileWriter, data: bytes) -> None:
+    await asyncio.gather(asyncio.to_thread(hasher.update, data), writer.write(data))
+
+
+async def stream_into(body: AsyncIterator[bytes], hasher: Hasher, writer: FileWriter) -> int:
+    """Hash and write every byte of ``body``; return how many bytes were stored.
+
+    If the client goes away mid-body, what was received is still stored and hashed
+    (the upload resumes from there); the receive error is re-raised afterwards.
+    """
+    written = 0
+    pending: asyncio.Task[None] | None = None
+    parts: list[bytes] = []
+    buffered = 0
+
+    async def settle() -> None:
+        nonlocal pending, written
+        if pending is not None:
+            task, pending = pending, None
+            await task
+
+    async def submit(data: bytes) -> None:
+        nonlocal pending, written
+        await settle()
+        pending = asyncio.ensure_future(_process(hasher, writer, data))
+        written += len(data)
+
+    receive_error: BaseException | None = None
+    try:
+        try:
+            async for chunk in body:
+                parts.append(chunk)
+                buffered += len(chunk)
+                if buffered >= BATCH:
+                    data = parts[0] if len(parts) == 1 else b"".join(parts)
+                    parts, buffered = [], 0
+                    await submit(data)
+        except (ConnectionError, asyncio.CancelledError, OSError) as exc:
+            receive_error = exc
+        except Exception as exc:  # aiohttp's payload errors are not ConnectionErrors
+            receive_error = exc
+        if parts:
+            await submit(b"".join(parts))
+        await settle()
+    except BaseException as exc:
+        if pending is not None:
+            pending.cancel()
+        raise SinkError(writer.size, exc) from exc
+    if receive_error is not None:
+        raise receive_error
+    return written
