@@ -79,7 +79,9 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
                 child = {}
                 node[key] = child
             node = child
-        node[path[-1]] = yaml.safe_load(raw) if raw else raw
+        # Kept as text: the typed model converts "true" or "8" where a field wants it,
+        # and a path such as "/srv/reg #1" or an address "[::1]:5000" stays intact.
+        node[path[-1]] = raw
 
 
 def _format_error(exc: ValidationError, source: str) -> str:

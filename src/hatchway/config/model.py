@@ -58,9 +58,16 @@ class HTTP(Section):
     @field_validator("addr")
     @classmethod
     def _addr(cls, value: str) -> str:
-        _, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"expected HOST:PORT, got {value!r}")
+        host, sep, port = value.rpartition(":")
+        bracketed = host.startswith("[") and host.endswith("]") and len(host) > 2
+        if (
+            not sep
+            or not port.isdigit()
+            or not 0 < int(port) < 65536
+            or (":" in host and not bracketed)
+            or (host.startswith("[") != host.endswith("]"))
+        ):
+            raise ValueError(f"expected HOST:PORT (IPv6 as [::1]:PORT), got {value!r}")
         return value
 
     def host_port(self) -> tuple[str, int]:
@@ -115,8 +122,13 @@ class Log(Section):
     fields: dict[str, Any] = Field(default_factory=dict)
 
 
+def _version(value: Any) -> str:
+    # YAML reads distribution's "version: 0.1" as a float.
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 class Config(Section):
-    version: str = "0.1"
+    version: Annotated[str, BeforeValidator(_version)] = "0.1"
     log: Log = Field(default_factory=Log)
     storage: Storage = Field(default_factory=Storage)
     http: HTTP = Field(default_factory=HTTP)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 
 from hatchway.config.model import Config
 from hatchway.http import maintenance
@@ -26,27 +27,28 @@ def create_app(
     config: Config, worker: int = -1, registry: Registry | None = None
 ) -> web.Application:
     """The application for one worker; worker 0 (or the only one, -1) runs maintenance."""
-    middlewares: list[Middleware] = [error_middleware]
-    if config.http.headers:
-        middlewares.insert(0, _extra_headers(config.http.headers))
-    app = web.Application(middlewares=middlewares, handler_args={"read_bufsize": READ_BUFSIZE})
+    app = web.Application(
+        middlewares=[error_middleware], handler_args={"read_bufsize": READ_BUFSIZE}
+    )
     app[CONFIG] = config
     app[REGISTRY] = registry or build_registry(config)
     routes.setup(app)
+    app.on_response_prepare.append(_response_headers(config.http.headers))
     if worker <= 0 and config.storage.maintenance.uploadpurging.enabled:
         app.cleanup_ctx.append(maintenance.upload_purging)
     return app
 
 
-def _extra_headers(headers: dict[str, list[str]]) -> Middleware:
-    """``http.headers`` from config.yml: added to every response."""
+def _response_headers(
+    extra: dict[str, list[str]],
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """Headers on every response, also those a handler streams itself: the API
+    version distribution sends, and ``http.headers`` from config.yml."""
 
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        response = await handler(request)
-        for key, values in headers.items():
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["Docker-Distribution-API-Version"] = "registry/2.0"
+        for key, values in extra.items():
             for value in values:
                 response.headers.add(key, value)
-        return response
 
-    return middleware
+    return add

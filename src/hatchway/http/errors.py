@@ -22,7 +22,7 @@ def error_response(err: HatchwayError, headers: dict[str, str] | None = None) ->
         status=err.status,
         body=body.encode(),
         content_type="application/json",
-        headers={"Docker-Distribution-API-Version": "registry/2.0", **(headers or {})},
+        headers=headers,
     )
 
 

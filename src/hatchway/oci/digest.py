@@ -16,6 +16,8 @@ _HEX_RE = re.compile(r"^[a-f0-9]+$")
 
 
 class Hasher(Protocol):
+    @property
+    def name(self) -> str: ...
     def update(self, data: bytes | memoryview, /) -> None: ...
     def hexdigest(self) -> str: ...
     def copy(self) -> Hasher: ...
@@ -35,7 +37,7 @@ class Digest:
 
         Validation is strict because digests become storage paths.
         """
-        match = _DIGEST_RE.match(value)
+        match = _DIGEST_RE.fullmatch(value)
         if match is None:
             raise HatchwayError(DIGEST_INVALID, "invalid digest", {"digest": value[:200]})
         algorithm, encoded = match.groups()
@@ -44,7 +46,7 @@ class Digest:
             raise HatchwayError(
                 DIGEST_INVALID, "unsupported digest algorithm", {"digest": value[:200]}
             )
-        if len(encoded) != length or not _HEX_RE.match(encoded):
+        if len(encoded) != length or not _HEX_RE.fullmatch(encoded):
             raise HatchwayError(DIGEST_INVALID, "invalid digest", {"digest": value[:200]})
         return cls(algorithm, encoded)
 

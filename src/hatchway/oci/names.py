@@ -13,19 +13,23 @@ TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
 MAX_NAME_LENGTH = 255
 
 
+def is_valid_name(name: str) -> bool:
+    return len(name) <= MAX_NAME_LENGTH and NAME_RE.fullmatch(name) is not None
+
+
 def validate_name(name: str) -> str:
     """Return ``name`` if it is a valid repository name, else raise ``NAME_INVALID``.
 
     The grammar admits no ``..``, no leading ``/`` and no empty component, so a valid
     name is always safe to use as a relative storage path.
     """
-    if len(name) > MAX_NAME_LENGTH or not NAME_RE.match(name):
+    if not is_valid_name(name):
         raise HatchwayError(NAME_INVALID, "invalid repository name", {"name": name[:300]})
     return name
 
 
 def is_valid_tag(tag: str) -> bool:
-    return TAG_RE.match(tag) is not None
+    return TAG_RE.fullmatch(tag) is not None
 
 
 def validate_tag(tag: str) -> str:

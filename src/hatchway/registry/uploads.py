@@ -51,7 +51,7 @@ class Uploads:
 
     @staticmethod
     def _check_id(upload_id: str) -> str:
-        if not _UPLOAD_ID_RE.match(upload_id):
+        if not _UPLOAD_ID_RE.fullmatch(upload_id):
             raise HatchwayError(BLOB_UPLOAD_UNKNOWN, detail={"uuid": upload_id[:100]})
         return upload_id
 
@@ -158,13 +158,15 @@ class Uploads:
             else:
                 size = (await self.status(name, upload_id)).size
                 hasher = await self._hasher_at(name, upload_id, size)
-            if expected.algorithm != "sha256":
+            self._remember(upload_id, size, hasher)
+            if expected.algorithm != hasher.name:
+                # Another algorithm (sha512) needs its own pass; the running sha256
+                # stays cached for a retry with the other digest.
                 hasher = new_hasher(expected.algorithm)
                 async for chunk in self._driver.reader(layout.upload_data(name, upload_id)):
                     hasher.update(chunk)
             actual = hasher.hexdigest()
             if actual != expected.hex:
-                self._remember(upload_id, size, hasher)
                 raise HatchwayError(
                     DIGEST_INVALID,
                     detail={"expected": str(expected), "actual": f"{expected.algorithm}:{actual}"},

@@ -32,7 +32,7 @@ class InvalidPathError(StorageError):
 
 def check_path(path: str) -> str:
     """Refuse anything that is not a clean absolute key (no ``.``/``..`` components)."""
-    if not _PATH_RE.match(path) or any(part in (".", "..") for part in path.split("/")):
+    if not _PATH_RE.fullmatch(path) or any(part in (".", "..") for part in path.split("/")):
         raise InvalidPathError(path)
     return path
 

@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import os
 import shutil
+import stat
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -104,10 +105,33 @@ class FilesystemDriver:
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
-        os.makedirs(self.root, exist_ok=True)
+        # Scratch space for atomic writes and deletes, on the same filesystem so rename
+        # is atomic. "~" can never appear in a key, so it never collides with data.
+        self._scratch = os.path.join(self.root, "~tmp")
+        os.makedirs(self._scratch, exist_ok=True)
 
     def _full(self, path: str) -> str:
         return self.root + check_path(path)
+
+    def _scratch_name(self) -> str:
+        return os.path.join(self._scratch, uuid.uuid4().hex)
+
+    def _makedirs(self, directory: str) -> None:
+        """Create missing directories, fsyncing each parent so the new entries survive."""
+        missing = []
+        while not os.path.isdir(directory):
+            missing.append(directory)
+            directory = os.path.dirname(directory)
+        for new in reversed(missing):
+            try:
+                os.mkdir(new, 0o755)
+            except FileExistsError:
+                if not os.path.isdir(new):
+                    raise StorageError(f"{new[len(self.root) :]} is a file") from None
+                continue
+            except NotADirectoryError:
+                raise StorageError(f"a parent of {new[len(self.root) :]} is a file") from None
+            _fsync_dir(os.path.dirname(new))
 
     def local_path(self, path: str) -> str | None:
         return self._full(path)
@@ -122,16 +146,22 @@ class FilesystemDriver:
     async def put_content(self, path: str, data: bytes) -> None:
         full = self._full(path)
         directory = os.path.dirname(full)
-        os.makedirs(directory, exist_ok=True)
-        tmp = f"{full}~tmp-{uuid.uuid4().hex}"
+        self._makedirs(directory)
+        tmp = self._scratch_name()
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
-                os.write(fd, data)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
                 await asyncio.to_thread(os.fsync, fd)
             finally:
                 os.close(fd)
             os.replace(tmp, full)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise StorageError(f"cannot write {path}: {exc.strerror}") from None
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -152,9 +182,12 @@ class FilesystemDriver:
 
     async def writer(self, path: str, append: bool = False) -> FilesystemWriter:
         full = self._full(path)
-        os.makedirs(os.path.dirname(full), exist_ok=True)
+        self._makedirs(os.path.dirname(full))
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-        fd = os.open(full, flags, 0o644)
+        try:
+            fd = os.open(full, flags, 0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot open {path} for writing: {exc.strerror}") from None
         return FilesystemWriter(fd, full, os.fstat(fd).st_size)
 
     async def stat(self, path: str) -> FileInfo:
@@ -162,7 +195,7 @@ class FilesystemDriver:
             st = os.stat(self._full(path))
         except (FileNotFoundError, NotADirectoryError):
             raise PathNotFoundError(path) from None
-        is_dir = os.path.isdir(self._full(path))
+        is_dir = stat.S_ISDIR(st.st_mode)
         return FileInfo(path, 0 if is_dir else st.st_size, st.st_mtime, is_dir)
 
     async def list(self, path: str) -> list[str]:
@@ -172,7 +205,6 @@ class FilesystemDriver:
             names = os.listdir(full)
         except (FileNotFoundError, NotADirectoryError):
             raise PathNotFoundError(path) from None
-        # Names with "~" (never valid in a key) are temp files of put_content or delete.
         return [f"{base}/{n}" for n in names if "~" not in n]
 
     async def move(self, source: str, dest: str) -> None:
@@ -180,7 +212,7 @@ class FilesystemDriver:
         if not os.path.exists(src_full):
             raise PathNotFoundError(source)
         directory = os.path.dirname(dest_full)
-        os.makedirs(directory, exist_ok=True)
+        self._makedirs(directory)
         try:
             os.replace(src_full, dest_full)
         except OSError as exc:
@@ -191,8 +223,8 @@ class FilesystemDriver:
         full = self._full(path)
         try:
             if os.path.isdir(full) and not os.path.islink(full):
-                # Rename first so a reader never sees a half-deleted tree.
-                doomed = f"{full}~tmp-{uuid.uuid4().hex}"
+                # Move the tree out first so a reader never sees it half deleted.
+                doomed = self._scratch_name()
                 os.rename(full, doomed)
                 await asyncio.to_thread(shutil.rmtree, doomed, True)
             else:
@@ -203,5 +235,5 @@ class FilesystemDriver:
     async def touch(self, path: str) -> None:
         try:
             os.utime(self._full(path))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise PathNotFoundError(path) from None

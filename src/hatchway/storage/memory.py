@@ -5,78 +5,100 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from hatchway.storage.driver import FileInfo, PathNotFoundError, check_path
+from hatchway.storage.driver import FileInfo, PathNotFoundError, StorageError, check_path
 
 _CHUNK = 1024 * 1024
 
 
 class MemoryWriter:
-    def __init__(self, driver: MemoryDriver, path: str, initial: bytes) -> None:
+    def __init__(self, driver: MemoryDriver, path: str, buf: bytearray) -> None:
         self._driver = driver
         self._path = path
-        self._buf = bytearray(initial)
-        driver._files[path] = (bytes(self._buf), time.time())
+        self._buf = buf
+        self._closed = False
 
     @property
     def size(self) -> int:
         return len(self._buf)
 
     async def write(self, data: bytes | memoryview) -> None:
-        self._buf += data
-        self._driver._files[self._path] = (bytes(self._buf), time.time())
+        if self._closed:
+            raise StorageError("write to a closed writer")
+        self._buf += data  # in place: appending never copies what is already stored
+        self._driver._mtimes[self._path] = time.time()
 
     async def commit(self) -> None:
         await self.close()
 
     async def close(self) -> None:
-        self._driver._files[self._path] = (bytes(self._buf), time.time())
+        self._closed = True
 
     async def cancel(self) -> None:
-        self._driver._files.pop(self._path, None)
+        if not self._closed:
+            self._closed = True
+            self._driver._files.pop(self._path, None)
+            self._driver._mtimes.pop(self._path, None)
 
 
 class MemoryDriver:
     name = "inmemory"
 
     def __init__(self) -> None:
-        self._files: dict[str, tuple[bytes, float]] = {}
+        self._files: dict[str, bytearray] = {}
+        self._mtimes: dict[str, float] = {}
 
-    def _get(self, path: str) -> tuple[bytes, float]:
+    def _get(self, path: str) -> bytearray:
         try:
             return self._files[check_path(path)]
         except KeyError:
             raise PathNotFoundError(path) from None
 
     def _is_dir(self, path: str) -> bool:
-        prefix = check_path(path) + "/"
+        prefix = "/" if path == "/" else path + "/"
         return any(p.startswith(prefix) for p in self._files)
+
+    def _check_file_slot(self, path: str) -> None:
+        """A key is a file or a directory, never both, as on a filesystem."""
+        check_path(path)
+        if self._is_dir(path):
+            raise StorageError(f"{path} is a directory")
+        parent = path.rsplit("/", 1)[0]
+        while parent:
+            if parent in self._files:
+                raise StorageError(f"{parent} is a file")
+            parent = parent.rsplit("/", 1)[0]
+
+    def _set(self, path: str, data: bytearray) -> None:
+        self._check_file_slot(path)
+        self._files[path] = data
+        self._mtimes[path] = time.time()
 
     def local_path(self, path: str) -> str | None:
         return None
 
     async def get_content(self, path: str) -> bytes:
-        return self._get(path)[0]
+        return bytes(self._get(path))
 
     async def put_content(self, path: str, data: bytes) -> None:
-        self._files[check_path(path)] = (bytes(data), time.time())
+        self._set(path, bytearray(data))
 
     async def reader(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:
-        data = self._get(path)[0]
+        data = self._get(path)
         for start in range(offset, len(data), _CHUNK):
-            yield data[start : start + _CHUNK]
+            yield bytes(data[start : start + _CHUNK])
 
     async def writer(self, path: str, append: bool = False) -> MemoryWriter:
-        check_path(path)
-        initial = self._files.get(path, (b"", 0.0))[0] if append else b""
-        return MemoryWriter(self, path, initial)
+        existing = self._files.get(check_path(path))
+        buf = existing if append and existing is not None else bytearray()
+        self._set(path, buf)
+        return MemoryWriter(self, path, buf)
 
     async def stat(self, path: str) -> FileInfo:
         if check_path(path) in self._files:
-            data, modified = self._files[path]
-            return FileInfo(path, len(data), modified, False)
+            return FileInfo(path, len(self._files[path]), self._mtimes[path], False)
         if self._is_dir(path):
             prefix = path + "/"
-            newest = max(m for p, (_, m) in self._files.items() if p.startswith(prefix))
+            newest = max(m for p, m in self._mtimes.items() if p.startswith(prefix))
             return FileInfo(path, 0, newest, True)
         raise PathNotFoundError(path)
 
@@ -85,14 +107,21 @@ class MemoryDriver:
         children = {
             prefix + p[len(prefix) :].split("/", 1)[0] for p in self._files if p.startswith(prefix)
         }
-        if not children:
+        if not children and path != "/":
             raise PathNotFoundError(path)
         return sorted(children)
 
     async def move(self, source: str, dest: str) -> None:
-        entry = self._get(source)
-        self._files[check_path(dest)] = entry
+        data = self._get(source)
+        if check_path(dest) == source:
+            return
         del self._files[source]
+        del self._mtimes[source]
+        try:
+            self._set(dest, data)
+        except StorageError:
+            self._set(source, data)
+            raise
 
     async def delete(self, path: str) -> None:
         prefix = check_path(path) + "/"
@@ -101,7 +130,8 @@ class MemoryDriver:
             raise PathNotFoundError(path)
         for p in doomed:
             del self._files[p]
+            del self._mtimes[p]
 
     async def touch(self, path: str) -> None:
-        data, _ = self._get(path)
-        self._files[path] = (data, time.time())
+        self._get(path)
+        self._mtimes[path] = time.time()

@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from multidict import CIMultiDict
 
 from hatchway.http.oci.common import registry, require_delete
 from hatchway.oci.digest import Digest
+
+
+def _ignorable_range_removed(request: web.Request) -> web.Request:
+    """RFC 9110: a Range with another unit, or several ranges, is ignored (200), not 416."""
+    raw = request.headers.get("Range")
+    if raw is None:
+        return request
+    unit, _, spec = raw.partition("=")
+    if unit.strip().lower() == "bytes" and "," not in spec:
+        return request
+    headers = CIMultiDict(request.headers)
+    del headers["Range"]
+    return request.clone(headers=headers)
+
+
+class _BlobFileResponse(web.FileResponse):
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if isinstance(request, web.Request):
+            request = _ignorable_range_removed(request)
+        return await super().prepare(request)
 
 
 async def get(request: web.Request, name: str, digest: str) -> web.StreamResponse:
@@ -20,7 +42,7 @@ async def get(request: web.Request, name: str, digest: str) -> web.StreamRespons
     }
     if info.local_path is not None:
         # Zero-copy: aiohttp uses sendfile(2) and handles Range/HEAD itself.
-        return web.FileResponse(info.local_path, headers=headers)
+        return _BlobFileResponse(info.local_path, headers=headers)
     headers["Content-Length"] = str(info.size)
     response = web.StreamResponse(headers=headers)
     await response.prepare(request)

@@ -12,7 +12,8 @@ from hatchway.http.state import REGISTRY
 from hatchway.registry.service import Registry
 from hatchway.registry.uploads import invalid_upload
 
-_CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+# At most 19 digits: every offset fits in 63 bits, and int() never meets a huge string.
+_CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?(\d{1,19})-(\d{1,19})(?:/(?:\d{1,19}|\*))?")
 
 
 def registry(request: web.Request) -> Registry:
@@ -34,13 +35,22 @@ def content_range(request: web.Request) -> tuple[int, int] | None:
     raw = request.headers.get("Content-Range")
     if raw is None:
         return None
-    match = _CONTENT_RANGE_RE.match(raw.strip())
+    match = _CONTENT_RANGE_RE.fullmatch(raw.strip())
     if match is None:
         raise invalid_upload("malformed Content-Range")
     start, end = int(match.group(1)), int(match.group(2))
     if end < start:
         raise invalid_upload("Content-Range end precedes start")
     return start, end
+
+
+def checked_range(request: web.Request) -> tuple[int, int] | None:
+    """The Content-Range of a PATCH or PUT, checked against Content-Length."""
+    rng = content_range(request)
+    length = request.content_length
+    if rng is not None and length is not None and rng[1] - rng[0] + 1 != length:
+        raise invalid_upload("Content-Range does not match Content-Length")
+    return rng
 
 
 def body(request: web.Request) -> AsyncIterator[bytes]:

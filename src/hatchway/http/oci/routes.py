@@ -50,11 +50,9 @@ _ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
     (re.compile(r"^(?P<name>.+)/referrers/(?P<digest>[^/]+)$"), {"GET": referrers.get}),
 ]
 
-API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
-
 
 async def base(request: web.Request) -> web.StreamResponse:
-    return web.json_response({}, headers=API_VERSION)
+    return web.json_response({})
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -64,7 +62,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             raise HatchwayError(UNSUPPORTED, "method not allowed")
         return await listing.catalog(request)
     for pattern, methods in _ROUTES:
-        match = pattern.match(tail)
+        match = pattern.fullmatch(tail)
         if match is None:
             continue
         handler = methods.get(request.method)
@@ -72,9 +70,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             raise HatchwayError(UNSUPPORTED, "method not allowed", {"allowed": sorted(methods)})
         params = match.groupdict()
         validate_name(params["name"])
-        response = await handler(request, **params)
-        response.headers.update(API_VERSION)
-        return response
+        return await handler(request, **params)
     raise HatchwayError(NOT_FOUND, detail={"path": request.path[:200]})
 
 

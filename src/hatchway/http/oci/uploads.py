@@ -5,10 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from hatchway.errors import DIGEST_INVALID, HatchwayError
-from hatchway.http.oci.common import body, content_range, registry, upload_headers
+from hatchway.http.oci.common import body, checked_range, registry, upload_headers
 from hatchway.oci.digest import Digest
-from hatchway.oci.names import NAME_RE
-from hatchway.registry.uploads import invalid_upload
+from hatchway.oci.names import is_valid_name
 
 
 def _created(name: str, d: Digest) -> web.Response:
@@ -36,7 +35,7 @@ async def start(request: web.Request, name: str) -> web.StreamResponse:
         # Only from a repository the blob is linked in; otherwise a normal upload.
         if (
             source
-            and NAME_RE.match(source)
+            and is_valid_name(source)
             and await reg.blobs.is_linked(source, d)
             and await reg.blobs.exists(d)
         ):
@@ -64,10 +63,8 @@ async def status(request: web.Request, name: str, upload_id: str) -> web.StreamR
 
 
 async def patch(request: web.Request, name: str, upload_id: str) -> web.StreamResponse:
-    rng = content_range(request)
+    rng = checked_range(request)
     length = request.content_length
-    if rng is not None and length is not None and rng[1] - rng[0] + 1 != length:
-        raise invalid_upload("Content-Range does not match Content-Length")
     st = await registry(request).uploads.append(
         name, upload_id, body(request), rng[0] if rng else None, length
     )
@@ -79,7 +76,7 @@ async def finish(request: web.Request, name: str, upload_id: str) -> web.StreamR
     if not raw:
         raise HatchwayError(DIGEST_INVALID, "digest query parameter is required")
     d = Digest.parse(raw)
-    rng = content_range(request)
+    rng = checked_range(request)
     length = request.content_length
     has_body = (length or 0) > 0 or request.headers.get("Transfer-Encoding") == "chunked"
     await registry(request).uploads.finish(
