@@ -83,22 +83,25 @@ def run_worker(
     asyncio.run(_run_worker(config, sock, ctx, factory, index))
 
 
-def serve(config: Config, factory: AppFactory, workers: int) -> None:
-    sock = bind(config)
-    ctx = tls_context(config)
-    if workers <= 1:
-        run_worker(config, sock, ctx, factory, -1)
-        return
-    children: dict[int, int] = {}
+class _Supervisor:
+    """Forks the workers, restarts one that dies, stops them all on a signal."""
 
-    def spawn(index: int) -> None:
+    def __init__(self, run: Callable[[int], None], workers: int) -> None:
+        self._run = run
+        self._workers = workers
+        self._children: dict[int, tuple[int, float]] = {}
+        self._stopping = False
+        self._quick_deaths = 0
+        self.exit_code = 0
+
+    def _spawn(self, index: int) -> None:
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             code = 0
             try:
-                run_worker(config, sock, ctx, factory, index)
+                self._run(index)
             except BaseException:
                 log.exception("worker %d crashed", index)
                 code = 1
@@ -106,30 +109,52 @@ def serve(config: Config, factory: AppFactory, workers: int) -> None:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
-        children[pid] = index
+        self._children[pid] = (index, time.monotonic())
 
-    stopping = False
-
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for pid in list(children):
+    def stop(self, signum: int = signal.SIGTERM, frame: object = None) -> None:
+        self._stopping = True
+        for pid in list(self._children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for index in range(workers):
-        spawn(index)
-    while children:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
-        except InterruptedError:
-            continue
-        index = children.pop(pid, -1)
-        if not stopping and index >= 0:
-            log.error("worker %d exited (status %d); restarting", index, status)
-            time.sleep(0.2)
-            spawn(index)
+    def _reap(self, pid: int, status: int) -> None:
+        index, started = self._children.pop(pid, (-1, 0.0))
+        if self._stopping or index < 0:
+            return
+        # A worker that keeps dying at once (bad storage, bad certificate) would be
+        # restarted forever; give up instead and let the operator see why.
+        self._quick_deaths = self._quick_deaths + 1 if time.monotonic() - started < 2 else 0
+        if self._quick_deaths >= 5:
+            log.error("workers keep failing at start; stopping")
+            self.exit_code = 1
+            self.stop()
+            return
+        log.error("worker %d exited (status %d); restarting", index, status)
+        time.sleep(0.2)
+        self._spawn(index)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        for index in range(self._workers):
+            self._spawn(index)
+        while self._children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            self._reap(pid, status)
+        return self.exit_code
+
+
+def serve(config: Config, factory: AppFactory, workers: int) -> None:
+    sock = bind(config)
+    ctx = tls_context(config)
+    if workers <= 1:
+        run_worker(config, sock, ctx, factory, -1)
+        return
+    code = _Supervisor(lambda index: run_worker(config, sock, ctx, factory, index), workers).run()
+    if code:
+        raise SystemExit(code)

@@ -10,8 +10,9 @@ import typer
 
 from hatchway.cli.common import ConfigOption, DataOption, fail, load_config, setup_logging
 from hatchway.config.model import Config
-from hatchway.http.app import create_app
+from hatchway.http.app import build_registry, create_app
 from hatchway.http.server import serve as run_server
+from hatchway.storage.driver import StorageError
 
 log = logging.getLogger("hatchway")
 
@@ -50,6 +51,11 @@ def serve(
     cfg = load_config(config, data, **{"http.addr": addr, "http.workers": workers})
     setup_logging(cfg)
     count = cfg.http.workers or os.cpu_count() or 1
+    try:
+        # Fail fast in the supervisor on unusable storage rather than in every worker.
+        build_registry(cfg)
+    except (OSError, StorageError) as exc:
+        raise fail(f"storage is not usable: {exc}") from None
     try:
         typer.echo(_banner(cfg, count), err=True)
         run_server(cfg, create_app, count)
