@@ -26,15 +26,22 @@ log = logging.getLogger("hatchway.server")
 access_log = logging.getLogger("hatchway.access")
 
 
-def bind(config: Config) -> socket.socket:
+def bind(config: Config, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
     host, port = config.http.host_port()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(1024)
+    if listen:
+        sock.listen(1024)
     sock.setblocking(False)
     return sock
+
+
+def _reuse_port_supported() -> bool:
+    return hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
 
 
 def tls_context(config: Config) -> ssl.SSLContext | None:
@@ -150,11 +157,27 @@ class _Supervisor:
 
 
 def serve(config: Config, factory: AppFactory, workers: int) -> None:
-    sock = bind(config)
     ctx = tls_context(config)
     if workers <= 1:
-        run_worker(config, sock, ctx, factory, -1)
+        run_worker(config, bind(config), ctx, factory, -1)
         return
-    code = _Supervisor(lambda index: run_worker(config, sock, ctx, factory, index), workers).run()
+    if _reuse_port_supported():
+        # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads
+        # connections evenly; with one shared socket, whichever worker wakes first
+        # takes them all. The supervisor's bound (not listening) socket holds the
+        # port and reports "address in use" before anything forks.
+        holder = bind(config, reuse_port=True, listen=False)
+
+        def run(index: int) -> None:
+            holder.close()
+            run_worker(config, bind(config, reuse_port=True), ctx, factory, index)
+
+    else:
+        shared = bind(config)
+
+        def run(index: int) -> None:
+            run_worker(config, shared, ctx, factory, index)
+
+    code = _Supervisor(run, workers).run()
     if code:
         raise SystemExit(code)

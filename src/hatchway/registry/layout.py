@@ -8,9 +8,9 @@ served by hatchway as it is (and back). Under ``/docker/registry/v2``::
         _layers/<alg>/<hex>/link                           blob is part of <name> (content: digest)
         _manifests/revisions/<alg>/<hex>/link              manifest is part of <name>
         _manifests/tags/<tag>/current/link                 tag -> manifest digest
-        _manifests/tags/<tag>/index/<alg>/<hex>/link       digests the tag has pointed to
         _uploads/<uuid>/data                               upload in progress
         _uploads/<uuid>/startedat                          RFC 3339 start time
+        _uploads/<uuid>/hashstates/<alg>/<offset>          hatchway: saved hash state
         _referrers/<alg>/<subject-hex>/<alg>-<hex>         hatchway: referrer descriptor (JSON)
 
 A blob or manifest is visible through a repository only once its link exists, and a link
@@ -74,10 +74,6 @@ def tag_current(name: str, tag: str) -> str:
     return f"{REPOSITORIES}/{name}/_manifests/tags/{tag}/current/link"
 
 
-def tag_index(name: str, tag: str, d: Digest) -> str:
-    return f"{REPOSITORIES}/{name}/_manifests/tags/{tag}/index/{d.algorithm}/{d.hex}/link"
-
-
 def uploads(name: str) -> str:
     return f"{REPOSITORIES}/{name}/_uploads"
 
@@ -92,6 +88,10 @@ def upload_data(name: str, upload_id: str) -> str:
 
 def upload_started(name: str, upload_id: str) -> str:
     return f"{REPOSITORIES}/{name}/_uploads/{upload_id}/startedat"
+
+
+def upload_hashstate(name: str, upload_id: str, offset: int) -> str:
+    return f"{REPOSITORIES}/{name}/_uploads/{upload_id}/hashstates/sha256/{offset}"
 
 
 def referrers(name: str, subject: Digest) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections import OrderedDict
@@ -132,17 +133,22 @@ class Manifests:
         else:
             tag = self._tags.validate(reference)
         await self._check_references(name, manifest)
-        await self._blobs.put_small(d, body)
-        for desc in manifest.blobs():
-            await self._driver.touch(layout.blob_data(desc.digest))
-        if not await self.has_revision(name, d):
-            await self._driver.put_content(layout.revision_link(name, d), str(d).encode())
+        # Content, revision link, referrer entry and gc marks are independent, so their
+        # fsyncs run at once. A revision link that lands before its content only answers
+        # MANIFEST_UNKNOWN for a moment; the tag, the name clients use, comes last.
+        steps = [self._blobs.put_small(d, body), self._link_revision(name, d)]
+        steps += [self._driver.touch(layout.blob_data(desc.digest)) for desc in manifest.blobs()]
         if manifest.subject is not None:
-            await self._add_referrer(name, d, body, manifest)
+            steps.append(self._add_referrer(name, d, body, manifest))
+        await asyncio.gather(*steps)
         if tag is not None:
             await self._tags.set(name, tag, d)
         self._cache.put(StoredManifest(d, manifest.media_type, body))
         return PutResult(d, manifest.subject.digest if manifest.subject else None)
+
+    async def _link_revision(self, name: str, d: Digest) -> None:
+        if not await self.has_revision(name, d):
+            await self._driver.put_content(layout.revision_link(name, d), str(d).encode())
 
     async def _add_referrer(self, name: str, d: Digest, body: bytes, m: Manifest) -> None:
         assert m.subject is not None

@@ -11,10 +11,14 @@ from hatchway.registry import layout
 from hatchway.registry.pagination import Page, paginate
 from hatchway.storage.driver import PathNotFoundError, StorageDriver
 
+_CONFIRMED_REPOSITORIES = 4096
+
 
 class Tags:
     def __init__(self, driver: StorageDriver) -> None:
         self._driver = driver
+        # repository -> tags known to be complete (insertion order = recency)
+        self._confirmed: dict[str, set[str]] = {}
 
     @staticmethod
     def validate(tag: str) -> str:
@@ -29,7 +33,8 @@ class Tags:
         return Digest.parse(link.decode(errors="replace"))
 
     async def set(self, name: str, tag: str, d: Digest) -> None:
-        await self._driver.put_content(layout.tag_index(name, tag, d), str(d).encode())
+        # distribution also keeps tags/<tag>/index/ history; nothing reads it, so
+        # hatchway saves the extra durable write per push.
         await self._driver.put_content(layout.tag_current(name, tag), str(d).encode())
 
     async def delete(self, name: str, tag: str) -> None:
@@ -45,16 +50,21 @@ class Tags:
         except PathNotFoundError:
             paths = []
         # A tag's directory appears before its current link is renamed in; list only
-        # tags that resolve, so "list, then pull" never meets a half-made tag.
-        found = []
-        for path in paths:
-            tag = path.rsplit("/", 1)[1]
+        # tags that resolve, so "list, then pull" never meets a half-made tag. A tag
+        # seen complete once stays complete until its directory goes, so only names
+        # new to this process need the extra stat.
+        listed = {path.rsplit("/", 1)[1] for path in paths}
+        confirmed = self._confirmed.pop(name, set()) & listed
+        for tag in listed - confirmed:
             try:
                 await self._driver.stat(layout.tag_current(name, tag))
             except PathNotFoundError:
                 continue
-            found.append(tag)
-        return sorted(found)
+            confirmed.add(tag)
+        self._confirmed[name] = confirmed
+        while len(self._confirmed) > _CONFIRMED_REPOSITORIES:
+            self._confirmed.pop(next(iter(self._confirmed)))
+        return sorted(confirmed)
 
     async def list(self, name: str, n: int | None, last: str | None) -> Page:
         tags = await self.all(name)

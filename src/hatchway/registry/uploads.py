@@ -26,6 +26,8 @@ from hatchway.errors import (
     HatchwayError,
 )
 from hatchway.oci.digest import Digest, Hasher, new_hasher
+from hatchway.oci.hashstate import ResumableSha256
+from hatchway.oci.hashstate import available as hashstate_available
 from hatchway.registry import layout
 from hatchway.registry.blobs import BlobStore
 from hatchway.registry.sink import SinkError, stream_into
@@ -33,6 +35,10 @@ from hatchway.storage.driver import FileWriter, PathNotFoundError, StorageDriver
 
 _UPLOAD_ID_RE = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
 _HASH_CACHE_SIZE = 1024
+
+
+def _session_hasher() -> Hasher:
+    return ResumableSha256() if hashstate_available() else new_hasher()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +64,24 @@ class Uploads:
     def _lock(self, upload_id: str) -> asyncio.Lock:
         return self._locks.setdefault(upload_id, asyncio.Lock())
 
+    async def _save_state(
+        self, name: str, upload_id: str, before: int, after: int, hasher: Hasher
+    ) -> None:
+        if not isinstance(hasher, ResumableSha256) or before == after:
+            return
+        await self._driver.put_content(
+            layout.upload_hashstate(name, upload_id, after), hasher.state()
+        )
+        with contextlib.suppress(PathNotFoundError):
+            await self._driver.delete(layout.upload_hashstate(name, upload_id, before))
+
     async def start(self, name: str) -> UploadStatus:
         upload_id = str(uuid.uuid4())
         started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         await self._driver.put_content(layout.upload_started(name, upload_id), started.encode())
         writer = await self._driver.writer(layout.upload_data(name, upload_id))
         await writer.close()
-        self._hashes[upload_id] = (0, new_hasher())
+        self._hashes[upload_id] = (0, _session_hasher())
         return UploadStatus(upload_id, 0)
 
     async def status(self, name: str, upload_id: str) -> UploadStatus:
@@ -79,7 +96,16 @@ class Uploads:
         cached = self._hashes.pop(upload_id, None)
         if cached is not None and cached[0] == size:
             return cached[1]
-        hasher = new_hasher()
+        # Another worker (or a restart) took the previous request: resume from the
+        # state it saved, else hash again what the session holds.
+        try:
+            saved = await self._driver.get_content(layout.upload_hashstate(name, upload_id, size))
+            restored = ResumableSha256.from_state(saved)
+            if restored is not None:
+                return restored
+        except PathNotFoundError:
+            pass
+        hasher = _session_hasher()
         async for chunk in self._driver.reader(layout.upload_data(name, upload_id)):
             hasher.update(chunk)
         return hasher
@@ -138,7 +164,9 @@ class Uploads:
     ) -> UploadStatus:
         self._check_id(upload_id)
         async with self._lock(upload_id):
-            size, _ = await self._append(name, upload_id, body, start, length)
+            before = (await self.status(name, upload_id)).size
+            size, hasher = await self._append(name, upload_id, body, start, length)
+            await self._save_state(name, upload_id, before, size, hasher)
         return UploadStatus(upload_id, size)
 
     async def finish(
