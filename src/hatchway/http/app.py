@@ -14,7 +14,7 @@ from hatchway.http.state import CONFIG, REGISTRY
 from hatchway.registry.service import Registry
 from hatchway.storage import drivers
 
-READ_BUFSIZE = 4 * 1024 * 1024
+READ_BUFSIZE = 1024 * 1024
 
 
 def build_registry(config: Config) -> Registry:

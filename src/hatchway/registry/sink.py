@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from hatchway.oci.digest import Hasher
 from hatchway.storage.driver import FileWriter
 
-BATCH = 4 * 1024 * 1024
+BATCH = 1024 * 1024
 
 
 class SinkError(Exception):
