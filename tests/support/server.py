@@ -17,6 +17,9 @@ import httpx
 HATCHWAY = str(Path(sys.executable).with_name("hatchway"))
 
 
+OPEN_CONFIG = "version: 0.1\nstorage:\n  delete:\n    enabled: true\n"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -61,8 +64,14 @@ def start_server(
     args: list[str] | None = None,
     scheme: str = "http",
     data: Path | None = None,
+    embedded_defaults: bool = False,
 ) -> Server:
+    """Start ``hatchway serve``. With no ``config`` it runs with a config file that has no
+    ``auth`` section (open, as the registry tests need); ``embedded_defaults`` runs it
+    with no ``--config`` at all (secure by default: token auth, admin account)."""
     port = free_port()
+    if config is None and not embedded_defaults:
+        config = OPEN_CONFIG
     data = data or tmp / "data"
     cmd = [
         HATCHWAY,
@@ -91,7 +100,7 @@ def start_server(
         if process.poll() is not None:
             raise RuntimeError(f"hatchway serve exited: {log_path.read_text()}")
         try:
-            if httpx.get(url + "/v2/", timeout=1, verify=False).status_code == 200:
+            if httpx.get(url + "/v2/", timeout=1, verify=False).status_code in (200, 401):
                 return Server(url, data, process, log_path)
         except httpx.HTTPError:
             time.sleep(0.05)

@@ -82,7 +82,12 @@ def test_no_file_gives_embedded_defaults() -> None:
     assert config.http.host_port() == ("127.0.0.1", 5000)
     assert config.storage.driver() == ("filesystem", {"rootdirectory": "./hatchway-data"})
     assert config.http.tls is None
-    assert config.auth is None
+    # Secure by default: the built-in token service.
+    assert config.auth_mode == "token"
+    assert config.auth is not None
+    assert config.auth.token is not None
+    assert config.auth.token.service == "hatchway"
+    assert config.auth.token.expiration == 300
     assert config.log.level == "info"
     assert config.storage.maintenance.uploadpurging.age == 168 * 3600
 
@@ -229,14 +234,33 @@ def test_durations_in_a_file(tmp_path: Path) -> None:
     assert "storage.maintenance.uploadpurging.age" in message
 
 
-def test_auth_section_is_a_clear_error(tmp_path: Path) -> None:
-    for auth in (
-        "auth:\n  htpasswd:\n    realm: basic-realm\n    path: /auth/htpasswd\n",
-        "auth:\n  token:\n    realm: https://auth/token\n    service: registry\n",
-    ):
-        message = config_error(tmp_path, auth)
-        assert "auth" in message
-        assert "not implemented" in message
+def test_auth_sections_load_in_distribution_shape(tmp_path: Path) -> None:
+    htpasswd = load_text(
+        tmp_path, "auth:\n  htpasswd:\n    realm: basic-realm\n    path: /auth/htpasswd\n"
+    )
+    assert htpasswd.auth_mode == "htpasswd"
+    assert htpasswd.auth is not None
+    assert htpasswd.auth.htpasswd is not None
+    assert htpasswd.auth.htpasswd.path == "/auth/htpasswd"
+    token = load_text(
+        tmp_path,
+        "auth:\n  token:\n    realm: https://auth/token\n    service: registry\n"
+        "    issuer: auth-server\n    rootcertbundle: /certs/bundle.pem\n",
+    )
+    assert token.auth_mode == "token"
+    assert token.auth is not None
+    assert token.auth.token is not None
+    assert token.auth.token.external
+    assert load_text(tmp_path, "version: 0.1\n").auth_mode == "none"
+
+
+def test_auth_section_errors_name_the_key(tmp_path: Path) -> None:
+    message = config_error(tmp_path, "auth:\n  token:\n    expiration: 10\n")
+    assert "auth.token.expiration" in message
+    message = config_error(tmp_path, "auth:\n  htpasswd:\n    realm: r\n")
+    assert "auth.htpasswd.path" in message
+    message = config_error(tmp_path, "auth:\n  silly: {}\n")
+    assert "auth.silly" in message
 
 
 # -- environment ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hatchway import __version__
-from hatchway.cli.commands import gc, serve
+from hatchway.cli.commands import access, gc, group, keys, serve, token, user
 
 app = typer.Typer(
     name="hatchway",
@@ -16,6 +16,11 @@ app = typer.Typer(
 )
 app.command(name="serve")(serve.serve)
 app.command(name="gc")(gc.gc)
+app.add_typer(user.app, name="user", help="Accounts in the built-in store.")
+app.add_typer(group.app, name="group", help="Groups of accounts.")
+app.add_typer(token.app, name="token", help="Personal access tokens and robot tokens.")
+app.add_typer(access.app, name="access", help="Inspect access-rule decisions.")
+app.add_typer(keys.app, name="keys", help="Token signing keys.")
 
 
 @app.command()

@@ -23,6 +23,8 @@ EMBEDDED_DEFAULTS: dict[str, Any] = {
     "version": "0.1",
     "storage": {"filesystem": {"rootdirectory": "./hatchway-data"}, "delete": {"enabled": True}},
     "http": {"addr": "127.0.0.1:5000"},
+    # Secure by default: the built-in token service, accounts in the local database.
+    "auth": {"token": {}},
 }
 
 

@@ -127,21 +127,52 @@ def _version(value: Any) -> str:
     return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
+class TokenAuth(Section):
+    """distribution's ``auth.token``. Without ``rootcertbundle``/``jwks`` hatchway runs
+    its own token service at ``/auth/token``; with either, it trusts an external one."""
+
+    realm: str | None = None  # default: <scheme>://<host of the request>/auth/token
+    service: str = "hatchway"
+    issuer: str = "hatchway"
+    expiration: int = Field(default=300, ge=60, le=86400)
+    signingalgorithm: Literal["ES256", "RS256"] = "ES256"
+    rootcertbundle: str | None = None
+    jwks: str | None = None
+    autoredirect: bool = False  # accepted for config.yml compatibility
+
+    @property
+    def external(self) -> bool:
+        return self.rootcertbundle is not None or self.jwks is not None
+
+
+class HtpasswdAuth(Section):
+    realm: str = "hatchway"
+    path: str
+
+
+class Auth(Section):
+    token: TokenAuth | None = None
+    htpasswd: HtpasswdAuth | None = None
+    # ``none: {}`` states "no authentication" explicitly (and silences nothing).
+    none: dict[str, Any] | None = None
+
+
+class Database(Section):
+    dsn: str | None = None  # default: sqlite:///<rootdirectory>/hatchway.db
+
+
 class Config(Section):
     version: Annotated[str, BeforeValidator(_version)] = "0.1"
     log: Log = Field(default_factory=Log)
     storage: Storage = Field(default_factory=Storage)
     http: HTTP = Field(default_factory=HTTP)
-    # Authentication arrives with the token service; until then only "none" is allowed.
-    auth: dict[str, Any] | None = None
+    auth: Auth | None = None
+    access: list[dict[str, Any]] | None = None
+    database: Database = Field(default_factory=Database)
     health: dict[str, Any] | None = None
 
-    @field_validator("auth")
-    @classmethod
-    def _auth(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value:
-            raise ValueError(
-                "authentication is not implemented in this version; remove the auth section "
-                "to serve without authentication"
-            )
-        return value
+    @property
+    def auth_mode(self) -> Literal["none", "token", "htpasswd"]:
+        if self.auth is None or (self.auth.token is None and self.auth.htpasswd is None):
+            return "none"
+        return "token" if self.auth.token is not None else "htpasswd"

@@ -7,10 +7,11 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from hatchway.config.model import Config
-from hatchway.http import maintenance
+from hatchway.http import maintenance, token
 from hatchway.http.errors import error_middleware
 from hatchway.http.oci import routes
-from hatchway.http.state import CONFIG, REGISTRY
+from hatchway.http.state import CONFIG, GATE, JWKS, REGISTRY, TOKEN_REALM, TOKEN_SERVICE
+from hatchway.http.wiring import build_auth
 from hatchway.registry.service import Registry
 from hatchway.storage import drivers
 
@@ -32,6 +33,18 @@ def create_app(
     )
     app[CONFIG] = config
     app[REGISTRY] = registry or build_registry(config)
+    parts = build_auth(config)
+    app[GATE] = parts.gate
+    app[TOKEN_REALM] = parts.realm
+    if parts.token_service is not None and parts.jwks is not None:
+        app[TOKEN_SERVICE] = parts.token_service
+        app[JWKS] = parts.jwks
+        token.setup(app)
+
+    async def close_auth(app: web.Application) -> None:
+        parts.close()
+
+    app.on_cleanup.append(close_auth)
     routes.setup(app)
     app.on_response_prepare.append(_response_headers(config.http.headers))
     if worker <= 0 and config.storage.maintenance.uploadpurging.enabled:

@@ -4,39 +4,89 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from typing import Annotated
 
 import typer
 
+from hatchway.auth.credentials.passwords import hash_password
 from hatchway.cli.common import ConfigOption, DataOption, fail, load_config, setup_logging
 from hatchway.config.model import Config
+from hatchway.errors import ConfigError
 from hatchway.http.app import build_registry, create_app
 from hatchway.http.server import serve as run_server
+from hatchway.http.wiring import key_store, policy_for
+from hatchway.metadata import MetadataStore
+from hatchway.metadata.engine import database_dsn
 from hatchway.storage.driver import StorageError
 
 log = logging.getLogger("hatchway")
 
+ADMIN = "admin"
 
-def _banner(config: Config, workers: int) -> str:
+
+def _address(config: Config) -> tuple[str, str]:
     host, port = config.http.host_port()
-    scheme = "https" if config.http.tls else "http"
     shown = f"[{host}]" if ":" in host else host
+    return ("https" if config.http.tls else "http"), f"{shown}:{port}"
+
+
+def _banner(config: Config, workers: int, admin_password: str | None) -> str:
+    scheme, address = _address(config)
     driver, options = config.storage.driver()
     where = os.path.abspath(options["rootdirectory"]) if driver == "filesystem" else "memory"
     lines = [
-        f"hatchway serving the OCI distribution API at {scheme}://{shown}:{port}/v2/ "
-        f"({workers} worker{'s' if workers != 1 else ''}; storage: {driver} {where})",
+        f"hatchway serving the OCI distribution API at {scheme}://{address}/v2/ "
+        f"({workers} worker{'s' if workers != 1 else ''}; storage: {driver} {where}; "
+        f"auth: {config.auth_mode})",
         "",
-        "WARNING: no auth section is configured: ANYONE who can reach this address can",
-        "WARNING: push, pull and delete. Keep it on a trusted network (127.0.0.1 by default).",
-        "",
-        "No login is needed. Try:",
     ]
-    insecure = "" if config.http.tls else " --dest-tls-verify=false"
-    lines.append(
-        f"  skopeo copy{insecure} docker-archive:image.tar docker://{shown}:{port}/myimage:latest"
-    )
+    insecure = "" if config.http.tls else " --tls-verify=false"
+    if config.auth_mode == "none":
+        copy = "skopeo copy" + ("" if config.http.tls else " --dest-tls-verify=false")
+        lines += [
+            "WARNING: no auth section is configured: ANYONE who can reach this address can",
+            "WARNING: push, pull and delete. Keep it on a trusted network.",
+            "",
+            "No login is needed. Try:",
+            f"  {copy} docker-archive:image.tar docker://{address}/myimage:latest",
+        ]
+        return "\n".join(lines)
+    if admin_password is not None:
+        lines += [
+            f"Created the account '{ADMIN}' with this password (shown once, store it now):",
+            f"  {admin_password}",
+            "",
+        ]
+    lines += [
+        "Log in (the password is read from stdin, never from the command line):",
+        f"  skopeo login{insecure} -u {ADMIN} --password-stdin {address}",
+        f"  docker login -u {ADMIN} --password-stdin {address}",
+        "Add accounts with: hatchway user add NAME (same --config/--data as serve)",
+    ]
     return "\n".join(lines)
+
+
+def _bootstrap(config: Config) -> str | None:
+    """First start with the built-in token service: make signing keys, and the admin
+    account when there is none (password from HATCHWAY_ADMIN_PASSWORD, else generated
+    and returned so it is printed once)."""
+    policy_for(config)  # the access rules must compile before anything starts
+    if config.auth_mode != "token" or config.auth is None or config.auth.token is None:
+        return None
+    if config.auth.token.external:
+        return None
+    key_store(config).signing_key()
+    store = MetadataStore(database_dsn(config))
+    try:
+        if store.accounts.list():
+            return None
+        given = os.environ.get("HATCHWAY_ADMIN_PASSWORD")
+        password = given or secrets.token_urlsafe(18)
+        store.accounts.create(ADMIN, password_hash=hash_password(password), admin=True)
+        return None if given else password
+    finally:
+        store.dispose()
 
 
 def serve(
@@ -57,7 +107,13 @@ def serve(
     except (OSError, StorageError) as exc:
         raise fail(f"storage is not usable: {exc}") from None
     try:
-        typer.echo(_banner(cfg, count), err=True)
+        admin_password = _bootstrap(cfg)
+    except ConfigError as exc:
+        raise fail(f"invalid configuration\n{exc}", 2) from None
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot set up authentication: {exc}") from None
+    try:
+        typer.echo(_banner(cfg, count, admin_password), err=True)
         run_server(cfg, create_app, count)
     except OSError as exc:
         raise fail(f"cannot listen on {cfg.http.addr}: {exc.strerror}") from None

@@ -11,47 +11,52 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from hatchway.auth.access import Access, Resource
 from hatchway.errors import UNSUPPORTED, HatchwayError
+from hatchway.http.access import authorize
 from hatchway.http.errors import NOT_FOUND
 from hatchway.http.oci import blobs, listing, manifests, referrers, uploads
 from hatchway.oci.names import validate_name
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
+PULL, PUSH, DELETE = frozenset({"pull"}), frozenset({"pull", "push"}), frozenset({"delete"})
 
-# (pattern, {method: handler}); the first pattern that matches the path wins.
-_ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
+# (pattern, {method: (handler, actions needed on the repository)}); first match wins.
+_ROUTES: list[tuple[re.Pattern[str], dict[str, tuple[Handler, frozenset[str]]]]] = [
     (
-        re.compile(r"^(?P<name>.+)/blobs/uploads/?$"),
-        {"POST": uploads.start},
+        re.compile(r"(?P<name>.+)/blobs/uploads/?"),
+        {"POST": (uploads.start, PUSH)},
     ),
     (
-        re.compile(r"^(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)$"),
+        re.compile(r"(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)"),
         {
-            "GET": uploads.status,
-            "PATCH": uploads.patch,
-            "PUT": uploads.finish,
-            "DELETE": uploads.cancel,
+            "GET": (uploads.status, PUSH),
+            "PATCH": (uploads.patch, PUSH),
+            "PUT": (uploads.finish, PUSH),
+            "DELETE": (uploads.cancel, PUSH),
         },
     ),
     (
-        re.compile(r"^(?P<name>.+)/blobs/(?P<digest>[^/]+)$"),
-        {"GET": blobs.get, "HEAD": blobs.get, "DELETE": blobs.delete},
+        re.compile(r"(?P<name>.+)/blobs/(?P<digest>[^/]+)"),
+        {"GET": (blobs.get, PULL), "HEAD": (blobs.get, PULL), "DELETE": (blobs.delete, DELETE)},
     ),
     (
-        re.compile(r"^(?P<name>.+)/manifests/(?P<reference>[^/]+)$"),
+        re.compile(r"(?P<name>.+)/manifests/(?P<reference>[^/]+)"),
         {
-            "GET": manifests.get,
-            "HEAD": manifests.get,
-            "PUT": manifests.put,
-            "DELETE": manifests.delete,
+            "GET": (manifests.get, PULL),
+            "HEAD": (manifests.get, PULL),
+            "PUT": (manifests.put, PUSH),
+            "DELETE": (manifests.delete, DELETE),
         },
     ),
-    (re.compile(r"^(?P<name>.+)/tags/list$"), {"GET": listing.tags}),
-    (re.compile(r"^(?P<name>.+)/referrers/(?P<digest>[^/]+)$"), {"GET": referrers.get}),
+    (re.compile(r"(?P<name>.+)/tags/list"), {"GET": (listing.tags, PULL)}),
+    (re.compile(r"(?P<name>.+)/referrers/(?P<digest>[^/]+)"), {"GET": (referrers.get, PULL)}),
 ]
+CATALOG = Access(Resource("registry", "catalog"), frozenset({"*"}))
 
 
 async def base(request: web.Request) -> web.StreamResponse:
+    await authorize(request, [])
     return web.json_response({})
 
 
@@ -60,16 +65,19 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if tail == "_catalog":
         if request.method not in ("GET", "HEAD"):
             raise HatchwayError(UNSUPPORTED, "method not allowed")
+        await authorize(request, [CATALOG])
         return await listing.catalog(request)
     for pattern, methods in _ROUTES:
         match = pattern.fullmatch(tail)
         if match is None:
             continue
-        handler = methods.get(request.method)
-        if handler is None:
+        route = methods.get(request.method)
+        if route is None:
             raise HatchwayError(UNSUPPORTED, "method not allowed", {"allowed": sorted(methods)})
+        handler, actions = route
         params = match.groupdict()
         validate_name(params["name"])
+        await authorize(request, [Access(Resource("repository", params["name"]), actions)])
         return await handler(request, **params)
     raise HatchwayError(NOT_FOUND, detail={"path": request.path[:200]})
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hatchway.auth.access import Resource
 from hatchway.errors import DIGEST_INVALID, HatchwayError
+from hatchway.http.access import allowed
 from hatchway.http.oci.common import body, checked_range, registry, upload_headers
 from hatchway.oci.digest import Digest
 from hatchway.oci.names import is_valid_name
@@ -36,6 +38,7 @@ async def start(request: web.Request, name: str) -> web.StreamResponse:
         if (
             source
             and is_valid_name(source)
+            and allowed(request).allows(Resource("repository", source), "pull")
             and await reg.blobs.is_linked(source, d)
             and await reg.blobs.exists(d)
         ):

@@ -1,0 +1,1 @@
+"""Secrets and their checks: passwords (bcrypt), access and refresh tokens, throttling."""

@@ -1,0 +1,148 @@
+"""Registry-side access control: does this request's credential cover what it needs?
+
+One ``Gate`` per auth mode, as distribution's ``AccessController``: handlers state the
+:class:`Access` they need, the gate answers with the principal or raises a
+:class:`Challenge`. No web imports; the HTTP layer passes header values in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from hatchway.auth import challenge
+from hatchway.auth.access import Access, Resource
+from hatchway.auth.challenge import Challenge
+from hatchway.auth.identity.base import Authenticator, ClientInfo
+from hatchway.auth.policy.engine import Policy
+from hatchway.auth.principal import ANONYMOUS, Kind, Principal
+from hatchway.auth.tokens.errors import TokenError
+from hatchway.auth.tokens.jwt import TokenVerifier
+
+
+@dataclass(frozen=True, slots=True)
+class Allowed:
+    """Who the request acts for, and what it may do (for checks inside handlers)."""
+
+    principal: Principal
+    granted: tuple[Access, ...] = ()
+    everything: bool = False
+    token_id: str | None = field(default=None)
+
+    def allows(self, resource: Resource, action: str) -> bool:
+        if self.everything:
+            return True
+        return any(
+            a.resource == resource and (action in a.actions or "*" in a.actions)
+            for a in self.granted
+        )
+
+
+class Gate(Protocol):
+    async def check(
+        self, authorization: str | None, needed: list[Access], realm: str, client: ClientInfo
+    ) -> Allowed: ...
+
+
+class OpenGate:
+    """No ``auth`` section: everything is allowed (and the server said so at start)."""
+
+    async def check(
+        self, authorization: str | None, needed: list[Access], realm: str, client: ClientInfo
+    ) -> Allowed:
+        return Allowed(ANONYMOUS, everything=True)
+
+
+def _covered(granted: list[Access], needed: list[Access]) -> bool:
+    allowed = Allowed(ANONYMOUS, tuple(granted))
+    return all(allowed.allows(n.resource, action) for n in needed for action in n.actions)
+
+
+class TokenGate:
+    """Bearer JWTs from the built-in token service or an external issuer."""
+
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        service: str,
+        revoked: Callable[[str], bool] | None = None,
+    ) -> None:
+        self._verifier = verifier
+        self._service = service
+        self._revoked = revoked
+
+    async def check(
+        self, authorization: str | None, needed: list[Access], realm: str, client: ClientInfo
+    ) -> Allowed:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Challenge(challenge.bearer(realm, self._service, needed), needed=tuple(needed))
+        try:
+            claims = self._verifier.verify(token.strip())
+        except TokenError as exc:
+            header = challenge.bearer(realm, self._service, needed, "invalid_token")
+            raise Challenge(header, f"invalid token: {exc}", needed=tuple(needed)) from None
+        token_id = claims.token_id
+        if token_id and self._revoked is not None and self._revoked(token_id):
+            header = challenge.bearer(realm, self._service, needed, "invalid_token")
+            raise Challenge(header, "the access token was revoked", needed=tuple(needed))
+        if not _covered(claims.access, needed):
+            header = challenge.bearer(realm, self._service, needed, "insufficient_scope")
+            raise Challenge(header, "insufficient scope", needed=tuple(needed))
+        kind = Kind.ANONYMOUS if not claims.subject else Kind.USER
+        principal = Principal(subject=claims.subject, kind=kind, token_id=token_id)
+        return Allowed(principal, tuple(claims.access), token_id=token_id)
+
+
+class BasicGate:
+    """HTTP Basic against identity backends (htpasswd), decided by the policy."""
+
+    def __init__(
+        self,
+        authenticators: list[Authenticator],
+        policy: Policy,
+        limiter: Callable[[str, str | None], float | None] | None = None,
+        on_result: Callable[[str, str | None, bool], None] | None = None,
+    ) -> None:
+        self._authenticators = authenticators
+        self._policy = policy
+        self._limiter = limiter
+        self._on_result = on_result
+
+    async def _principal(self, authorization: str | None, client: ClientInfo) -> Principal | None:
+        scheme, _, encoded = (authorization or "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        username, sep, secret = decoded.partition(":")
+        if not sep or not username:
+            return None
+        for authenticator in self._authenticators:
+            found = await asyncio.to_thread(authenticator.authenticate, username, secret, client)
+            if found is not None:
+                return found
+        return None
+
+    async def check(
+        self, authorization: str | None, needed: list[Access], realm: str, client: ClientInfo
+    ) -> Allowed:
+        principal = await self._principal(authorization, client)
+        if principal is None and authorization:
+            raise Challenge(challenge.basic(realm), "incorrect username or password")
+        principal = principal or ANONYMOUS
+        grants = self._policy.authorize(principal, needed)
+        granted = tuple(g.access for g in grants if g.access.actions)
+        if not _covered(list(granted), needed):
+            if principal.anonymous:
+                raise Challenge(challenge.basic(realm), needed=tuple(needed))
+            raise Challenge(
+                challenge.basic(realm), "access denied", denied=True, needed=tuple(needed)
+            )
+        return Allowed(principal, granted)

@@ -1,0 +1,60 @@
+"""Accounts of the built-in store: a password, or one of the account's live access tokens.
+
+A secret shaped like a token (``hw_`` + 43 characters) is looked up by hash first, so
+scripts and robots never pay bcrypt; anything else is checked as the password through
+the shared :class:`PasswordVerifier` (bcrypt once, then a short cache; a dummy hash for
+unknown accounts and for robots, which have no password).
+"""
+
+from __future__ import annotations
+
+from hatchway.auth.credentials.passwords import PasswordVerifier
+from hatchway.auth.credentials.pat import authenticate_token, token_principal
+from hatchway.auth.identity.base import ClientInfo
+from hatchway.auth.principal import Kind, Principal
+from hatchway.metadata import Account, MetadataStore
+from hatchway.metadata.accounts import LOCAL_BACKEND
+
+_MAX_SECRET = 1024
+
+
+def account_principal(account: Account) -> Principal:
+    return Principal(
+        subject=account.name,
+        kind=Kind.ROBOT if account.robot else Kind.USER,
+        groups=account.groups,
+        admin=account.admin,
+    )
+
+
+class LocalAuthenticator:
+    backend = LOCAL_BACKEND
+
+    def __init__(self, store: MetadataStore, *, verifier: PasswordVerifier | None = None) -> None:
+        self.store = store
+        self.verifier = verifier or PasswordVerifier()
+
+    def authenticate(self, username: str, secret: str, client: ClientInfo) -> Principal | None:
+        if not username or not secret or len(secret) > _MAX_SECRET or len(username) > 255:
+            return None
+        principal = authenticate_token(self.store, username, secret, client)
+        if principal is not None:
+            return principal
+        account = self.store.accounts.get(username)
+        stored = account.password_hash if account is not None else None
+        if not self.verifier.verify(username, secret, stored) or account is None:
+            return None
+        return account_principal(account)
+
+    def resolve(self, subject: str, token_id: str | None = None) -> Principal | None:
+        account = self.store.accounts.get(subject)
+        if account is None:
+            return None
+        if token_id is None:
+            return None if account.robot else account_principal(account)
+        if not token_id.isdigit():
+            return None
+        token = self.store.tokens.get(int(token_id))
+        if token is None or not token.active() or token.account != account.name:
+            return None
+        return token_principal(token, account)

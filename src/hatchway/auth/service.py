@@ -1,0 +1,170 @@
+"""The token service: authenticate -> authorize -> mint (Docker token spec + OAuth2 form).
+
+Synchronous (bcrypt and SQL); the HTTP layer runs it in a thread. Errors carry the
+OAuth2 error code and a message safe to show; which of user or password was wrong is
+never told.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from hatchway.auth.access import Access, ScopeError, format_scopes, parse_scopes
+from hatchway.auth.credentials.pat import secret_hash
+from hatchway.auth.credentials.ratelimit import Limiter
+from hatchway.auth.credentials.refresh import issue_refresh_token, redeem_refresh_token
+from hatchway.auth.identity.base import Authenticator, ClientInfo
+from hatchway.auth.policy.engine import Policy, granted
+from hatchway.auth.principal import ANONYMOUS, Principal
+from hatchway.auth.tokens.jwt import TokenIssuer
+from hatchway.metadata import MetadataStore
+from hatchway.metadata.records import AuditEvent
+
+log = logging.getLogger("hatchway.auth")
+
+
+class TokenRequestError(Exception):
+    """An OAuth2-style failure: ``error`` code, safe ``description``, HTTP status."""
+
+    def __init__(
+        self, error: str, description: str, status: int = 400, retry_after: float | None = None
+    ) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResponse:
+    token: str
+    expires_in: int
+    issued_at: datetime
+    scope: str
+    refresh_token: str | None = None
+
+    def as_dict(self, *, oauth: bool = False) -> dict[str, object]:
+        body: dict[str, object] = {
+            "access_token": self.token,
+            "expires_in": self.expires_in,
+            "issued_at": self.issued_at.isoformat().replace("+00:00", "Z"),
+        }
+        if not oauth:
+            body["token"] = self.token
+        else:
+            body["token_type"] = "Bearer"  # noqa: S105 - the OAuth2 token type, no secret
+            body["scope"] = self.scope
+        if self.refresh_token:
+            body["refresh_token"] = self.refresh_token
+        return body
+
+
+class TokenService:
+    def __init__(
+        self,
+        issuer: TokenIssuer,
+        service: str,
+        authenticators: Sequence[Authenticator],
+        policy: Policy,
+        store: MetadataStore,
+        audit: Callable[[AuditEvent], None],
+        limiter: Limiter | None = None,
+    ) -> None:
+        self.issuer = issuer
+        self.service = service
+        self.authenticators = list(authenticators)
+        self.policy = policy
+        self.store = store
+        self.audit = audit
+        self.limiter = limiter or Limiter()
+
+    def _audit(self, event: AuditEvent) -> None:
+        self.audit(event)
+
+    def check_service(self, service: str | None) -> None:
+        if service and service != self.service:
+            raise TokenRequestError("invalid_request", f"unknown service {service[:100]!r}")
+
+    def login(self, username: str, password: str, client: ClientInfo) -> tuple[Principal, str]:
+        """The principal for a username and password (or access token), and its backend."""
+        wait = self.limiter.check(username, client.address)
+        if wait is not None:
+            self._audit(self._login_event(username, client, "throttled"))
+            raise TokenRequestError(
+                "too_many_requests", "too many failed logins; try again later", 429, wait
+            )
+        for authenticator in self.authenticators:
+            principal = authenticator.authenticate(username, password, client)
+            if principal is not None:
+                self.limiter.record_success(username, client.address)
+                return principal, authenticator.backend
+        self.limiter.record_failure(username, client.address)
+        self._audit(self._login_event(username, client, "failure"))
+        raise TokenRequestError("invalid_grant", "incorrect username or password", 401)
+
+    def refresh(self, secret: str, client: ClientInfo) -> tuple[Principal, str]:
+        for authenticator in self.authenticators:
+            principal = redeem_refresh_token(self.store, secret, authenticator, client)
+            if principal is not None:
+                return principal, authenticator.backend
+        self._audit(AuditEvent("refresh", "failure", None, client.address, client.user_agent))
+        raise TokenRequestError("invalid_grant", "invalid or revoked refresh token", 400)
+
+    def revoke(self, secret: str) -> None:
+        """RFC 7009: revoke a refresh token; unknown tokens are not an error."""
+        record = self.store.refresh_tokens.find_active(secret_hash(secret))
+        if record is not None:
+            self.store.refresh_tokens.revoke(record.id)
+
+    @staticmethod
+    def _login_event(username: str, client: ClientInfo, outcome: str) -> AuditEvent:
+        return AuditEvent("login", outcome, username[:255], client.address, client.user_agent)
+
+    def grant(
+        self,
+        principal: Principal,
+        scopes: list[str],
+        client: ClientInfo,
+        *,
+        backend: str | None = None,
+        offline: bool = False,
+        client_id: str = "",
+        method: str = "token",
+    ) -> TokenResponse:
+        try:
+            requested = parse_scopes(scopes)
+        except ScopeError as exc:
+            raise TokenRequestError("invalid_scope", str(exc)) from None
+        grants = self.policy.authorize(principal, requested)
+        allowed: list[Access] = granted(grants)
+        issued = self.issuer.mint(
+            principal.subject, self.service, allowed, token_id=principal.token_id
+        )
+        refresh = None
+        if offline and not principal.anonymous and backend is not None:
+            _, refresh = issue_refresh_token(
+                self.store, principal, backend=backend, client_id=client_id or "unknown"
+            )
+        denied = [g.reason for g in grants if g.access.actions != g.requested.actions]
+        self._audit(
+            AuditEvent(
+                "token",
+                "success" if not denied else "partial",
+                principal.subject or None,
+                client.address,
+                client.user_agent,
+                scopes_requested=tuple(a.scope() for a in requested),
+                scopes_granted=tuple(a.scope() for a in allowed),
+                detail={"method": method, "kind": str(principal.kind), "denied": denied},
+            )
+        )
+        return TokenResponse(
+            issued.token, issued.expires_in, issued.issued_at, format_scopes(allowed), refresh
+        )
+
+    def anonymous(self) -> Principal:
+        return ANONYMOUS

@@ -1,0 +1,234 @@
+"""Trust in tokens minted by another server (a docker_auth-style auth server).
+
+Accepts what distribution accepts, from the same configuration: a ``kid`` that names a
+trusted key (its RFC 7638 thumbprint, its docker/libtrust key ID, or the ``kid`` a JWKS
+gives it), or an ``x5c`` chain whose leaf is, or chains up to, a bundle certificate. A
+token's own ``jwk`` header, and an ``x5c`` that chains to nothing we trust, count for
+nothing: they would let anyone sign.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+
+from hatchway.auth.tokens.errors import TokenError
+from hatchway.auth.tokens.jwk import (
+    VerificationKey,
+    algorithm_for,
+    certificate_key,
+    key_from_jwk,
+    libtrust_key_id,
+    thumbprint,
+    x5c_certificate,
+)
+from hatchway.auth.tokens.jwt import TokenVerifier
+
+log = logging.getLogger("hatchway.auth.tokens")
+
+JWKS_REFETCH_INTERVAL = 60.0  # an unknown kid refetches the JWKS at most this often
+JWKS_TIMEOUT = 10.0
+JWKS_MAX_BYTES = 1 << 20
+MAX_CHAIN = 8
+
+
+def jwks_keys(document: object) -> dict[str, VerificationKey]:
+    """kid -> key for each usable signing key of a JWKS; each also under its thumbprint."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError("not a JWKS document: expected an object with a keys list")  # noqa: TRY004
+    keys: dict[str, VerificationKey] = {}
+    for index, entry in enumerate(document["keys"]):
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            continue
+        try:
+            key = key_from_jwk(entry)
+        except ValueError:
+            log.warning("skipping JWKS key #%d: not a usable public key", index)
+            continue
+        alg = algorithm_for(key)
+        if alg is None or entry.get("alg", alg) != alg:
+            log.warning("skipping JWKS key #%d: not an ES256 or RS256 key", index)
+            continue
+        kid = entry.get("kid")
+        if isinstance(kid, str) and kid:
+            keys[kid] = key
+        keys.setdefault(thumbprint(key), key)
+    return keys
+
+
+def bundle_keys(certificates: Sequence[x509.Certificate]) -> dict[str, VerificationKey]:
+    """Each bundle certificate's key under its RFC 7638 thumbprint and its libtrust key ID."""
+    keys: dict[str, VerificationKey] = {}
+    for cert in certificates:
+        key = certificate_key(cert)
+        if key is not None:
+            keys[thumbprint(key)] = key
+            keys[libtrust_key_id(key)] = key
+    return keys
+
+
+class TrustedKeys:
+    """A :class:`KeySource` for an external issuer: bundle certificates and/or a JWKS."""
+
+    def __init__(
+        self,
+        *,
+        certificates: Sequence[x509.Certificate] = (),
+        jwks: Mapping[str, object] | None = None,
+        jwks_url: str | None = None,
+        timeout: float = JWKS_TIMEOUT,
+        refetch_interval: float = JWKS_REFETCH_INTERVAL,
+    ) -> None:
+        if jwks_url is not None and urllib.parse.urlsplit(jwks_url).scheme not in {
+            "http",
+            "https",
+        }:
+            raise ValueError("the JWKS URL must be http:// or https://")
+        self._roots = list(certificates)
+        self._root_ders = {c.public_bytes(serialization.Encoding.DER) for c in self._roots}
+        self._keys = bundle_keys(self._roots) | (jwks_keys(jwks) if jwks is not None else {})
+        self._url = jwks_url
+        self._timeout = timeout
+        self._interval = refetch_interval
+        self._remote: dict[str, VerificationKey] = {}
+        self._fetched: float | None = None
+        self._lock = threading.Lock()
+
+    def resolve(self, header: Mapping[str, object]) -> VerificationKey:
+        kid = header.get("kid")
+        if isinstance(kid, str) and kid:
+            key = self._by_kid(kid)
+            if key is not None:
+                return key
+        x5c = header.get("x5c")
+        if x5c is not None and self._roots:
+            return self._chain_key(x5c)
+        raise TokenError("token is signed by an unknown key")
+
+    def refresh(self) -> None:
+        """Fetch the JWKS URL now (at start, so the first request does not wait on it)."""
+        if self._url is not None:
+            with self._lock:
+                self._fetched = time.monotonic()
+                self._fetch(self._url)
+
+    def _by_kid(self, kid: str) -> VerificationKey | None:
+        key = self._keys.get(kid) or self._remote.get(kid)
+        if key is None and self._url is not None:
+            with self._lock:
+                tick = time.monotonic()
+                if self._fetched is None or tick - self._fetched >= self._interval:
+                    self._fetched = tick
+                    self._fetch(self._url)
+            key = self._remote.get(kid)
+        return key
+
+    def _fetch(self, url: str) -> None:
+        """Replace the remote keys; on failure keep the last good set (the issuer may be down).
+
+        This blocks for up to ``timeout`` seconds, at most once per ``refetch_interval``.
+        """
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 (scheme checked)
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                body = response.read(JWKS_MAX_BYTES + 1)
+            keys = jwks_keys(json.loads(body)) if len(body) <= JWKS_MAX_BYTES else None
+        except (OSError, ValueError) as exc:
+            log.warning("cannot fetch JWKS from %s: %s", _safe_url(url), exc)
+            return
+        if keys is None:
+            log.warning(
+                "cannot fetch JWKS from %s: larger than %d bytes", _safe_url(url), JWKS_MAX_BYTES
+            )
+            return
+        self._remote = keys
+
+    def _chain_key(self, x5c: object) -> VerificationKey:
+        if not isinstance(x5c, list) or not x5c or len(x5c) > MAX_CHAIN:
+            raise TokenError("token certificate chain is malformed")
+        try:
+            chain = [x5c_certificate(entry) for entry in x5c]
+        except ValueError:
+            raise TokenError("token certificate chain is malformed") from None
+        now = datetime.now(UTC)
+        for depth, cert in enumerate(chain):
+            if not _current(cert, now):
+                raise TokenError("token certificate is expired or not yet valid")
+            if cert.public_bytes(serialization.Encoding.DER) in self._root_ders:
+                break
+            if any(_issued_by(cert, root, depth, now) for root in self._roots):
+                break
+            if depth + 1 == len(chain) or not _issued_by(cert, chain[depth + 1], depth, now):
+                raise TokenError("token certificate chain is not trusted")
+        leaf = certificate_key(chain[0])
+        if leaf is None:
+            raise TokenError("token certificate key type is not supported")
+        return leaf
+
+
+def _current(cert: x509.Certificate, now: datetime) -> bool:
+    return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate, below: int, now: datetime) -> bool:
+    """``issuer`` signed ``cert`` and may: a CA (or a v1-style root with no constraints,
+    as Go allows) whose path length admits the ``below`` intermediates under it."""
+    if not _current(issuer, now):
+        return False
+    try:
+        constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    if constraints is not None and (
+        not constraints.ca
+        or (constraints.path_length is not None and below > constraints.path_length)
+    ):
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _safe_url(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{parts.path}"
+
+
+def external_verifier(
+    issuer: str,
+    audience: str,
+    *,
+    rootcertbundle: Path | None = None,
+    jwks: str | None = None,
+    leeway: int = 30,
+) -> TokenVerifier:
+    """A verifier for tokens of another issuer, configured as distribution's ``auth.token``:
+    ``rootcertbundle`` (PEM certificates) and/or ``jwks`` (a file path or an http(s) URL).
+    """
+    if rootcertbundle is None and jwks is None:
+        raise ValueError("an external token issuer needs a rootcertbundle or a jwks")
+    certificates: list[x509.Certificate] = []
+    if rootcertbundle is not None:
+        certificates = x509.load_pem_x509_certificates(Path(rootcertbundle).read_bytes())
+    document: Mapping[str, object] | None = None
+    url = None
+    if jwks is not None and jwks.startswith(("http://", "https://")):
+        url = jwks
+    elif jwks is not None:
+        document = json.loads(Path(jwks).read_text(encoding="utf-8"))
+    keys = TrustedKeys(certificates=certificates, jwks=document, jwks_url=url)
+    keys.refresh()  # blocks up to the timeout once; failure is logged, retried on use
+    return TokenVerifier(keys, issuer, audience, leeway)

@@ -1,0 +1,264 @@
+"""Token signing keys: generated at first start, rotated with overlap, shared by workers.
+
+The key directory (0700) holds one file per key (0600, see ``keyfile``). The file name
+carries the key's activation time; that is the only state. The newest activated key signs;
+an older key stops signing when the next one activates and keeps verifying for
+``overlap`` seconds more, so tokens it signed live out their lifetime. Every worker derives
+the same answer from the directory listing, which it rereads at most once per
+``check_interval`` (and at once on an unknown ``kid``), so a ``hatchway keys rotate`` run by
+another process is picked up without a restart. Generation and rotation hold an exclusive
+flock(2), so workers starting together create one key, not one each.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives import serialization
+
+from hatchway.auth.tokens import keyfile
+from hatchway.auth.tokens.errors import TokenError
+from hatchway.auth.tokens.jwk import ALGORITHMS, VerificationKey
+from hatchway.auth.tokens.keyfile import SigningKey
+
+__all__ = ["DEFAULT_OVERLAP", "KeyInfo", "KeyState", "KeyStore", "SigningKey", "key_directory"]
+
+if TYPE_CHECKING:
+    from hatchway.config.model import Config
+
+log = logging.getLogger("hatchway.auth.tokens")
+
+DEFAULT_OVERLAP = 3600.0  # comfortably above any token lifetime plus leeway
+
+
+def key_directory(config: Config) -> Path:
+    """``<storage.filesystem.rootdirectory>/keys``: keys live beside the data they guard."""
+    driver, options = config.storage.driver()
+    if driver != "filesystem":
+        raise ValueError(
+            f"storage driver {driver!r} has no directory for token signing keys: "
+            "use filesystem storage"
+        )
+    return Path(options["rootdirectory"]) / "keys"
+
+
+class KeyState(StrEnum):
+    PENDING = "pending"  # stored, verifies, signs from its activation time
+    SIGNING = "signing"
+    VERIFYING = "verifying"  # rotated out, still inside the overlap
+    RETIRED = "retired"  # past the overlap: verifies nothing, removed by retire()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    kid: str
+    algorithm: str
+    created: datetime
+    activated: datetime  # signs from then on
+    state: KeyState
+    rotated_out: datetime | None  # when a newer key took over signing
+    certificate_expires: datetime
+
+
+class KeyStore:
+    def __init__(
+        self,
+        directory: Path,
+        algorithm: str = "ES256",
+        *,
+        overlap: float = DEFAULT_OVERLAP,
+        check_interval: float = 1.0,
+    ) -> None:
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"unsupported token signing algorithm {algorithm!r}")
+        self.directory = Path(directory)
+        self.algorithm = algorithm
+        self.overlap = timedelta(seconds=overlap)
+        self.check_interval = check_interval
+        self._mutex = threading.RLock()
+        self._names: tuple[str, ...] | None = None
+        self._keys: list[SigningKey] = []  # ordered by activation, then kid
+        self._checked = 0.0
+
+    # -- reading -------------------------------------------------------------------------
+
+    def signing_key(self) -> SigningKey:
+        """The key that signs now; generated (under the lock) if there is none yet."""
+        self._refresh()
+        key = self._signing(_now())
+        if key is not None:
+            return key
+        with self._mutex, keyfile.locked(self.directory):
+            self._refresh(force=True)
+            key = self._signing(_now())
+            if key is None:
+                key = self._create(self.algorithm, _now())
+            return key
+
+    def verification_keys(self) -> dict[str, VerificationKey]:
+        """kid -> public key for every key that may have signed a live token."""
+        self._refresh()
+        return {k.kid: k.public_key for k in self._live()}
+
+    def resolve(self, header: Mapping[str, object]) -> VerificationKey:
+        """The key named by the token's ``kid``. Never trusts the token's own ``x5c``/``jwk``."""
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise TokenError("token names no signing key")
+        key = self.verification_keys().get(kid)
+        if key is None:
+            # Another process may have rotated a moment ago; the listing is cheap.
+            self._refresh(force=True)
+            key = {k.kid: k.public_key for k in self._live()}.get(kid)
+        if key is None:
+            raise TokenError("token is signed by an unknown key")
+        return key
+
+    def jwks(self) -> dict[str, object]:
+        """RFC 7517 key set of every verification key, for ``/auth/jwks.json``."""
+        self._refresh()
+        return {"keys": [k.jwk() for k in self._live()]}
+
+    def certificate_bundle(self) -> str:
+        """PEM certificates of the live keys: distribution's ``auth.token.rootcertbundle``."""
+        self.signing_key()
+        now = _now()
+        pem = serialization.Encoding.PEM
+        return "".join(
+            k.certificate.public_bytes(pem).decode("ascii")
+            for k in self._live()
+            if k.certificate.not_valid_after_utc > now
+        )
+
+    def inventory(self) -> list[KeyInfo]:
+        """Every stored key with its state, oldest first (for ``hatchway keys list``)."""
+        self._refresh(force=True)
+        now = _now()
+        return [
+            KeyInfo(
+                kid=k.kid,
+                algorithm=k.algorithm,
+                created=k.certificate.not_valid_before_utc + keyfile.CERT_BACKDATE,
+                activated=k.activated,
+                state=self._state(i, now),
+                rotated_out=self._rotated_out(i, now),
+                certificate_expires=k.certificate.not_valid_after_utc,
+            )
+            for i, k in enumerate(self._keys)
+        ]
+
+    # -- changing ------------------------------------------------------------------------
+
+    def rotate(
+        self, *, activate_at: datetime | None = None, algorithm: str | None = None
+    ) -> SigningKey:
+        """Make a new key that signs from ``activate_at`` (default now); retire stale keys.
+
+        A later activation lets distribution 2.x, which reads its ``rootcertbundle`` only at
+        start, be given the new certificate before the key signs anything.
+        """
+        algorithm = algorithm or self.algorithm
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"unsupported token signing algorithm {algorithm!r}")
+        with self._mutex, keyfile.locked(self.directory):
+            now = _now()
+            when = max(activate_at, now) if activate_at is not None else now
+            key = self._create(algorithm, when)
+            self._retire_locked(_now() - self.overlap)
+        return key
+
+    def retire_before(self, when: datetime) -> list[str]:
+        """Delete keys that stopped signing before ``when``; returns their kids.
+
+        ``retire_before(now)`` drops every key but the signing and pending ones at once
+        (after a compromise); routine cleanup is :meth:`retire`.
+        """
+        with self._mutex, keyfile.locked(self.directory):
+            return self._retire_locked(when)
+
+    def retire(self) -> list[str]:
+        """Delete keys whose overlap has passed (they no longer verify anyway)."""
+        return self.retire_before(_now() - self.overlap)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _create(self, algorithm: str, activated: datetime) -> SigningKey:
+        kid, path = keyfile.create(self.directory, algorithm, activated)
+        log.info("created %s token signing key %s, signing from %s", algorithm, kid, activated)
+        self._refresh(force=True)
+        for key in self._keys:
+            if key.path == path:
+                return key
+        raise RuntimeError(f"token signing key {kid} vanished after it was written")
+
+    def _retire_locked(self, when: datetime) -> list[str]:
+        self._refresh(force=True)
+        now = _now()
+        removed = []
+        for i, key in enumerate(self._keys):
+            out = self._rotated_out(i, now)
+            if out is not None and out < when:
+                key.path.unlink(missing_ok=True)
+                removed.append(key.kid)
+                log.info("retired token signing key %s", key.kid)
+        if removed:
+            keyfile.fsync_directory(self.directory)
+            self._refresh(force=True)
+        return removed
+
+    def _refresh(self, *, force: bool = False) -> None:
+        with self._mutex:
+            tick = time.monotonic()
+            if not force and self._names is not None and tick - self._checked < self.check_interval:
+                return
+            self._checked = tick
+            try:
+                listing = os.listdir(self.directory)
+            except FileNotFoundError:
+                listing = []
+            names = tuple(sorted(n for n in listing if keyfile.parse_name(n) is not None))
+            if names == self._names:
+                return
+            known = {k.path.name: k for k in self._keys}
+            loaded = [known.get(n) or keyfile.load(self.directory / n) for n in names]
+            keys = [k for k in loaded if k is not None]
+            self._keys = sorted(keys, key=lambda k: (k.activated, k.kid))
+            self._names = names
+
+    def _signing(self, now: datetime) -> SigningKey | None:
+        active = [k for k in self._keys if k.activated <= now]
+        return active[-1] if active else None
+
+    def _rotated_out(self, index: int, now: datetime) -> datetime | None:
+        following = self._keys[index + 1] if index + 1 < len(self._keys) else None
+        if following is None or following.activated > now:
+            return None
+        return following.activated
+
+    def _state(self, index: int, now: datetime) -> KeyState:
+        if self._keys[index].activated > now:
+            return KeyState.PENDING
+        out = self._rotated_out(index, now)
+        if out is None:
+            return KeyState.SIGNING
+        return KeyState.VERIFYING if now < out + self.overlap else KeyState.RETIRED
+
+    def _live(self) -> list[SigningKey]:
+        with self._mutex:
+            now = _now()
+            return [
+                k for i, k in enumerate(self._keys) if self._state(i, now) is not KeyState.RETIRED
+            ]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,104 @@
+"""``hatchway keys``: the token signing keys (certificate bundle, rotation, listing)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+
+from hatchway.auth.tokens.keys import KeyState, KeyStore, key_directory
+from hatchway.cli.common import ConfigOption, DataOption, fail, load_config
+from hatchway.config.model import parse_duration
+
+app = typer.Typer(
+    help="Token signing keys: the certificate bundle for distribution, rotation, listing.",
+    no_args_is_help=True,
+)
+
+AlgorithmOption = Annotated[
+    str | None,
+    typer.Option(
+        "--algorithm", help="ES256 or RS256 (default: auth.token.signingalgorithm, ES256)."
+    ),
+]
+
+
+def _store(config: ConfigOption, data: DataOption) -> KeyStore:
+    cfg = load_config(config, data)
+    token = cfg.auth.token if cfg.auth is not None else None
+    try:
+        return KeyStore(key_directory(cfg), token.signingalgorithm if token else "ES256")
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+
+
+@app.command()
+def cert(config: ConfigOption = None, data: DataOption = None) -> None:
+    """Print the PEM certificates of all live keys (distribution's auth.token.rootcertbundle).
+
+    Creates the first key if there is none yet, so the bundle can be installed before the
+    registry first starts.
+    """
+    try:
+        typer.echo(_store(config, data).certificate_bundle(), nl=False)
+    except OSError as exc:
+        raise fail(f"cannot read or create the signing keys: {exc}") from None
+
+
+@app.command()
+def rotate(
+    config: ConfigOption = None,
+    data: DataOption = None,
+    algorithm: AlgorithmOption = None,
+    activate_in: Annotated[
+        str,
+        typer.Option(
+            help="Start signing with the new key after this delay (e.g. 24h), leaving time to "
+            "install the new `hatchway keys cert` bundle where verifiers read it only at start."
+        ),
+    ] = "0s",
+) -> None:
+    """Make a new signing key; old keys keep verifying until their tokens have expired.
+
+    A running server picks the new key up within seconds. Prints the new key ID.
+    """
+    try:
+        delay = parse_duration(activate_in)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    store = _store(config, data)
+    try:
+        key = store.rotate(
+            activate_at=datetime.now(UTC) + timedelta(seconds=delay), algorithm=algorithm
+        )
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    except OSError as exc:
+        raise fail(f"cannot write the new signing key: {exc}") from None
+    typer.echo(key.kid)
+
+
+@app.command(name="list")
+def list_keys(config: ConfigOption = None, data: DataOption = None) -> None:
+    """List the stored keys: kid, algorithm, creation time, state (signing, verifying...)."""
+    try:
+        keys = _store(config, data).inventory()
+    except OSError as exc:
+        raise fail(f"cannot read the signing keys: {exc}") from None
+    if not keys:
+        typer.echo("no signing keys yet (created at first start, or by `hatchway keys cert`)")
+        return
+    typer.echo(f"{'KID':<44} {'ALG':<6} {'CREATED':<20} STATE")
+    for k in keys:
+        state = str(k.state)
+        if k.state is KeyState.PENDING:
+            state += f" (signs from {_time(k.activated)})"
+        elif k.rotated_out is not None:
+            state += f" (rotated out {_time(k.rotated_out)})"
+        created = _time(k.created)
+        typer.echo(f"{k.kid:<44} {k.algorithm:<6} {created:<20} {state}")
+
+
+def _time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,117 @@
+"""``hatchway token``: personal access tokens and robot tokens.
+
+A token is the password of ``docker login`` for its account, limited to its scopes
+(globs allowed in the name: ``repository:alice/*:pull,push``). ``create`` prints the
+secret once, alone on the last line, so scripts can take it with ``tail -n1``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from hatchway.auth.credentials.pat import create_token, parse_expiry
+from hatchway.cli.commands._accounts import audit, errors, open_store, table, when
+from hatchway.cli.common import ConfigOption, DataOption, fail
+
+app = typer.Typer(help="Manage personal access tokens and robot tokens.", no_args_is_help=True)
+
+UserOption = Annotated[str, typer.Option("--user", "-u", help="The account the token is for.")]
+
+
+@app.command("create")
+def create(
+    user: UserOption,
+    name: Annotated[str, typer.Option("--name", "-n", help="A name to tell tokens apart.")],
+    scope: Annotated[
+        list[str],
+        typer.Option(
+            "--scope",
+            "-s",
+            help="type:name:actions, repeatable; globs in the name, e.g. "
+            "'repository:alice/*:pull,push' or 'registry:catalog:*'.",
+        ),
+    ],
+    expires: Annotated[
+        str, typer.Option("--expires", "-e", help="Lifetime (30d, 12h, 2w) or 'never'.")
+    ] = "90d",
+    config: ConfigOption = None,
+    data: DataOption = None,
+) -> None:
+    """Create a token; its secret is printed once, on the last line."""
+    try:
+        lifetime = parse_expiry(expires)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    store = open_store(config, data)
+    with errors():
+        record, secret = create_token(store, user, name=name, scopes=scope, lifetime=lifetime)
+        audit(
+            store,
+            "token.create",
+            user,
+            token_id=record.id,
+            token_name=record.name,
+            scopes=list(record.scopes),
+            expires=when(record.expires_at, "never"),
+        )
+    typer.echo(
+        f"Created token {record.id} ({record.name}) for {user}: {' '.join(record.scopes)}; "
+        f"expires {when(record.expires_at, 'never')}."
+    )
+    typer.echo("Use it as the password of docker login. It is shown only now:")
+    typer.echo(secret)
+
+
+@app.command("list")
+def list_(
+    user: Annotated[
+        str | None, typer.Option("--user", "-u", help="Only this account's tokens.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include revoked and expired.")] = False,
+    config: ConfigOption = None,
+    data: DataOption = None,
+) -> None:
+    """List tokens: id, name, account, scopes, expiry and last use."""
+    store = open_store(config, data)
+    with errors():
+        if user is not None:
+            store.accounts.require(user)
+        found = store.tokens.list(user, include_inactive=all_)
+    header = ["ID", "NAME", "USER", "SCOPES", "EXPIRES", "LAST USED", "FROM"]
+    rows = [
+        [
+            str(t.id),
+            t.name,
+            t.account,
+            " ".join(t.scopes),
+            when(t.expires_at, "never"),
+            when(t.last_used_at, "never"),
+            t.last_used_addr or "-",
+        ]
+        + ([_status(t.revoked_at is not None, t.active())] if all_ else [])
+        for t in found
+    ]
+    table(header + (["STATUS"] if all_ else []), rows)
+
+
+def _status(revoked: bool, active: bool) -> str:
+    if revoked:
+        return "revoked"
+    return "active" if active else "expired"
+
+
+@app.command("revoke")
+def revoke(
+    token: Annotated[str, typer.Argument(help="Token id or name.")],
+    user: UserOption,
+    config: ConfigOption = None,
+    data: DataOption = None,
+) -> None:
+    """Revoke a token at once (and every refresh token obtained with it)."""
+    store = open_store(config, data)
+    with errors():
+        record = store.tokens.revoke(user, token)
+        audit(store, "token.revoke", user, token_id=record.id, token_name=record.name)
+    typer.echo(f"Revoked token {record.id} ({record.name}) of {user}.")

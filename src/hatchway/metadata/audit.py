@@ -1,0 +1,116 @@
+"""The audit trail: one row per login, grant, refusal or account change.
+
+Secrets never reach the table: ``detail`` is scrubbed (secret-looking keys, hatchway token
+prefixes and JWTs are replaced) and client-supplied strings are cut to the column size.
+``record_many`` writes a batch in one transaction, for callers that buffer under load.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+
+from hatchway.metadata.engine import Database
+from hatchway.metadata.records import AuditEvent, AuditRecord
+from hatchway.metadata.tables import audit_events
+
+REDACTED = "[redacted]"
+# "token" alone is a secret; "token_id" or "token_name" are not.
+_SECRET_KEY_RE = re.compile(
+    r"(^|[_-])(pass(word|wd)?|secret|authorization|credentials?|cookie|api[_-]?key)$"
+    r"|^((refresh|access|id)[_-])?token$",
+    re.I,
+)
+_SECRET_VALUE_RE = re.compile(r"hwr?_[A-Za-z0-9_-]{16,}|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.")
+
+
+def scrub(value: Any) -> Any:
+    """A JSON-safe copy of ``value`` with anything secret-looking replaced."""
+    if isinstance(value, dict):
+        return {
+            str(k): REDACTED if _SECRET_KEY_RE.search(str(k)) else scrub(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [scrub(v) for v in value]
+    if isinstance(value, str):
+        return _SECRET_VALUE_RE.sub(REDACTED, value)[:2000]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return scrub(str(value))
+
+
+def _cut(value: str | None, size: int) -> str | None:
+    return None if value is None else value[:size]
+
+
+def _row(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "time": event.time,
+        "event": event.event[:64],
+        "account": _cut(event.account, 128),
+        "outcome": str(event.outcome)[:16],
+        "client_addr": _cut(event.client_addr, 64),
+        "user_agent": _cut(event.user_agent, 512),
+        "repository": _cut(event.repository, 512),
+        "scopes_requested": " ".join(event.scopes_requested),
+        "scopes_granted": " ".join(event.scopes_granted),
+        "detail": scrub(event.detail),
+    }
+
+
+class AuditLog:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def record(self, event: AuditEvent) -> None:
+        self.record_many([event])
+
+    def record_many(self, events: Sequence[AuditEvent]) -> None:
+        if not events:
+            return
+        with self._db.write() as conn:
+            conn.execute(insert(audit_events), [_row(e) for e in events])
+
+    def list(
+        self,
+        *,
+        account: str | None = None,
+        event: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[AuditRecord]:
+        """Newest first."""
+        stmt = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
+        if account is not None:
+            stmt = stmt.where(audit_events.c.account == account)
+        if event is not None:
+            stmt = stmt.where(audit_events.c.event == event)
+        if since is not None:
+            stmt = stmt.where(audit_events.c.time >= since)
+        with self._db.read() as conn:
+            return [
+                AuditRecord(
+                    id=row.id,
+                    time=row.time,
+                    event=row.event,
+                    outcome=row.outcome,
+                    account=row.account,
+                    client_addr=row.client_addr,
+                    user_agent=row.user_agent,
+                    repository=row.repository,
+                    scopes_requested=tuple(row.scopes_requested.split()),
+                    scopes_granted=tuple(row.scopes_granted.split()),
+                    detail=dict(row.detail),
+                )
+                for row in conn.execute(stmt)
+            ]
+
+    def purge(self, before: datetime) -> int:
+        """Delete events older than ``before``; returns how many."""
+        with self._db.write() as conn:
+            return conn.execute(delete(audit_events).where(audit_events.c.time < before)).rowcount

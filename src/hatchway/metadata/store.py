@@ -1,0 +1,33 @@
+"""The metadata store: one database, four small stores over it."""
+
+from __future__ import annotations
+
+from hatchway.metadata.accounts import AccountStore
+from hatchway.metadata.audit import AuditLog
+from hatchway.metadata.engine import Database
+from hatchway.metadata.tokens import AccessTokenStore, RefreshTokenStore
+
+
+class MetadataStore:
+    """Accounts, groups, tokens and the audit trail in one SQL database.
+
+    Synchronous on purpose (the server calls it via ``asyncio.to_thread``). Tables are
+    created on construction if missing. Construct it in each worker after fork, or call
+    :meth:`dispose` in the child: pooled connections must not cross a fork.
+    """
+
+    def __init__(self, dsn: str, *, create: bool = True) -> None:
+        self.db = Database(dsn)
+        if create:
+            self.db.create_schema()
+        self.accounts = AccountStore(self.db)
+        self.tokens = AccessTokenStore(self.db)
+        self.refresh_tokens = RefreshTokenStore(self.db)
+        self.audit = AuditLog(self.db)
+
+    @property
+    def dialect(self) -> str:
+        return self.db.dialect
+
+    def dispose(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,165 @@
+"""The schema, as SQLAlchemy Core tables; created with ``metadata.create_all`` on first use.
+
+    accounts        users and robots (robots have no password_hash)
+    groups          group names
+    memberships     account <-> group
+    access_tokens   personal access tokens and robot tokens: only a SHA-256 of the secret
+    refresh_tokens  OAuth2 refresh tokens: only a SHA-256 of the secret; subject is a name,
+                    not a foreign key, so accounts of other backends (htpasswd) can hold them
+    audit_events    who did what, from where, with what outcome; never a secret
+
+Timestamps are stored as naive UTC (SQLite keeps no zone) and read back as aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite drops the zone otherwise)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; use datetime.now(UTC)")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("password_hash", String(255), nullable=True),
+    Column("admin", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("password_changed_at", UTCDateTime, nullable=True),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", Integer, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_memberships_group", "group_id"),
+)
+
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "account_id",
+        Integer,
+        ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("name", String(64), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("scopes", Text, nullable=False),  # space-separated, as Docker's scope parameter
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("last_used_addr", String(64), nullable=True),
+    # A name is unique among an account's live tokens; revoked ones keep theirs for audit.
+    Index(
+        "ux_access_tokens_live_name",
+        "account_id",
+        "name",
+        unique=True,
+        sqlite_where=text("revoked_at IS NULL"),
+        postgresql_where=text("revoked_at IS NULL"),
+    ),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("subject", String(128), nullable=False, index=True),
+    Column("backend", String(32), nullable=False),
+    Column("client_id", String(128), nullable=False),
+    # Set when the login used a PAT: the refresh token can never do more than that PAT.
+    Column(
+        "access_token_id",
+        Integer,
+        ForeignKey("access_tokens.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("last_used_addr", String(64), nullable=True),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", UTCDateTime, nullable=False, index=True),
+    Column("event", String(64), nullable=False),
+    Column("account", String(128), nullable=True, index=True),
+    Column("outcome", String(16), nullable=False),
+    Column("client_addr", String(64), nullable=True),
+    Column("user_agent", String(512), nullable=True),
+    Column("repository", String(512), nullable=True),
+    Column("scopes_requested", Text, nullable=False, default=""),
+    Column("scopes_granted", Text, nullable=False, default=""),
+    Column("detail", JSON, nullable=False),
+)
+
+__all__ = [
+    "UTCDateTime",
+    "access_tokens",
+    "accounts",
+    "audit_events",
+    "groups",
+    "memberships",
+    "metadata",
+    "refresh_tokens",
+]

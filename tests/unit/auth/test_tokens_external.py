@@ -1,0 +1,214 @@
+"""Tokens of an external issuer: certificate bundle (x5c chains, libtrust kids) and JWKS."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from hatchway.auth.tokens import (
+    KeyStore,
+    TokenIssuer,
+    TokenVerifier,
+    TrustedKeys,
+    external_verifier,
+    libtrust_key_id,
+    thumbprint,
+)
+from tests.unit.auth.tokens_support import (
+    AUD,
+    ISS,
+    PULL,
+    SPKI,
+    claims,
+    der_b64,
+    forge,
+    issued,
+    rejected,
+    self_signed,
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> KeyStore:
+    return KeyStore(tmp_path / "keys")
+
+
+@pytest.fixture
+def issuer(store: KeyStore) -> TokenIssuer:
+    return TokenIssuer(store, ISS)
+
+
+# -- external issuers -------------------------------------------------------------------------
+
+
+def test_libtrust_key_id_format() -> None:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    encoded = base64.b32encode(hashlib.sha256(key.public_bytes(*SPKI)).digest()[:30]).decode()
+    assert libtrust_key_id(key) == ":".join(encoded[i : i + 4] for i in range(0, 48, 4))
+    assert re.fullmatch(r"(?:[A-Z2-7]{4}:){11}[A-Z2-7]{4}", libtrust_key_id(key))
+
+
+class AuthServer:
+    """A docker_auth-like issuer: a CA, an intermediate, and a signing key under them."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.root_key = ec.generate_private_key(ec.SECP256R1())
+        self.root = self_signed(self.root_key, "auth root", ca=True)
+        self.mid_key = ec.generate_private_key(ec.SECP256R1())
+        self.mid = issued(self.mid_key, "auth mid", self.root_key, "auth root", ca=True)
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.leaf = issued(self.key, "auth signer", self.mid_key, "auth mid")
+        self.bundle = tmp_path / "bundle.pem"
+        self.bundle.write_bytes(self.root.public_bytes(serialization.Encoding.PEM))
+
+    def token(self, headers: dict[str, Any], key: ec.EllipticCurvePrivateKey | None = None) -> str:
+        return jwt.encode(claims(iss="auth"), key or self.key, algorithm="ES256", headers=headers)
+
+
+def test_external_x5c_chain_to_the_bundle(tmp_path: Path) -> None:
+    auth = AuthServer(tmp_path)
+    verifier = external_verifier("auth", AUD, rootcertbundle=auth.bundle)
+    good = auth.token({"x5c": [der_b64(auth.leaf), der_b64(auth.mid)]})
+    assert verifier.verify(good).access == PULL
+    # The leaf alone cannot reach the root; an attacker's chain, or a chain that merely
+    # includes the root, is not trusted; nor is a leaf "issued" by a non-CA.
+    attacker = ec.generate_private_key(ec.SECP256R1())
+    fake_leaf = issued(attacker, "auth signer", attacker, "auth mid")
+    non_ca_child = issued(attacker, "x", auth.key, "auth signer")
+    for headers in (
+        {"x5c": [der_b64(auth.leaf)]},
+        {"x5c": [der_b64(fake_leaf), der_b64(auth.mid), der_b64(auth.root)]},
+        {"x5c": [der_b64(non_ca_child), der_b64(auth.leaf), der_b64(auth.mid)]},
+        {"x5c": [der_b64(self_signed(attacker, "auth root"))]},
+    ):
+        assert "trusted" in rejected(verifier, auth.token(headers, attacker))
+    # Signed by the attacker with the real chain in the header: the signature fails.
+    stolen = auth.token({"x5c": [der_b64(auth.leaf), der_b64(auth.mid)]}, attacker)
+    assert rejected(verifier, stolen) == "token signature is invalid"
+    assert (
+        rejected(verifier, auth.token({"x5c": ["%%%"]})) == "token certificate chain is malformed"
+    )
+
+
+def test_external_expired_certificate_is_rejected(tmp_path: Path) -> None:
+    auth = AuthServer(tmp_path)
+    old = issued(auth.key, "auth signer", auth.mid_key, "auth mid", days=-1)
+    verifier = external_verifier("auth", AUD, rootcertbundle=auth.bundle)
+    token = auth.token({"x5c": [der_b64(old), der_b64(auth.mid)]})
+    assert rejected(verifier, token) == "token certificate is expired or not yet valid"
+
+
+def test_external_kid_forms_from_a_bundle(tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(self_signed(key, "docker_auth").public_bytes(serialization.Encoding.PEM))
+    verifier = external_verifier("auth", AUD, rootcertbundle=bundle)
+    for kid in (libtrust_key_id(key.public_key()), thumbprint(key.public_key())):
+        token = jwt.encode(claims(iss="auth"), key, algorithm="ES256", headers={"kid": kid})
+        assert verifier.verify(token).key_id == kid
+    other = ec.generate_private_key(ec.SECP256R1())
+    token = jwt.encode(claims(iss="auth"), other, algorithm="ES256", headers={"kid": "AAAA:BBBB"})
+    assert rejected(verifier, token) == "token is signed by an unknown key"
+    assert rejected(verifier, forge(KeyStore(tmp_path / "k"), iss="auth")) == (
+        "token is signed by an unknown key"
+    )
+
+
+def test_external_verifier_trusts_a_hatchway_bundle(
+    store: KeyStore, issuer: TokenIssuer, tmp_path: Path
+) -> None:
+    """hatchway behind hatchway: the `keys cert` bundle verifies tokens by kid or by x5c."""
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(store.certificate_bundle())
+    verifier = external_verifier(ISS, AUD, rootcertbundle=bundle)
+    assert verifier.verify(issuer.mint("a", AUD, PULL).token).subject == "a"
+    x5c = store.signing_key().x5c
+    by_chain = forge(store, headers={"kid": "unknown", "x5c": x5c})
+    assert verifier.verify(by_chain).subject == "alice"
+
+
+def test_external_jwks_file(store: KeyStore, tmp_path: Path) -> None:
+    path = tmp_path / "jwks.json"
+    store.signing_key()
+    path.write_text(json.dumps(store.jwks()))
+    verifier = external_verifier(ISS, AUD, jwks=str(path))
+    bare = TokenIssuer(store, ISS, x5c=False).mint("a", AUD, PULL).token
+    assert verifier.verify(bare).access == PULL
+    store.rotate()
+    assert rejected(verifier, TokenIssuer(store, ISS).mint("a", AUD, []).token) == (
+        "token is signed by an unknown key"
+    )
+    with pytest.raises(ValueError, match="rootcertbundle or a jwks"):
+        external_verifier(ISS, AUD)
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[tuple[str, dict[str, Any], list[int]]]:
+    document: dict[str, Any] = {"keys": []}
+    hits: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(1)
+            body = json.dumps(document).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json", document, hits
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_external_jwks_url_refetches_on_unknown_kid_at_most_once_per_interval(
+    store: KeyStore, jwks_server: tuple[str, dict[str, Any], list[int]]
+) -> None:
+    url, document, hits = jwks_server
+    store.signing_key()
+    document["keys"] = store.jwks()["keys"]
+    issuer = TokenIssuer(store, ISS, x5c=False)
+    verifier = external_verifier(ISS, AUD, jwks=url)
+    assert len(hits) == 1  # fetched at start
+    assert verifier.verify(issuer.mint("a", AUD, []).token).subject == "a"
+    assert verifier.verify(issuer.mint("b", AUD, []).token).subject == "b"
+    assert len(hits) == 1  # cached
+    store.rotate()
+    document["keys"] = store.jwks()["keys"]
+    rotated = issuer.mint("c", AUD, []).token
+    assert rejected(verifier, rotated) == "token is signed by an unknown key"  # within 60 s
+    assert rejected(verifier, rotated) == "token is signed by an unknown key"
+    assert len(hits) == 1
+    eager = TokenVerifier(TrustedKeys(jwks_url=url, refetch_interval=0), ISS, AUD)
+    assert eager.verify(rotated).subject == "c"
+    assert len(hits) == 2
+
+
+def test_external_jwks_url_that_is_down_rejects_without_raising_other_errors(
+    caplog: pytest.LogCaptureFixture, store: KeyStore
+) -> None:
+    verifier = TokenVerifier(TrustedKeys(jwks_url="http://127.0.0.1:9/jwks", timeout=1), ISS, AUD)
+    assert rejected(verifier, forge(store)) == "token is signed by an unknown key"
+    assert "cannot fetch JWKS" in caplog.text
+    with pytest.raises(ValueError, match="http"):
+        TrustedKeys(jwks_url="file:///etc/passwd")
