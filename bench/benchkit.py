@@ -141,7 +141,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def spawn(name: str, argv: list[str], workdir: Path, port: int) -> Server:
+def spawn(
+    name: str, argv: list[str], workdir: Path, port: int, env: dict[str, str] | None = None
+) -> Server:
     log = workdir / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -150,11 +152,14 @@ def spawn(name: str, argv: list[str], workdir: Path, port: int) -> Server:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
     return Server(name, f"http://127.0.0.1:{port}", proc, log, proc.pid)
 
 
-def start_distribution(binary: str, workdir: Path, cache: str) -> Server:
+def start_distribution(
+    binary: str, workdir: Path, cache: str, auth: dict[str, object] | None = None
+) -> Server:
     port = free_port()
     storage: dict[str, object] = {
         "filesystem": {"rootdirectory": str(workdir / "data")},
@@ -169,16 +174,41 @@ def start_distribution(binary: str, workdir: Path, cache: str) -> Server:
         "storage": storage,
         "http": {"addr": f"127.0.0.1:{port}"},
     }
+    if auth is not None:
+        cfg["auth"] = auth
+    workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "config.yml"
     path.write_text(yaml.safe_dump(cfg))
     return spawn("distribution", [binary, "serve", str(path)], workdir, port)
 
 
-def start_hatchway(binary: str, workdir: Path, workers: int) -> Server:
+# Like the distribution config above: no auth, access log off, upload purging off.
+HATCHWAY_OPEN_CONFIG = {
+    "version": 0.1,
+    "log": {"level": "error", "accesslog": {"disabled": True}},
+    "storage": {
+        "delete": {"enabled": True},
+        "maintenance": {"uploadpurging": {"enabled": False}},
+    },
+}
+
+
+def start_hatchway(
+    binary: str,
+    workdir: Path,
+    workers: int,
+    config: dict[str, object] | None = None,
+    env: dict[str, str] | None = None,
+) -> Server:
     port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "hatchway.yml"
+    path.write_text(yaml.safe_dump(config or HATCHWAY_OPEN_CONFIG))
     argv = [
         binary,
         "serve",
+        "--config",
+        str(path),
         "--addr",
         f"127.0.0.1:{port}",
         "--data",
@@ -186,7 +216,7 @@ def start_hatchway(binary: str, workdir: Path, workers: int) -> Server:
         "--workers",
         str(workers),
     ]
-    return spawn("hatchway", argv, workdir, port)
+    return spawn("hatchway", argv, workdir, port, env)
 
 
 async def wait_ready(srv: Server, session: aiohttp.ClientSession, timeout: float = 30) -> None:
@@ -196,7 +226,7 @@ async def wait_ready(srv: Server, session: aiohttp.ClientSession, timeout: float
             raise BenchError(f"{srv.name} exited rc={srv.proc.returncode}\n{srv.log_tail()}")
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
             async with session.get(srv.base + "/v2/") as r:
-                if r.status == 200:
+                if r.status in (200, 401):  # 401: up, with authentication on
                     return
         if time.monotonic() > deadline:
             raise BenchError(f"{srv.name}: GET /v2/ not 200 after {timeout}s\n{srv.log_tail()}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -21,7 +22,10 @@ from hatchway.auth.identity.base import Authenticator, ClientInfo
 from hatchway.auth.policy.engine import Policy
 from hatchway.auth.principal import ANONYMOUS, Kind, Principal
 from hatchway.auth.tokens.errors import TokenError
-from hatchway.auth.tokens.jwt import TokenVerifier
+from hatchway.auth.tokens.jwt import Claims, TokenVerifier
+
+_CACHE_SIZE = 10_000
+_CACHE_TTL = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,13 @@ def _covered(granted: list[Access], needed: list[Access]) -> bool:
     return all(allowed.allows(n.resource, action) for n in needed for action in n.actions)
 
 
+def _allowed(claims: Claims) -> Allowed:
+    """The principal and grants a token stands for."""
+    kind = Kind.ANONYMOUS if not claims.subject else Kind.USER
+    principal = Principal(subject=claims.subject, kind=kind, token_id=claims.token_id)
+    return Allowed(principal, tuple(claims.access), token_id=claims.token_id)
+
+
 class TokenGate:
     """Bearer JWTs from the built-in token service or an external issuer."""
 
@@ -74,6 +85,31 @@ class TokenGate:
         self._verifier = verifier
         self._service = service
         self._revoked = revoked
+        self._leeway = verifier.leeway
+        self._cache: dict[str, tuple[Claims, Allowed, float]] = {}
+
+    def _verified(self, token: str) -> tuple[Claims, Allowed]:
+        """Verify a token, remembering the answer for identical token strings.
+
+        A client sends the same JWT with every request of a pull or push; checking its
+        signature each time would cost more than serving a manifest. The cache keeps
+        the exact string, so nothing but expiry can change the answer, and expiry is
+        checked on every hit (entries also age out after a minute, in case an external
+        issuer withdraws a key).
+        """
+        now = time.time()
+        hit = self._cache.get(token)
+        if hit is not None:
+            claims, allowed, checked = hit
+            if now - checked < _CACHE_TTL and claims.expires_at.timestamp() + self._leeway > now:
+                return claims, allowed
+            del self._cache[token]
+        claims = self._verifier.verify(token)
+        allowed = _allowed(claims)
+        if len(self._cache) >= _CACHE_SIZE:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[token] = (claims, allowed, now)
+        return claims, allowed
 
     async def check(
         self, authorization: str | None, needed: list[Access], realm: str, client: ClientInfo
@@ -82,7 +118,7 @@ class TokenGate:
         if scheme.lower() != "bearer" or not token.strip():
             raise Challenge(challenge.bearer(realm, self._service, needed), needed=tuple(needed))
         try:
-            claims = self._verifier.verify(token.strip())
+            claims, allowed = self._verified(token.strip())
         except TokenError as exc:
             header = challenge.bearer(realm, self._service, needed, "invalid_token")
             raise Challenge(header, f"invalid token: {exc}", needed=tuple(needed)) from None
@@ -90,12 +126,10 @@ class TokenGate:
         if token_id and self._revoked is not None and self._revoked(token_id):
             header = challenge.bearer(realm, self._service, needed, "invalid_token")
             raise Challenge(header, "the access token was revoked", needed=tuple(needed))
-        if not _covered(claims.access, needed):
+        if not all(allowed.allows(n.resource, a) for n in needed for a in n.actions):
             header = challenge.bearer(realm, self._service, needed, "insufficient_scope")
             raise Challenge(header, "insufficient scope", needed=tuple(needed))
-        kind = Kind.ANONYMOUS if not claims.subject else Kind.USER
-        principal = Principal(subject=claims.subject, kind=kind, token_id=token_id)
-        return Allowed(principal, tuple(claims.access), token_id=token_id)
+        return allowed
 
 
 class BasicGate:

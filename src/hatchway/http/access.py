@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import web
 
 from hatchway.auth.access import Access
@@ -32,7 +34,12 @@ def token_realm(request: web.Request) -> str:
     configured = request.app[TOKEN_REALM]
     if configured:
         return configured
-    return f"{request.scheme}://{request.host}/auth/token"
+    return _derived_realm(request.scheme, request.host)
+
+
+@functools.lru_cache(maxsize=256)
+def _derived_realm(scheme: str, host: str) -> str:
+    return f"{scheme}://{host}/auth/token"
 
 
 async def authorize(request: web.Request, needed: list[Access]) -> Allowed:

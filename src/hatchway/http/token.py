@@ -14,7 +14,7 @@ from aiohttp import web
 
 from hatchway.auth.identity.base import ClientInfo
 from hatchway.auth.principal import ANONYMOUS, Principal
-from hatchway.auth.service import TokenRequestError, TokenService
+from hatchway.auth.service import TokenRequestError, TokenResponse, TokenService
 from hatchway.http.access import client_info
 from hatchway.http.state import JWKS, TOKEN_SERVICE
 
@@ -91,23 +91,28 @@ async def token_get(request: web.Request) -> web.StreamResponse:
     query = request.query
     service.check_service(query.get("service"))
     credentials = _basic(request)
-    principal: Principal = ANONYMOUS
-    backend = None
     if credentials is not None:
         account = query.get("account")
         if account and account != credentials[0]:
             raise TokenRequestError("invalid_request", "account does not match credentials")
-        principal, backend = await asyncio.to_thread(service.login, *credentials, client)
-    response = await asyncio.to_thread(
-        service.grant,
-        principal,
-        query.getall("scope", []),
-        client,
-        backend=backend,
-        offline=query.get("offline_token", "").lower() == "true",
-        client_id=query.get("client_id", ""),
-        method="basic" if credentials else "anonymous",
-    )
+
+    def login_and_grant() -> TokenResponse:
+        # One trip to a thread for both steps: bcrypt/SQL and signing both block.
+        principal: Principal = ANONYMOUS
+        backend = None
+        if credentials is not None:
+            principal, backend = service.login(*credentials, client)
+        return service.grant(
+            principal,
+            query.getall("scope", []),
+            client,
+            backend=backend,
+            offline=query.get("offline_token", "").lower() == "true",
+            client_id=query.get("client_id", ""),
+            method="basic" if credentials else "anonymous",
+        )
+
+    response = await asyncio.to_thread(login_and_grant)
     return web.json_response(response.as_dict(), headers=_NO_STORE)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from hatchway.auth.credentials.passwords import hash_password
 from hatchway.auth.credentials.pat import create_token, new_secret, secret_hash
 from hatchway.auth.credentials.refresh import issue_refresh_token, redeem_refresh_token
 from hatchway.auth.identity.base import Authenticator, ClientInfo
-from hatchway.auth.identity.local import LocalAuthenticator
+from hatchway.auth.identity.local import ACCOUNT_TTL, LocalAuthenticator
 from hatchway.auth.principal import Kind
 from hatchway.metadata import AccountKind, MetadataStore
 from hatchway.metadata.records import utcnow
@@ -65,8 +66,10 @@ def test_returning_user_skips_bcrypt(auth: LocalAuthenticator, store: MetadataSt
     for _ in range(5):
         assert auth.authenticate("alice", "s3cret", CLIENT) is not None
     assert auth.verifier.checks == checks
-    # Changed by another process (the CLI): the cached success no longer counts.
+    # Changed by another process (the CLI): once the account row is read again (it is
+    # remembered for ACCOUNT_TTL), the cached success no longer counts.
     store.accounts.set_password("alice", hash_password("n3w"))
+    time.sleep(ACCOUNT_TTL + 0.05)
     assert auth.authenticate("alice", "s3cret", CLIENT) is None
     assert auth.authenticate("alice", "n3w", CLIENT) is not None
 

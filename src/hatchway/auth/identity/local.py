@@ -8,6 +8,8 @@ unknown accounts and for robots, which have no password).
 
 from __future__ import annotations
 
+import time
+
 from hatchway.auth.credentials.passwords import PasswordVerifier
 from hatchway.auth.credentials.pat import authenticate_token, token_principal
 from hatchway.auth.identity.base import ClientInfo
@@ -16,6 +18,8 @@ from hatchway.metadata import Account, MetadataStore
 from hatchway.metadata.accounts import LOCAL_BACKEND
 
 _MAX_SECRET = 1024
+ACCOUNT_TTL = 1.0
+_ACCOUNT_CACHE_SIZE = 10_000
 
 
 def account_principal(account: Account) -> Principal:
@@ -30,9 +34,35 @@ def account_principal(account: Account) -> Principal:
 class LocalAuthenticator:
     backend = LOCAL_BACKEND
 
-    def __init__(self, store: MetadataStore, *, verifier: PasswordVerifier | None = None) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        *,
+        verifier: PasswordVerifier | None = None,
+        account_ttl: float = ACCOUNT_TTL,
+    ) -> None:
         self.store = store
         self.verifier = verifier or PasswordVerifier()
+        self._account_ttl = account_ttl
+        self._accounts: dict[str, tuple[float, Account | None]] = {}
+
+    def _account(self, name: str) -> Account | None:
+        """The account row, remembered for about a second.
+
+        A returning user's login is then a dictionary lookup and an HMAC instead of a
+        query: the token service answers thousands of grants a second. A password
+        change, admin flag or deletion reaches logins within ``account_ttl``; access
+        tokens are looked up on every use, so a revoked one stops at once.
+        """
+        now = time.monotonic()
+        hit = self._accounts.get(name)
+        if hit is not None and now - hit[0] < self._account_ttl:
+            return hit[1]
+        account = self.store.accounts.get(name)
+        if len(self._accounts) >= _ACCOUNT_CACHE_SIZE:
+            self._accounts.clear()
+        self._accounts[name] = (now, account)
+        return account
 
     def authenticate(self, username: str, secret: str, client: ClientInfo) -> Principal | None:
         if not username or not secret or len(secret) > _MAX_SECRET or len(username) > 255:
@@ -40,7 +70,7 @@ class LocalAuthenticator:
         principal = authenticate_token(self.store, username, secret, client)
         if principal is not None:
             return principal
-        account = self.store.accounts.get(username)
+        account = self._account(username)
         stored = account.password_hash if account is not None else None
         if not self.verifier.verify(username, secret, stored) or account is None:
             return None
