@@ -22,10 +22,10 @@ from pathlib import Path
 import aiohttp
 from benchkit import (
     CONFIG,
+    HATCHWAY_OPEN_CONFIG,
     LAYER,
     OCI_MANIFEST,
     OCTET,
-    HATCHWAY_OPEN_CONFIG,
     Server,
     Spec,
     manifest,
