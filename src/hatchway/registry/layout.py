@@ -12,6 +12,7 @@ served by hatchway as it is (and back). Under ``/docker/registry/v2``::
         _uploads/<uuid>/startedat                          RFC 3339 start time
         _uploads/<uuid>/hashstates/<alg>/<offset>          hatchway: saved hash state
         _referrers/<alg>/<subject-hex>/<alg>-<hex>         hatchway: referrer descriptor (JSON)
+    repositories/_catalog_version                          hatchway: changes with the catalog
 
 A blob or manifest is visible through a repository only once its link exists, and a link
 is written only after the content is complete and durable.
@@ -23,6 +24,9 @@ from hatchway.oci.digest import Digest
 
 ROOT = "/docker/registry/v2"
 REPOSITORIES = f"{ROOT}/repositories"
+# hatchway: rewritten whenever a repository gets its first manifest, so a cached
+# catalog knows when to walk the tree again ("_" never starts a repository name).
+CATALOG_VERSION = f"{REPOSITORIES}/_catalog_version"
 BLOBS = f"{ROOT}/blobs"
 
 

@@ -20,6 +20,7 @@ from hatchway.oci.digest import Digest, digest_bytes
 from hatchway.oci.manifests import MAX_MANIFEST_SIZE, Manifest
 from hatchway.registry import layout
 from hatchway.registry.blobs import BlobStore
+from hatchway.registry.catalog import Catalog
 from hatchway.registry.tags import Tags
 from hatchway.storage.driver import PathNotFoundError, StorageDriver
 
@@ -64,10 +65,13 @@ class _ContentCache:
 
 
 class Manifests:
-    def __init__(self, driver: StorageDriver, blobs: BlobStore, tags: Tags) -> None:
+    def __init__(
+        self, driver: StorageDriver, blobs: BlobStore, tags: Tags, catalog: Catalog
+    ) -> None:
         self._driver = driver
         self._blobs = blobs
         self._tags = tags
+        self._catalog = catalog
         self._cache = _ContentCache(_CACHE_BYTES)
 
     async def has_revision(self, name: str, d: Digest) -> bool:
@@ -147,8 +151,16 @@ class Manifests:
         return PutResult(d, manifest.subject.digest if manifest.subject else None)
 
     async def _link_revision(self, name: str, d: Digest) -> None:
-        if not await self.has_revision(name, d):
-            await self._driver.put_content(layout.revision_link(name, d), str(d).encode())
+        if await self.has_revision(name, d):
+            return
+        try:
+            await self._driver.stat(layout.manifests(name))
+            first = False
+        except PathNotFoundError:
+            first = True
+        await self._driver.put_content(layout.revision_link(name, d), str(d).encode())
+        if first:
+            await self._catalog.changed()
 
     async def _add_referrer(self, name: str, d: Digest, body: bytes, m: Manifest) -> None:
         assert m.subject is not None

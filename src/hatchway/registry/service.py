@@ -18,6 +18,6 @@ class Registry:
         self.blobs = BlobStore(driver)
         self.uploads = Uploads(driver, self.blobs)
         self.tags = Tags(driver)
-        self.manifests = Manifests(driver, self.blobs, self.tags)
         self.catalog = Catalog(driver)
+        self.manifests = Manifests(driver, self.blobs, self.tags, self.catalog)
         self.referrers = Referrers(driver)
