@@ -1,9 +1,11 @@
-"""Buffered audit sink: recording an event never waits for the database.
+"""Buffered audit sink: recording an event never waits for the database or the log.
 
-A token grant must cost microseconds, not a committed SQL insert (an fsync each on
-SQLite), so events queue in memory and a background thread writes them in batches.
-Each event is also one structured log line (``hatchway.audit``) at once, so nothing is
-lost from the log if the process dies before the next flush.
+A token grant must cost microseconds, and a manifest pull (thousands a second) no more
+than a deque append, so events queue in memory and a background thread writes each as
+one structured log line (``hatchway.audit``) and the batch to the database every
+``interval``. With no writer (no database: open or htpasswd-less modes) events are only
+logged. What is still queued when the process is killed outright is lost (at most one
+interval's worth); :meth:`AuditSink.close` flushes on a clean stop.
 """
 
 from __future__ import annotations
@@ -26,8 +28,24 @@ class AuditWriter(Protocol):
     def record_many(self, events: list[AuditEvent]) -> None: ...
 
 
+def _line(event: AuditEvent) -> str:
+    fields: dict[str, object] = {
+        "time": event.time.isoformat().replace("+00:00", "Z"),
+        "event": event.event,
+        "outcome": str(event.outcome),
+        "account": event.account,
+        "client": event.client_addr,
+        "repository": event.repository,
+    }
+    if event.scopes_granted:
+        fields["granted"] = list(event.scopes_granted)
+    if "reason" in event.detail:
+        fields["reason"] = event.detail["reason"]
+    return json.dumps(fields)
+
+
 class AuditSink:
-    def __init__(self, writer: AuditWriter, interval: float = FLUSH_INTERVAL) -> None:
+    def __init__(self, writer: AuditWriter | None, interval: float = FLUSH_INTERVAL) -> None:
         self._writer = writer
         self._interval = interval
         self._events: deque[AuditEvent] = deque(maxlen=MAX_BUFFERED)
@@ -37,26 +55,22 @@ class AuditSink:
         self._thread.start()
 
     def record(self, event: AuditEvent) -> None:
-        if log.isEnabledFor(logging.INFO):
-            log.info(
-                json.dumps(
-                    {
-                        "event": event.event,
-                        "outcome": str(event.outcome),
-                        "account": event.account,
-                        "client": event.client_addr,
-                        "repository": event.repository,
-                        "granted": list(event.scopes_granted),
-                    }
-                )
-            )
+        """Queue ``event`` (thread-safe: deque appends are atomic)."""
         self._events.append(event)
 
     def flush(self) -> None:
         batch: list[AuditEvent] = []
-        while self._events:
-            batch.append(self._events.popleft())
-        if batch:
+        while True:
+            try:
+                batch.append(self._events.popleft())
+            except IndexError:
+                break
+        if not batch:
+            return
+        if log.isEnabledFor(logging.INFO):
+            for event in batch:
+                log.info(_line(event))
+        if self._writer is not None:
             try:
                 self._writer.record_many(batch)
             except Exception:

@@ -16,13 +16,18 @@ class Challenge(Exception):
     """Authentication is needed (or more of it): answer 401 with this header.
 
     ``denied`` marks a signed-in account the policy refuses (403 in Basic mode, where
-    asking again cannot help).
+    asking again cannot help). ``failed`` marks credentials that did not check out (bad
+    password, invalid or revoked token); ``account`` names who asked, when known. Both are
+    for the audit trail only. ``retry_after`` marks a client throttled after failed logins.
     """
 
     header: str
     message: str = "authentication required"
     denied: bool = False
     needed: tuple[Access, ...] = ()
+    failed: bool = False
+    account: str | None = None
+    retry_after: float | None = None  # throttled: answer 429 with Retry-After
 
     def __str__(self) -> str:
         return self.message

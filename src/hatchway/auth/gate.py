@@ -18,8 +18,10 @@ from typing import Protocol
 from hatchway.auth import challenge
 from hatchway.auth.access import Access, Resource
 from hatchway.auth.challenge import Challenge
+from hatchway.auth.credentials.ratelimit import Limiter
 from hatchway.auth.identity.base import Authenticator, ClientInfo
 from hatchway.auth.policy.engine import Policy
+from hatchway.auth.policy.source import PolicyProvider, provider
 from hatchway.auth.principal import ANONYMOUS, Kind, Principal
 from hatchway.auth.tokens.errors import TokenError
 from hatchway.auth.tokens.jwt import Claims, TokenVerifier
@@ -116,67 +118,109 @@ class TokenGate:
     ) -> Allowed:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Challenge(challenge.bearer(realm, self._service, needed), needed=tuple(needed))
+            raise Challenge(
+                challenge.bearer(realm, self._service, needed),
+                needed=tuple(needed),
+                failed=authorization is not None,
+            )
         try:
             claims, allowed = self._verified(token.strip())
         except TokenError as exc:
             header = challenge.bearer(realm, self._service, needed, "invalid_token")
-            raise Challenge(header, f"invalid token: {exc}", needed=tuple(needed)) from None
+            raise Challenge(
+                header, f"invalid token: {exc}", needed=tuple(needed), failed=True
+            ) from None
         token_id = claims.token_id
+        account = claims.subject or None
         if token_id and self._revoked is not None and self._revoked(token_id):
             header = challenge.bearer(realm, self._service, needed, "invalid_token")
-            raise Challenge(header, "the access token was revoked", needed=tuple(needed))
+            raise Challenge(
+                header,
+                "the access token was revoked",
+                needed=tuple(needed),
+                failed=True,
+                account=account,
+            )
         if not all(allowed.allows(n.resource, a) for n in needed for a in n.actions):
             header = challenge.bearer(realm, self._service, needed, "insufficient_scope")
-            raise Challenge(header, "insufficient scope", needed=tuple(needed))
+            raise Challenge(header, "insufficient scope", needed=tuple(needed), account=account)
         return allowed
 
 
 class BasicGate:
-    """HTTP Basic against identity backends (htpasswd), decided by the policy."""
+    """HTTP Basic against identity backends (htpasswd), decided by the policy.
+
+    ``policy`` may be a provider (a :class:`~hatchway.auth.policy.source.PolicySource`):
+    it is asked on every request, so reloaded rules apply at once.
+    """
 
     def __init__(
         self,
         authenticators: list[Authenticator],
-        policy: Policy,
-        limiter: Callable[[str, str | None], float | None] | None = None,
-        on_result: Callable[[str, str | None, bool], None] | None = None,
+        policy: Policy | PolicyProvider,
+        limiter: Limiter | None = None,
     ) -> None:
         self._authenticators = authenticators
-        self._policy = policy
-        self._limiter = limiter
-        self._on_result = on_result
+        self._policy = provider(policy)
+        self._limiter = limiter or Limiter()
 
-    async def _principal(self, authorization: str | None, client: ClientInfo) -> Principal | None:
+    async def _principal(
+        self, authorization: str | None, client: ClientInfo, realm: str
+    ) -> tuple[str | None, Principal | None]:
+        """The username given (if any) and the principal it proved (if it did)."""
         scheme, _, encoded = (authorization or "").partition(" ")
         if scheme.lower() != "basic":
-            return None
+            return None, None
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            return None
+            return None, None
         username, sep, secret = decoded.partition(":")
         if not sep or not username:
-            return None
+            return None, None
+        wait = self._limiter.check(username, client.address)
+        if wait is not None:
+            raise Challenge(
+                challenge.basic(realm),
+                "too many failed logins; try again later",
+                failed=True,
+                account=username[:255],
+                retry_after=wait,
+            )
         for authenticator in self._authenticators:
             found = await asyncio.to_thread(authenticator.authenticate, username, secret, client)
             if found is not None:
-                return found
-        return None
+                self._limiter.record_success(username, client.address)
+                return username, found
+        self._limiter.record_failure(username, client.address)
+        return username[:255], None
 
     async def check(
         self, authorization: str | None, needed: list[Access], realm: str, client: ClientInfo
     ) -> Allowed:
-        principal = await self._principal(authorization, client)
+        username, principal = await self._principal(authorization, client, realm)
         if principal is None and authorization:
-            raise Challenge(challenge.basic(realm), "incorrect username or password")
+            raise Challenge(
+                challenge.basic(realm),
+                "incorrect username or password",
+                failed=True,
+                account=username,
+            )
+        if principal is None and not needed:
+            # GET /v2/ needs no scope, but it is where clients learn that they must log
+            # in (docker and skopeo send credentials only after this challenge).
+            raise Challenge(challenge.basic(realm))
         principal = principal or ANONYMOUS
-        grants = self._policy.authorize(principal, needed)
+        grants = self._policy().authorize(principal, needed)
         granted = tuple(g.access for g in grants if g.access.actions)
         if not _covered(list(granted), needed):
             if principal.anonymous:
                 raise Challenge(challenge.basic(realm), needed=tuple(needed))
             raise Challenge(
-                challenge.basic(realm), "access denied", denied=True, needed=tuple(needed)
+                challenge.basic(realm),
+                "access denied",
+                denied=True,
+                needed=tuple(needed),
+                account=principal.subject,
             )
         return Allowed(principal, granted)

@@ -18,6 +18,7 @@ from hatchway.auth.credentials.ratelimit import Limiter
 from hatchway.auth.credentials.refresh import issue_refresh_token, redeem_refresh_token
 from hatchway.auth.identity.base import Authenticator, ClientInfo
 from hatchway.auth.policy.engine import Policy, granted
+from hatchway.auth.policy.source import PolicyProvider, provider
 from hatchway.auth.principal import ANONYMOUS, Principal
 from hatchway.auth.tokens.jwt import TokenIssuer
 from hatchway.metadata import MetadataStore
@@ -64,12 +65,15 @@ class TokenResponse:
 
 
 class TokenService:
+    """Grants tokens; ``policy`` may be a provider (a ``PolicySource``), asked per grant so
+    reloaded access rules apply to the next token."""
+
     def __init__(
         self,
         issuer: TokenIssuer,
         service: str,
         authenticators: Sequence[Authenticator],
-        policy: Policy,
+        policy: Policy | PolicyProvider,
         store: MetadataStore,
         audit: Callable[[AuditEvent], None],
         limiter: Limiter | None = None,
@@ -77,10 +81,15 @@ class TokenService:
         self.issuer = issuer
         self.service = service
         self.authenticators = list(authenticators)
-        self.policy = policy
+        self._policy = provider(policy)
         self.store = store
         self.audit = audit
         self.limiter = limiter or Limiter()
+
+    @property
+    def policy(self) -> Policy:
+        """The access policy in force now."""
+        return self._policy()
 
     def _audit(self, event: AuditEvent) -> None:
         self.audit(event)

@@ -5,7 +5,16 @@ from __future__ import annotations
 import typer
 
 from hatchway import __version__
-from hatchway.cli.commands import access, gc, group, keys, serve, token, user
+from hatchway.cli.commands import (
+    access,
+    audit,
+    gc,
+    group,
+    keys,
+    serve,
+    token,
+    user,
+)
 
 app = typer.Typer(
     name="hatchway",
@@ -19,7 +28,10 @@ app.command(name="gc")(gc.gc)
 app.add_typer(user.app, name="user", help="Accounts in the built-in store.")
 app.add_typer(group.app, name="group", help="Groups of accounts.")
 app.add_typer(token.app, name="token", help="Personal access tokens and robot tokens.")
-app.add_typer(access.app, name="access", help="Inspect access-rule decisions.")
+app.add_typer(
+    access.app, name="access", help="Access rules: check decisions, manage the database's rules."
+)
+app.command(name="audit")(audit.audit)
 app.add_typer(keys.app, name="keys", help="Token signing keys.")
 
 

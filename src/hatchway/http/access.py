@@ -1,8 +1,14 @@
-"""The HTTP side of the gate: header in, principal out, or a 401/403 in the spec's form."""
+"""The HTTP side of the gate: header in, principal out, or a 401/403 in the spec's form.
+
+Also the registry's side of the audit trail: refusals of requests that carried
+credentials, and successful pushes, pulls and deletes. The first anonymous 401 of
+Docker's token dance is normal and not recorded.
+"""
 
 from __future__ import annotations
 
 import functools
+import math
 
 from aiohttp import web
 
@@ -10,8 +16,9 @@ from hatchway.auth.access import Access
 from hatchway.auth.challenge import Challenge
 from hatchway.auth.gate import Allowed
 from hatchway.auth.identity.base import ClientInfo
-from hatchway.errors import DENIED, UNAUTHORIZED, HatchwayError
-from hatchway.http.state import GATE, TOKEN_REALM
+from hatchway.errors import DENIED, TOOMANYREQUESTS, UNAUTHORIZED, HatchwayError
+from hatchway.http.state import AUDIT, GATE, TOKEN_REALM
+from hatchway.metadata.records import AuditEvent, Outcome
 
 ALLOWED = web.RequestKey("allowed", Allowed)
 
@@ -21,8 +28,13 @@ class ChallengeError(HatchwayError):
 
     def __init__(self, found: Challenge) -> None:
         detail = [a.claim() for a in found.needed] or None
-        super().__init__(DENIED if found.denied else UNAUTHORIZED, found.message, detail)
-        self.header = found.header
+        code = DENIED if found.denied else UNAUTHORIZED
+        if found.retry_after is not None:
+            code = TOOMANYREQUESTS
+        super().__init__(code, found.message, detail)
+        self.headers = {"WWW-Authenticate": found.header}
+        if found.retry_after is not None:
+            self.headers["Retry-After"] = str(max(1, math.ceil(found.retry_after)))
 
 
 def client_info(request: web.Request) -> ClientInfo:
@@ -44,14 +56,71 @@ def _derived_realm(scheme: str, host: str) -> str:
 
 async def authorize(request: web.Request, needed: list[Access]) -> Allowed:
     gate = request.app[GATE]
+    authorization = request.headers.get("Authorization")
     try:
         allowed = await gate.check(
-            request.headers.get("Authorization"), needed, token_realm(request), client_info(request)
+            authorization, needed, token_realm(request), client_info(request)
         )
     except Challenge as found:
+        if authorization is not None:
+            _refused(request, needed, found)
         raise ChallengeError(found) from None
     request[ALLOWED] = allowed
     return allowed
+
+
+def _event_name(needed: list[Access]) -> str:
+    """What was attempted, named as the success events are: pull, push, delete, catalog."""
+    actions: set[str] = set()
+    for access in needed:
+        actions.update(access.actions)
+    for name in ("delete", "push", "pull"):
+        if name in actions:
+            return name
+    return "catalog" if needed else "access"
+
+
+def _refused(request: web.Request, needed: list[Access], found: Challenge) -> None:
+    record = request.app[AUDIT]
+    if record is None:
+        return
+    repository = next((a.resource.name for a in needed if a.resource.type == "repository"), None)
+    record(
+        AuditEvent(
+            _event_name(needed),
+            Outcome.FAILURE if found.failed else Outcome.DENIED,
+            found.account,
+            request.remote,
+            request.headers.get("User-Agent"),
+            repository=repository,
+            scopes_requested=tuple(a.scope() for a in needed),
+            detail={"reason": found.message, "method": request.method},
+        )
+    )
+
+
+def audit_success(
+    request: web.Request, event: str, repository: str, reference: str, digest: str | None = None
+) -> None:
+    """Record a push, pull or delete that succeeded: one deque append, nothing more."""
+    record = request.app[AUDIT]
+    if record is None:
+        return
+    detail = {"reference": reference}
+    if digest and digest != reference:
+        detail["digest"] = digest
+    subject = request[ALLOWED].principal.subject if ALLOWED in request else ""
+    record(
+        AuditEvent(
+            event,
+            Outcome.SUCCESS,
+            subject or None,
+            request.remote,
+            request.headers.get("User-Agent"),
+            repository=repository,
+            detail=detail,
+        )
+    )
 
 
 def allowed(request: web.Request) -> Allowed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -10,7 +11,17 @@ from hatchway.config.model import Config
 from hatchway.http import maintenance, token
 from hatchway.http.errors import error_middleware
 from hatchway.http.oci import routes
-from hatchway.http.state import CONFIG, GATE, JWKS, REGISTRY, TOKEN_REALM, TOKEN_SERVICE
+from hatchway.http.state import (
+    AUDIT,
+    CONFIG,
+    CONFIG_PATH,
+    GATE,
+    JWKS,
+    ON_RELOAD,
+    REGISTRY,
+    TOKEN_REALM,
+    TOKEN_SERVICE,
+)
 from hatchway.http.wiring import build_auth
 from hatchway.registry.service import Registry
 from hatchway.storage import drivers
@@ -25,17 +36,28 @@ def build_registry(config: Config) -> Registry:
 
 
 def create_app(
-    config: Config, worker: int = -1, registry: Registry | None = None
+    config: Config,
+    worker: int = -1,
+    registry: Registry | None = None,
+    *,
+    config_path: Path | None = None,
 ) -> web.Application:
-    """The application for one worker; worker 0 (or the only one, -1) runs maintenance."""
+    """The application for one worker; worker 0 (or the only one, -1) runs maintenance.
+
+    ``config_path`` is the file ``config`` came from: access rules are re-read from it
+    when it changes and on SIGHUP.
+    """
     app = web.Application(
         middlewares=[error_middleware], handler_args={"read_bufsize": READ_BUFSIZE}
     )
     app[CONFIG] = config
+    app[CONFIG_PATH] = config_path
     app[REGISTRY] = registry or build_registry(config)
-    parts = build_auth(config)
+    parts = build_auth(config, config_path)
     app[GATE] = parts.gate
     app[TOKEN_REALM] = parts.realm
+    app[AUDIT] = parts.audit
+    app[ON_RELOAD] = [parts.reload]
     if parts.token_service is not None and parts.jwks is not None:
         app[TOKEN_SERVICE] = parts.token_service
         app[JWKS] = parts.jwks

@@ -31,8 +31,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except HatchwayError as err:
-        challenge = getattr(err, "header", None)
-        return error_response(err, {"WWW-Authenticate": challenge} if challenge else None)
+        return error_response(err, getattr(err, "headers", None))
     except InvalidPathError:
         return error_response(HatchwayError(UNSUPPORTED, "invalid path"))
     except web.HTTPException as exc:

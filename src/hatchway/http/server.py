@@ -1,8 +1,9 @@
 """Run the app: one listening socket, pre-forked worker processes (as gunicorn does).
 
 Each worker has its own event loop on the shared socket, so manifest and metadata
-requests use every core. The parent only supervises: it restarts a worker that dies and
-stops them all on SIGTERM/SIGINT.
+requests use every core. The parent only supervises: it restarts a worker that dies,
+stops them all on SIGTERM/SIGINT and passes SIGHUP on, which makes each worker re-read
+what it can without a restart (the access rules).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from hatchway.config.model import Config
+from hatchway.http.state import ON_RELOAD
 
 log = logging.getLogger("hatchway.server")
 access_log = logging.getLogger("hatchway.access")
@@ -59,6 +61,18 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
 AppFactory = Callable[[Config, int], web.Application]
 
 
+def _reloader(app: web.Application) -> Callable[[], None]:
+    def reload() -> None:
+        log.info("SIGHUP: reloading")
+        for callback in app.get(ON_RELOAD, ()):
+            try:
+                callback()
+            except Exception:
+                log.exception("reload failed")
+
+    return reload
+
+
 async def _run_worker(
     config: Config, sock: socket.socket, ctx: ssl.SSLContext | None, factory: AppFactory, index: int
 ) -> None:
@@ -71,6 +85,7 @@ async def _run_worker(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reloader(app))
     parent = os.getppid()
     try:
         while not stop.is_set():
@@ -106,6 +121,8 @@ class _Supervisor:
         if pid == 0:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            # Until its loop handles SIGHUP, a worker ignores it (the default would kill it).
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             code = 0
             try:
                 self._run(index)
@@ -123,6 +140,11 @@ class _Supervisor:
         for pid in list(self._children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+
+    def reload(self, signum: int = signal.SIGHUP, frame: object = None) -> None:
+        for pid in list(self._children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
 
     def _reap(self, pid: int, status: int) -> None:
         index, started = self._children.pop(pid, (-1, 0.0))
@@ -143,6 +165,7 @@ class _Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGHUP, self.reload)
         for index in range(self._workers):
             self._spawn(index)
         while self._children:

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 
 from hatchway.auth.gate import Gate
 from hatchway.auth.service import TokenService
 from hatchway.config.model import Config
+from hatchway.metadata.records import AuditEvent
 from hatchway.registry.service import Registry
 
 CONFIG = web.AppKey("config", Config)
+# The file the configuration came from (None: embedded defaults); access rules reload from it.
+CONFIG_PATH: web.AppKey[Path | None] = web.AppKey("config_path")
 REGISTRY = web.AppKey("registry", Registry)
 GATE = web.AppKey("gate", Gate)
 # The realm in challenges: configured, or None to point at this server's /auth/token.
 TOKEN_REALM: web.AppKey[str | None] = web.AppKey("token_realm")
 TOKEN_SERVICE = web.AppKey("token_service", TokenService)
 JWKS: web.AppKey[Callable[[], dict[str, object]]] = web.AppKey("jwks")
+# Queues an audit event (never blocks); None records nothing.
+AUDIT: web.AppKey[Callable[[AuditEvent], None] | None] = web.AppKey("audit")
+# Called on SIGHUP in the worker's loop; each must return at once (set a flag, wake a thread).
+ON_RELOAD: web.AppKey[list[Callable[[], None]]] = web.AppKey("on_reload")

@@ -6,6 +6,10 @@ Modes (``auth:``, as distribution's config.yml):
   the metadata database, plus the ``htpasswd`` file when one is configured too.
 - ``token`` with ``rootcertbundle`` or ``jwks``: trust an external token issuer.
 - ``htpasswd`` alone: HTTP Basic on every request, decided by the access rules.
+
+Where access rules decide (built-in tokens, htpasswd) they are the config file's, then the
+database's (``hatchway access rule``), kept current by a :class:`PolicySource`; audit events
+go to the database there, and only to the log in the other modes.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ from hatchway.auth.gate import BasicGate, Gate, OpenGate, TokenGate
 from hatchway.auth.identity.base import Authenticator
 from hatchway.auth.identity.htpasswd import HtpasswdAuthenticator
 from hatchway.auth.identity.local import LocalAuthenticator
-from hatchway.auth.policy import Policy, load_rules
+from hatchway.auth.policy import Policy, Rule, load_rules
+from hatchway.auth.policy.source import PolicySource, database_rules
 from hatchway.auth.service import TokenService
 from hatchway.auth.tokens import KeyStore, TokenIssuer, TokenVerifier, key_directory
 from hatchway.auth.tokens.external import external_verifier
+from hatchway.config import load as config_load
 from hatchway.config.model import Config
-from hatchway.metadata import MetadataStore
+from hatchway.metadata import AuditEvent, MetadataStore
 from hatchway.metadata.engine import database_dsn
 
 
@@ -34,7 +40,15 @@ class AuthParts:
     realm: str | None = None
     token_service: TokenService | None = None
     jwks: Callable[[], dict[str, object]] | None = None
+    # Queues a registry-side audit event (push, pull, delete, refusals); never blocks.
+    audit: Callable[[AuditEvent], None] | None = None
+    policy: PolicySource | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the access rules (returns at once; a thread does the work)."""
+        if self.policy is not None:
+            self.policy.reload()
 
     def close(self) -> None:
         for close in self.closers:
@@ -42,7 +56,43 @@ class AuthParts:
 
 
 def policy_for(config: Config) -> Policy:
+    """The config file's rules alone (the database's come from :func:`policy_source`)."""
     return Policy(load_rules(config.access))
+
+
+def uses_policy(config: Config) -> bool:
+    """Do access rules decide here? Not with no auth, nor with an external token issuer."""
+    if config.auth_mode == "htpasswd":
+        return True
+    token = config.auth.token if config.auth is not None else None
+    return token is not None and not token.external
+
+
+def check_policy(config: Config) -> None:
+    """Compile every rule, the config file's and the database's, or raise PolicyError."""
+    policy_for(config)
+    if not uses_policy(config):
+        return
+    store = MetadataStore(database_dsn(config))
+    try:
+        database_rules(store.rules.list())
+    finally:
+        store.dispose()
+
+
+def policy_source(config: Config, config_path: Path | None, store: MetadataStore) -> PolicySource:
+    """Config rules (re-read from ``config_path`` when it changes), then the database's."""
+
+    def reread() -> list[Rule]:
+        assert config_path is not None
+        return load_rules(config_load.load(config_path).access)
+
+    return PolicySource(
+        load_rules(config.access),
+        path=config_path,
+        reread=reread if config_path is not None else None,
+        store=store.rules,
+    )
 
 
 def key_store(config: Config) -> KeyStore:
@@ -54,38 +104,51 @@ def key_store(config: Config) -> KeyStore:
     return KeyStore(key_directory(config), token.signingalgorithm, overlap=overlap)
 
 
-def build_auth(config: Config) -> AuthParts:
+def _log_only() -> AuthParts:
+    sink = AuditSink(None)
+    return AuthParts(OpenGate(), audit=sink.record, closers=[sink.close])
+
+
+def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
+    """Everything auth for one worker (call it after fork: it starts threads)."""
     mode = config.auth_mode
     if mode == "none":
-        return AuthParts(OpenGate())
+        return _log_only()
     assert config.auth is not None
-    policy = policy_for(config)
     htpasswd = config.auth.htpasswd
-    if mode == "htpasswd":
-        assert htpasswd is not None
-        authenticator = HtpasswdAuthenticator(Path(htpasswd.path))
-        return AuthParts(BasicGate([authenticator], policy), realm=htpasswd.realm)
     token = config.auth.token
-    assert token is not None
-    if token.external:
+    if token is not None and token.external:
         verifier = external_verifier(
             token.issuer,
             token.service,
             rootcertbundle=Path(token.rootcertbundle) if token.rootcertbundle else None,
             jwks=token.jwks,
         )
-        return AuthParts(TokenGate(verifier, token.service), realm=token.realm)
+        parts = _log_only()
+        parts.gate, parts.realm = TokenGate(verifier, token.service), token.realm
+        return parts
     store = MetadataStore(database_dsn(config))
+    source = policy_source(config, config_path, store)
+    sink = AuditSink(store.audit)
+    source.start()
+    closers = [source.close, sink.close, store.dispose]
+    if mode == "htpasswd":
+        assert htpasswd is not None
+        authenticator = HtpasswdAuthenticator(Path(htpasswd.path))
+        gate = BasicGate([authenticator], source)
+        return AuthParts(
+            gate, realm=htpasswd.realm, audit=sink.record, policy=source, closers=closers
+        )
+    assert token is not None
     keys = key_store(config)
     authenticators: list[Authenticator] = [LocalAuthenticator(store)]
     if htpasswd is not None:
         authenticators.append(HtpasswdAuthenticator(Path(htpasswd.path)))
-    sink = AuditSink(store.audit)
     service = TokenService(
         TokenIssuer(keys, token.issuer, token.expiration),
         token.service,
         authenticators,
-        policy,
+        source,
         store,
         sink.record,
     )
@@ -96,7 +159,9 @@ def build_auth(config: Config) -> AuthParts:
         realm=token.realm,
         token_service=service,
         jwks=keys.jwks,
-        closers=[sink.close, store.dispose],
+        audit=sink.record,
+        policy=source,
+        closers=closers,
     )
 
 

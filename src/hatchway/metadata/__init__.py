@@ -1,10 +1,11 @@
-"""Accounts, groups, tokens and audit events in SQL (SQLite by default, or PostgreSQL).
+"""Accounts, groups, tokens, access rules and audit events in SQL (SQLite or PostgreSQL).
 
 Never imports ``auth`` or HTTP: it stores hashes it is given and returns frozen records.
 """
 
 from hatchway.metadata.engine import database_dsn
 from hatchway.metadata.records import (
+    AccessRuleRecord,
     AccessToken,
     Account,
     AccountKind,
@@ -21,6 +22,7 @@ from hatchway.metadata.records import (
 from hatchway.metadata.store import MetadataStore
 
 __all__ = [
+    "AccessRuleRecord",
     "AccessToken",
     "Account",
     "AccountKind",

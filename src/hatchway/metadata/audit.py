@@ -81,17 +81,28 @@ class AuditLog:
         *,
         account: str | None = None,
         event: str | None = None,
+        repository: str | None = None,
+        outcome: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
         limit: int = 100,
     ) -> list[AuditRecord]:
-        """Newest first."""
-        stmt = select(audit_events).order_by(audit_events.c.id.desc()).limit(limit)
-        if account is not None:
-            stmt = stmt.where(audit_events.c.account == account)
-        if event is not None:
-            stmt = stmt.where(audit_events.c.event == event)
+        """Newest first (by event time: workers write their batches at different moments,
+        so ids are not in time order); ``since`` and ``until`` are inclusive."""
+        order = (audit_events.c.time.desc(), audit_events.c.id.desc())
+        stmt = select(audit_events).order_by(*order).limit(limit)
+        for column, value in (
+            (audit_events.c.account, account),
+            (audit_events.c.event, event),
+            (audit_events.c.repository, repository),
+            (audit_events.c.outcome, outcome),
+        ):
+            if value is not None:
+                stmt = stmt.where(column == value)
         if since is not None:
             stmt = stmt.where(audit_events.c.time >= since)
+        if until is not None:
+            stmt = stmt.where(audit_events.c.time <= until)
         with self._db.read() as conn:
             return [
                 AuditRecord(

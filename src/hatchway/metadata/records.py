@@ -115,6 +115,7 @@ class Outcome(StrEnum):
     FAILURE = "failure"  # bad credentials, malformed request
     DENIED = "denied"  # authenticated but not allowed
     THROTTLED = "throttled"
+    PARTIAL = "partial"  # a token granted less than was asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,3 +147,14 @@ class AuditRecord:
     scopes_requested: tuple[str, ...]
     scopes_granted: tuple[str, ...]
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRuleRecord:
+    """An access rule kept in the database: ``rule`` is one ``access:`` entry, as given."""
+
+    id: int
+    position: int
+    rule: dict[str, Any]
+    created_at: datetime
+    comment: str | None = None

@@ -1,15 +1,16 @@
-"""The metadata store: one database, four small stores over it."""
+"""The metadata store: one database, five small stores over it."""
 
 from __future__ import annotations
 
 from hatchway.metadata.accounts import AccountStore
 from hatchway.metadata.audit import AuditLog
 from hatchway.metadata.engine import Database
+from hatchway.metadata.rules import AccessRuleStore
 from hatchway.metadata.tokens import AccessTokenStore, RefreshTokenStore
 
 
 class MetadataStore:
-    """Accounts, groups, tokens and the audit trail in one SQL database.
+    """Accounts, groups, tokens, access rules and the audit trail in one SQL database.
 
     Synchronous on purpose (the server calls it via ``asyncio.to_thread``). Tables are
     created on construction if missing. Construct it in each worker after fork, or call
@@ -24,6 +25,7 @@ class MetadataStore:
         self.tokens = AccessTokenStore(self.db)
         self.refresh_tokens = RefreshTokenStore(self.db)
         self.audit = AuditLog(self.db)
+        self.rules = AccessRuleStore(self.db)
 
     @property
     def dialect(self) -> str:

@@ -7,6 +7,9 @@
     refresh_tokens  OAuth2 refresh tokens: only a SHA-256 of the secret; subject is a name,
                     not a foreign key, so accounts of other backends (htpasswd) can hold them
     audit_events    who did what, from where, with what outcome; never a secret
+    access_rules    access rules added from the CLI, in the config's ``access:`` syntax (JSON),
+                    applied after the config file's rules in ``position`` order
+    access_rule_revision  one row, bumped with every rule change: servers poll it cheaply
 
 Timestamps are stored as naive UTC (SQLite keeps no zone) and read back as aware UTC.
 """
@@ -147,14 +150,34 @@ audit_events = Table(
     Column("outcome", String(16), nullable=False),
     Column("client_addr", String(64), nullable=True),
     Column("user_agent", String(512), nullable=True),
-    Column("repository", String(512), nullable=True),
+    Column("repository", String(512), nullable=True, index=True),
     Column("scopes_requested", Text, nullable=False, default=""),
     Column("scopes_granted", Text, nullable=False, default=""),
     Column("detail", JSON, nullable=False),
 )
 
+access_rules = Table(
+    "access_rules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("position", Integer, nullable=False, index=True),
+    Column("rule", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("comment", String(500), nullable=True),
+    sqlite_autoincrement=True,  # ids name rules in logs and the audit trail: never reused
+)
+
+access_rule_revision = Table(
+    "access_rule_revision",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("revision", Integer, nullable=False),
+)
+
 __all__ = [
     "UTCDateTime",
+    "access_rule_revision",
+    "access_rules",
     "access_tokens",
     "accounts",
     "audit_events",

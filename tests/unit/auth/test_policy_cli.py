@@ -21,7 +21,12 @@ RULES: list[dict[str, Any]] = [
 def run(tmp_path: Path, rules: object, *args: str) -> tuple[int, str]:
     """Run the command against a config file holding ``rules`` as its ``access:`` list."""
     path = tmp_path / "config.yml"
-    document = {"version": 0.1, "storage": {"inmemory": {}}, "access": rules}
+    document = {
+        "version": 0.1,
+        "storage": {"inmemory": {}},
+        "access": rules,
+        "database": {"dsn": f"sqlite:///{tmp_path / 'hatchway.db'}"},  # absent: no rules there
+    }
     path.write_text(yaml.safe_dump(document))
     result = CliRunner().invoke(access_cli.app, ["check", *args, "--config", str(path)])
     return result.exit_code, result.output

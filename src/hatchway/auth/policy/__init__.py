@@ -1,7 +1,7 @@
 """Access rules: compiled at load (load.py), matched purely per request (engine.py)."""
 
 from hatchway.auth.policy.engine import CATALOG_RESOURCE, Decision, Grant, Policy, granted
-from hatchway.auth.policy.load import load_rules
+from hatchway.auth.policy.load import load_rule, load_rules
 from hatchway.auth.policy.rules import DEFAULT_RULES, PolicyError, Rule, build_rule
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     "Rule",
     "build_rule",
     "granted",
+    "load_rule",
     "load_rules",
 ]

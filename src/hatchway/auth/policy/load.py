@@ -53,6 +53,11 @@ def load_rules(raw: Iterable[Mapping[str, Any]] | None, *, prefix: str = "rule")
     return [_rule(f"{prefix} {n}", item) for n, item in enumerate(raw, start=1)]
 
 
+def load_rule(label: str, item: object) -> Rule:
+    """Compile one rule (say, one kept in the database) under its own ``label``."""
+    return _rule(label, item)
+
+
 def _rule(label: str, item: object) -> Rule:
     where = f"access {label}"
     if not isinstance(item, Mapping):

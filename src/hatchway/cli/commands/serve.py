@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from aiohttp import web
 
 from hatchway.auth.credentials.passwords import hash_password
 from hatchway.cli.common import ConfigOption, DataOption, fail, load_config, setup_logging
@@ -15,7 +18,7 @@ from hatchway.config.model import Config
 from hatchway.errors import ConfigError
 from hatchway.http.app import build_registry, create_app
 from hatchway.http.server import serve as run_server
-from hatchway.http.wiring import key_store, policy_for
+from hatchway.http.wiring import check_policy, key_store
 from hatchway.metadata import MetadataStore
 from hatchway.metadata.engine import database_dsn
 from hatchway.storage.driver import StorageError
@@ -71,7 +74,7 @@ def _bootstrap(config: Config) -> str | None:
     """First start with the built-in token service: make signing keys, and the admin
     account when there is none (password from HATCHWAY_ADMIN_PASSWORD, else generated
     and returned so it is printed once)."""
-    policy_for(config)  # the access rules must compile before anything starts
+    check_policy(config)  # every access rule (file and database) compiles, or no start
     if config.auth_mode != "token" or config.auth is None or config.auth.token is None:
         return None
     if config.auth.token.external:
@@ -87,6 +90,16 @@ def _bootstrap(config: Config) -> str | None:
         return None if given else password
     finally:
         store.dispose()
+
+
+def _factory(config_path: Path | None) -> Callable[[Config, int], web.Application]:
+    """Workers build their app from the parsed config and know its file, to reload rules."""
+    path = config_path.absolute() if config_path is not None else None
+
+    def factory(cfg: Config, worker: int) -> web.Application:
+        return create_app(cfg, worker, config_path=path)
+
+    return factory
 
 
 def serve(
@@ -114,6 +127,6 @@ def serve(
         raise fail(f"cannot set up authentication: {exc}") from None
     try:
         typer.echo(_banner(cfg, count, admin_password), err=True)
-        run_server(cfg, create_app, count)
+        run_server(cfg, _factory(config), count)
     except OSError as exc:
         raise fail(f"cannot listen on {cfg.http.addr}: {exc.strerror}") from None

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 from aiohttp import web
 
 from hatchway.auth.access import Access, Resource
 from hatchway.errors import UNSUPPORTED, HatchwayError
-from hatchway.http.access import authorize
+from hatchway.http.access import audit_success, authorize
 from hatchway.http.errors import NOT_FOUND
 from hatchway.http.oci import blobs, listing, manifests, referrers, uploads
 from hatchway.oci.names import validate_name
@@ -21,36 +22,47 @@ from hatchway.oci.names import validate_name
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 PULL, PUSH, DELETE = frozenset({"pull"}), frozenset({"pull", "push"}), frozenset({"delete"})
 
-# (pattern, {method: (handler, actions needed on the repository)}); first match wins.
-_ROUTES: list[tuple[re.Pattern[str], dict[str, tuple[Handler, frozenset[str]]]]] = [
+
+class Route(NamedTuple):
+    handler: Handler
+    actions: frozenset[str]  # needed on the repository
+    audit: str | None = None  # the audit event a success records (one per image pulled)
+
+
+# (pattern, {method: route}); first match wins.
+_ROUTES: list[tuple[re.Pattern[str], dict[str, Route]]] = [
     (
         re.compile(r"(?P<name>.+)/blobs/uploads/?"),
-        {"POST": (uploads.start, PUSH)},
+        {"POST": Route(uploads.start, PUSH)},
     ),
     (
         re.compile(r"(?P<name>.+)/blobs/uploads/(?P<upload_id>[^/]+)"),
         {
-            "GET": (uploads.status, PUSH),
-            "PATCH": (uploads.patch, PUSH),
-            "PUT": (uploads.finish, PUSH),
-            "DELETE": (uploads.cancel, PUSH),
+            "GET": Route(uploads.status, PUSH),
+            "PATCH": Route(uploads.patch, PUSH),
+            "PUT": Route(uploads.finish, PUSH),
+            "DELETE": Route(uploads.cancel, PUSH),
         },
     ),
     (
         re.compile(r"(?P<name>.+)/blobs/(?P<digest>[^/]+)"),
-        {"GET": (blobs.get, PULL), "HEAD": (blobs.get, PULL), "DELETE": (blobs.delete, DELETE)},
+        {
+            "GET": Route(blobs.get, PULL),
+            "HEAD": Route(blobs.get, PULL),
+            "DELETE": Route(blobs.delete, DELETE, "delete"),
+        },
     ),
     (
         re.compile(r"(?P<name>.+)/manifests/(?P<reference>[^/]+)"),
         {
-            "GET": (manifests.get, PULL),
-            "HEAD": (manifests.get, PULL),
-            "PUT": (manifests.put, PUSH),
-            "DELETE": (manifests.delete, DELETE),
+            "GET": Route(manifests.get, PULL, "pull"),
+            "HEAD": Route(manifests.get, PULL),
+            "PUT": Route(manifests.put, PUSH, "push"),
+            "DELETE": Route(manifests.delete, DELETE, "delete"),
         },
     ),
-    (re.compile(r"(?P<name>.+)/tags/list"), {"GET": (listing.tags, PULL)}),
-    (re.compile(r"(?P<name>.+)/referrers/(?P<digest>[^/]+)"), {"GET": (referrers.get, PULL)}),
+    (re.compile(r"(?P<name>.+)/tags/list"), {"GET": Route(listing.tags, PULL)}),
+    (re.compile(r"(?P<name>.+)/referrers/(?P<digest>[^/]+)"), {"GET": Route(referrers.get, PULL)}),
 ]
 CATALOG = Access(Resource("registry", "catalog"), frozenset({"*"}))
 
@@ -74,11 +86,16 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         route = methods.get(request.method)
         if route is None:
             raise HatchwayError(UNSUPPORTED, "method not allowed", {"allowed": sorted(methods)})
-        handler, actions = route
         params = match.groupdict()
-        validate_name(params["name"])
-        await authorize(request, [Access(Resource("repository", params["name"]), actions)])
-        return await handler(request, **params)
+        name = params["name"]
+        validate_name(name)
+        await authorize(request, [Access(Resource("repository", name), route.actions)])
+        response = await route.handler(request, **params)
+        if route.audit is not None:
+            reference = params.get("reference") or params["digest"]
+            digest = response.headers.get("Docker-Content-Digest")
+            audit_success(request, route.audit, name, reference, digest)
+        return response
     raise HatchwayError(NOT_FOUND, detail={"path": request.path[:200]})
 
 

@@ -1,0 +1,198 @@
+"""``hatchway audit`` (filters, text and JSON lines) and the buffered AuditSink."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from hatchway.audit.sink import AuditSink
+from hatchway.cli.commands.audit import parse_time
+from hatchway.cli.main import app
+from hatchway.metadata import AuditEvent, MetadataStore
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+FIELDS = {
+    "id",
+    "time",
+    "event",
+    "outcome",
+    "account",
+    "client_addr",
+    "user_agent",
+    "repository",
+    "scopes_requested",
+    "scopes_granted",
+    "detail",
+}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[MetadataStore]:
+    opened = MetadataStore(f"sqlite:///{tmp_path / 'hatchway.db'}")
+    opened.audit.record_many(
+        [
+            AuditEvent(
+                "login", "failure", "mallory", "198.51.100.7", time=NOW - timedelta(hours=3)
+            ),
+            AuditEvent(
+                "token",
+                "partial",
+                "alice",
+                "192.0.2.1",
+                "docker/27",
+                scopes_requested=("repository:team/app:pull,push",),
+                scopes_granted=("repository:team/app:pull",),
+                detail={"method": "basic", "denied": ["push denied: no rule allows push"]},
+                time=NOW - timedelta(minutes=30),
+            ),
+            AuditEvent(
+                "push",
+                "denied",
+                "alice",
+                "192.0.2.1",
+                repository="team/app",
+                detail={"reason": "insufficient scope"},
+                time=NOW - timedelta(minutes=20),
+            ),
+            AuditEvent(
+                "pull",
+                "success",
+                "alice",
+                "192.0.2.1",
+                repository="team/app",
+                detail={"reference": "1.0", "digest": "sha256:" + "a" * 64},
+                time=NOW - timedelta(minutes=10),
+            ),
+        ]
+    )
+    yield opened
+    opened.dispose()
+
+
+def run(tmp_path: Path, *args: str) -> Result:
+    return CliRunner().invoke(app, ["audit", *args, "--data", str(tmp_path)])
+
+
+def json_lines(result: Result) -> list[dict[str, object]]:
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.output.splitlines()]
+
+
+def test_text_newest_first_and_aligned(tmp_path: Path, store: MetadataStore) -> None:
+    result = run(tmp_path)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == [
+        "TIME",
+        "EVENT",
+        "OUTCOME",
+        "ACCOUNT",
+        "CLIENT",
+        "REPOSITORY",
+        "DETAIL",
+    ]
+    assert [line.split()[2] for line in lines[1:]] == ["pull", "push", "token", "login"]
+    column = lines[0].index("OUTCOME")
+    assert {line[column:].split()[0] for line in lines[1:]} == {
+        "success",
+        "denied",
+        "partial",
+        "failure",
+    }
+    assert "reference=1.0" in lines[1]
+    assert "reason=insufficient scope" in lines[2]
+    assert "granted=repository:team/app:pull" in lines[3]
+    assert "requested=repository:team/app:pull,push" in lines[3]
+
+
+def test_json_lines(tmp_path: Path, store: MetadataStore) -> None:
+    records = json_lines(run(tmp_path, "--json"))
+    assert [r["event"] for r in records] == ["pull", "push", "token", "login"]
+    assert all(set(r) == FIELDS for r in records)
+    pull = records[0]
+    assert pull["time"] == (NOW - timedelta(minutes=10)).isoformat().replace("+00:00", "Z")
+    assert datetime.fromisoformat(str(pull["time"])) == NOW - timedelta(minutes=10)
+    assert pull["repository"] == "team/app"
+    assert pull["detail"] == {"reference": "1.0", "digest": "sha256:" + "a" * 64}
+    token = records[2]
+    assert token["scopes_granted"] == ["repository:team/app:pull"]
+    assert token["user_agent"] == "docker/27"
+
+
+@pytest.mark.parametrize(
+    ("args", "events"),
+    [
+        (["--account", "alice"], ["pull", "push", "token"]),
+        (["--repository", "team/app"], ["pull", "push"]),
+        (["--outcome", "denied"], ["push"]),
+        (["--outcome", "partial"], ["token"]),
+        (["--event", "login"], ["login"]),
+        (["--since", "1h"], ["pull", "push", "token"]),
+        (["--since", "25m", "--until", "15m"], ["push"]),
+        (["--until", (NOW - timedelta(hours=1)).isoformat()], ["login"]),
+        (["--since", (NOW - timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%SZ")], ["pull"]),
+        (["--limit", "2"], ["pull", "push"]),
+        (["--account", "nobody"], []),
+    ],
+)
+def test_filters(tmp_path: Path, store: MetadataStore, args: list[str], events: list[str]) -> None:
+    assert [r["event"] for r in json_lines(run(tmp_path, "--json", *args))] == events
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--outcome", "sideways"], "unknown outcome 'sideways'"),
+        (["--since", "yesterday"], "invalid time 'yesterday'"),
+        (["--limit", "0"], "--limit"),
+    ],
+)
+def test_bad_usage(tmp_path: Path, store: MetadataStore, args: list[str], message: str) -> None:
+    result = run(tmp_path, *args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_parse_time_without_zone_is_utc() -> None:
+    assert parse_time("2026-11-23T10:00:00", NOW) == datetime(2026, 11, 23, 10, tzinfo=UTC)
+    assert parse_time("2026-11-23T12:00:00+02:00", NOW) == datetime(2026, 11, 23, 10, tzinfo=UTC)
+    assert parse_time("90s", NOW) == NOW - timedelta(seconds=90)
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.batches: list[list[AuditEvent]] = []
+
+    def record_many(self, events: list[AuditEvent]) -> None:
+        self.batches.append(list(events))
+
+
+def test_sink_queues_then_logs_and_writes(caplog: pytest.LogCaptureFixture) -> None:
+    writer = _Writer()
+    sink = AuditSink(writer, interval=3600)
+    try:
+        with caplog.at_level(logging.INFO, logger="hatchway.audit"):
+            sink.record(AuditEvent("pull", "success", "alice", repository="team/app"))
+            sink.record(AuditEvent("push", "denied", "bob", detail={"reason": "no"}))
+            assert caplog.records == []  # recording is an append; the thread logs
+            sink.flush()
+        lines = [json.loads(r.getMessage()) for r in caplog.records]
+        assert [(x["event"], x["account"]) for x in lines] == [("pull", "alice"), ("push", "bob")]
+        assert lines[1]["reason"] == "no"
+        assert [[e.event for e in b] for b in writer.batches] == [["pull", "push"]]
+    finally:
+        sink.close()
+
+
+def test_sink_without_writer_only_logs(caplog: pytest.LogCaptureFixture) -> None:
+    sink = AuditSink(None, interval=0.05)
+    with caplog.at_level(logging.INFO, logger="hatchway.audit"):
+        sink.record(AuditEvent("pull", "success", repository="team/app"))
+        sink.close()
+    assert '"event": "pull"' in caplog.text
