@@ -74,16 +74,21 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
         path = _env_path(Config, tokens)
         if path is None:
             raise ConfigError(f"{name}: no such configuration key")
-        node = data
-        for key in path[:-1]:
-            child = node.get(key)
-            if not isinstance(child, dict):
-                child = {}
-                node[key] = child
-            node = child
         # Kept as text: the typed model converts "true" or "8" where a field wants it,
         # and a path such as "/srv/reg #1" or an address "[::1]:5000" stays intact.
-        node[path[-1]] = raw
+        _set(data, path, raw)
+
+
+def _set(data: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set ``data[path[0]][path[1]]... = value``, creating mappings on the way."""
+    node = data
+    for key in path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[path[-1]] = value
 
 
 def _format_error(exc: ValidationError, source: str) -> str:
@@ -121,15 +126,7 @@ def load(
         data = loaded
     _apply_env(data, os.environ if environ is None else environ)
     for dotted, value in (overrides or {}).items():
-        node = data
-        keys = dotted.split(".")
-        for key in keys[:-1]:
-            child = node.get(key)
-            if not isinstance(child, dict):
-                child = {}
-                node[key] = child
-            node = child
-        node[keys[-1]] = value
+        _set(data, dotted.split("."), value)
     try:
         config = Config.model_validate(data)
         config.storage.driver()
