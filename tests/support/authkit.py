@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,9 +272,16 @@ def assert_refused(
     """The registry answered requests on ``repository`` (after ``since``) with 401 or 403:
     no 5xx, and no 2xx/404 that would mean the request got past the gate. With
     ``reads_allowed`` (the client may pull there), only writes must have been refused."""
-    logged = requests_on(server, repository, since)
+    # aiohttp writes an access-log line after the response has gone out, so a client
+    # may have exited before the line for its last (refused) request is in the log.
+    deadline = time.monotonic() + 3
+    while True:
+        logged = requests_on(server, repository, since)
+        checked = [e for e in logged if not reads_allowed or e.method not in ("GET", "HEAD")]
+        if checked or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert logged, f"no request on {repository} reached the registry"
-    checked = [e for e in logged if not reads_allowed or e.method not in ("GET", "HEAD")]
     assert checked, (repository, logged)
     assert {e.status for e in checked} <= {401, 403}, (repository, logged)
     assert all(e.status < 500 for e in logged), (repository, logged)
