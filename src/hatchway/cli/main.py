@@ -8,10 +8,17 @@ from hatchway import __version__
 from hatchway.cli.commands import (
     access,
     audit,
+    delete,
     gc,
     group,
+    inspect,
     keys,
+    login,
+    logout,
+    pull,
+    push,
     serve,
+    tags,
     token,
     user,
 )
@@ -25,6 +32,13 @@ app = typer.Typer(
 )
 app.command(name="serve")(serve.serve)
 app.command(name="gc")(gc.gc)
+app.command(name="login")(login.login)
+app.command(name="logout")(logout.logout)
+app.command(name="push")(push.push)
+app.command(name="pull")(pull.pull)
+app.command(name="tags")(tags.tags)
+app.command(name="inspect")(inspect.inspect)
+app.command(name="delete")(delete.delete)
 app.add_typer(user.app, name="user", help="Accounts in the built-in store.")
 app.add_typer(group.app, name="group", help="Groups of accounts.")
 app.add_typer(token.app, name="token", help="Personal access tokens and robot tokens.")

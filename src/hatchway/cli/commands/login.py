@@ -1,0 +1,106 @@
+"""``hatchway login``: verify credentials with a registry and store them as docker does.
+
+The password comes from ``--password-stdin``, a terminal prompt (never echoed), or
+``HATCHWAY_PASSWORD`` for CI; ``-p`` works but lands in shell history and ``ps``, so it
+warns like docker. Messages match docker's, so scripts written for one read the other.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from hatchway.cli.common import fail
+from hatchway.client.credstore import CredentialStoreError
+from hatchway.client.dockerconfig import Credentials, DockerConfigError, normalize_server
+from hatchway.client.login import LoginError
+from hatchway.client.login import login as do_login
+
+NON_TTY = "Cannot perform an interactive login from a non TTY device"
+PASSWORD_ARGV_WARNING = "WARNING! Using --password via the CLI is insecure. Use --password-stdin."  # noqa: S105
+UNENCRYPTED_WARNING = """
+WARNING! Your credentials are stored unencrypted in '{path}'.
+Configure a credential helper to remove this warning. See
+https://docs.docker.com/go/credential-store/
+hatchway ships one: put "credsStore": "hatchway" in that file to use docker-credential-hatchway.
+"""
+
+ServerArg = Annotated[
+    str | None,
+    typer.Argument(help="Registry host[:port]; default Docker Hub.", show_default=False),
+]
+InsecureOption = Annotated[
+    bool,
+    typer.Option(
+        "--insecure", help="Allow plain HTTP and unverified TLS (loopback needs neither)."
+    ),
+]
+
+
+def _read_stdin_secret() -> str:
+    # docker trims one trailing newline (and a CR before it); the rest is the secret.
+    return sys.stdin.read().removesuffix("\n").removesuffix("\r")
+
+
+def _credentials(username: str | None, password: str | None, password_stdin: bool) -> Credentials:
+    if password is not None and password_stdin:
+        raise fail("--password and --password-stdin are mutually exclusive")
+    if password is not None:
+        typer.echo(PASSWORD_ARGV_WARNING, err=True)
+    username = username or os.environ.get("HATCHWAY_USERNAME") or None
+    if password_stdin:
+        if not username:
+            raise fail("Must provide --username with --password-stdin")
+        password = _read_stdin_secret()
+    password = password or os.environ.get("HATCHWAY_PASSWORD") or None
+    tty = sys.stdin.isatty()
+    if not username:
+        if not tty:
+            raise fail(NON_TTY)
+        username = input("Username: ").strip()
+    if not password:
+        if not tty:
+            raise fail(NON_TTY)
+        password = getpass.getpass("Password: ")
+    if not username:
+        raise fail("Username is required")
+    if not password:
+        raise fail("Password is required")
+    return Credentials(username, password)
+
+
+def login(
+    server: ServerArg = None,
+    username: Annotated[
+        str | None, typer.Option("--username", "-u", help="Username (or HATCHWAY_USERNAME).")
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            "-p",
+            help="Password; lands in shell history, prefer --password-stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+    insecure: InsecureOption = False,
+) -> None:
+    """Log in to a registry; credentials go where docker would put them."""
+    credentials = _credentials(username, password, password_stdin)
+    target = server or normalize_server(None)
+    try:
+        result = do_login(target, credentials, insecure=insecure)
+    except (LoginError, DockerConfigError) as exc:
+        raise fail(str(exc)) from None
+    except CredentialStoreError as exc:
+        raise fail(f"saving credentials: {exc}") from None
+    if result.plaintext:
+        typer.echo(UNENCRYPTED_WARNING.format(path=result.stored_in), err=True)
+    typer.echo("Login Succeeded")
