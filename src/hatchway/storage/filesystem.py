@@ -143,8 +143,7 @@ class FilesystemDriver:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise PathNotFoundError(path) from None
 
-    async def put_content(self, path: str, data: bytes) -> None:
-        full = self._full(path)
+    def _put_content_sync(self, path: str, full: str, data: bytes) -> None:
         directory = os.path.dirname(full)
         self._makedirs(directory)
         tmp = self._scratch_name()
@@ -154,7 +153,7 @@ class FilesystemDriver:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
-                await asyncio.to_thread(os.fsync, fd)
+                os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, full)
@@ -166,7 +165,12 @@ class FilesystemDriver:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-        await asyncio.to_thread(_fsync_dir, directory)
+        _fsync_dir(directory)
+
+    async def put_content(self, path: str, data: bytes) -> None:
+        # All of it in one worker thread: creating, syncing and renaming wait on the
+        # filesystem journal, which must never stall the event loop.
+        await asyncio.to_thread(self._put_content_sync, path, self._full(path), data)
 
     async def reader(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:
         try:
@@ -207,8 +211,7 @@ class FilesystemDriver:
             raise PathNotFoundError(path) from None
         return [f"{base}/{n}" for n in names if "~" not in n]
 
-    async def move(self, source: str, dest: str) -> None:
-        src_full, dest_full = self._full(source), self._full(dest)
+    def _move_sync(self, source: str, dest: str, src_full: str, dest_full: str) -> None:
         if not os.path.exists(src_full):
             raise PathNotFoundError(source)
         directory = os.path.dirname(dest_full)
@@ -217,7 +220,10 @@ class FilesystemDriver:
             os.replace(src_full, dest_full)
         except OSError as exc:
             raise StorageError(f"move {source} -> {dest} failed: {exc.strerror}") from None
-        await asyncio.to_thread(_fsync_dir, directory)
+        _fsync_dir(directory)
+
+    async def move(self, source: str, dest: str) -> None:
+        await asyncio.to_thread(self._move_sync, source, dest, self._full(source), self._full(dest))
 
     async def delete(self, path: str) -> None:
         full = self._full(path)
