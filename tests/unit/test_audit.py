@@ -196,3 +196,22 @@ def test_sink_without_writer_only_logs(caplog: pytest.LogCaptureFixture) -> None
         sink.record(AuditEvent("pull", "success", repository="team/app"))
         sink.close()
     assert '"event": "pull"' in caplog.text
+
+
+def test_repeated_pulls_in_one_flush_become_one_event_with_a_count() -> None:
+    from hatchway.audit.sink import coalesce
+    from hatchway.metadata.records import AuditEvent
+
+    pull = AuditEvent(
+        "pull", "success", "alice", "10.0.0.1", "docker", "alice/app", detail={"reference": "1"}
+    )
+    other = AuditEvent(
+        "pull", "success", "bob", "10.0.0.2", "docker", "alice/app", detail={"reference": "1"}
+    )
+    push = AuditEvent("push", "success", "alice", "10.0.0.1", "docker", "alice/app")
+    folded = coalesce([pull, pull, push, other, pull, push])
+    assert [e.event for e in folded] == ["pull", "push", "pull", "push"]
+    assert folded[0].detail == {"reference": "1", "count": 3}
+    assert folded[0].time == pull.time
+    assert "count" not in folded[2].detail  # bob's single pull
+    assert all("count" not in e.detail for e in folded if e.event == "push")

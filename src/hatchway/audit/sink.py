@@ -10,6 +10,7 @@ interval's worth); :meth:`AuditSink.close` flushes on a clean stop.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -44,6 +45,38 @@ def _line(event: AuditEvent) -> str:
     return json.dumps(fields)
 
 
+def coalesce(batch: list[AuditEvent]) -> list[AuditEvent]:
+    """Fold repeated successful pulls of one flush into one event with a ``count``.
+
+    A busy registry serves thousands of manifest GETs a second, most of them the same
+    image to the same client; one row per pull would make the audit writer the costliest
+    part of serving. Every pull is still accounted for: the event keeps the first time
+    and says how many there were.
+    """
+    folded: list[AuditEvent] = []
+    seen: dict[tuple[object, ...], int] = {}
+    for event in batch:
+        if event.event != "pull" or str(event.outcome) != "success":
+            folded.append(event)
+            continue
+        key = (
+            event.account,
+            event.client_addr,
+            event.user_agent,
+            event.repository,
+            tuple(sorted(event.detail.items())),
+        )
+        index = seen.get(key)
+        if index is None:
+            seen[key] = len(folded)
+            folded.append(event)
+            continue
+        first = folded[index]
+        count = int(first.detail.get("count", 1)) + 1
+        folded[index] = dataclasses.replace(first, detail={**first.detail, "count": count})
+    return folded
+
+
 class AuditSink:
     def __init__(self, writer: AuditWriter | None, interval: float = FLUSH_INTERVAL) -> None:
         self._writer = writer
@@ -67,6 +100,7 @@ class AuditSink:
                 break
         if not batch:
             return
+        batch = coalesce(batch)
         if log.isEnabledFor(logging.INFO):
             for event in batch:
                 log.info(_line(event))
