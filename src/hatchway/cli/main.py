@@ -22,6 +22,7 @@ from hatchway.cli.commands import (
     token,
     user,
 )
+from hatchway.malloc import pin_mmap_threshold
 
 app = typer.Typer(
     name="hatchway",
@@ -56,4 +57,5 @@ def version() -> None:
 
 
 def main() -> None:
+    pin_mmap_threshold()
     app()
