@@ -22,7 +22,7 @@ from hatchway.cli.commands import (
     token,
     user,
 )
-from hatchway.malloc import pin_mmap_threshold
+from hatchway.malloc import limit_arenas
 
 app = typer.Typer(
     name="hatchway",
@@ -57,5 +57,5 @@ def version() -> None:
 
 
 def main() -> None:
-    pin_mmap_threshold()
+    limit_arenas()
     app()
