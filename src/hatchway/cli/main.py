@@ -22,7 +22,6 @@ from hatchway.cli.commands import (
     token,
     user,
 )
-from hatchway.malloc import limit_arenas
 
 app = typer.Typer(
     name="hatchway",
@@ -57,5 +56,4 @@ def version() -> None:
 
 
 def main() -> None:
-    limit_arenas()
     app()
