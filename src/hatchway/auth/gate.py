@@ -39,6 +39,10 @@ class Allowed:
     everything: bool = False
     token_id: str | None = field(default=None)
 
+    def covers(self, needed: list[Access]) -> bool:
+        """Every action of every needed access is allowed."""
+        return all(self.allows(n.resource, action) for n in needed for action in n.actions)
+
     def allows(self, resource: Resource, action: str) -> bool:
         if self.everything:
             return True
@@ -61,11 +65,6 @@ class OpenGate:
         self, authorization: str | None, needed: list[Access], realm: str, client: ClientInfo
     ) -> Allowed:
         return Allowed(ANONYMOUS, everything=True)
-
-
-def _covered(granted: list[Access], needed: list[Access]) -> bool:
-    allowed = Allowed(ANONYMOUS, tuple(granted))
-    return all(allowed.allows(n.resource, action) for n in needed for action in n.actions)
 
 
 def _allowed(claims: Claims) -> Allowed:
@@ -141,7 +140,7 @@ class TokenGate:
                 failed=True,
                 account=account,
             )
-        if not all(allowed.allows(n.resource, a) for n in needed for a in n.actions):
+        if not allowed.covers(needed):
             header = challenge.bearer(realm, self._service, needed, "insufficient_scope")
             raise Challenge(header, "insufficient scope", needed=tuple(needed), account=account)
         return allowed
@@ -212,8 +211,8 @@ class BasicGate:
             raise Challenge(challenge.basic(realm))
         principal = principal or ANONYMOUS
         grants = self._policy().authorize(principal, needed)
-        granted = tuple(g.access for g in grants if g.access.actions)
-        if not _covered(list(granted), needed):
+        allowed = Allowed(principal, tuple(g.access for g in grants if g.access.actions))
+        if not allowed.covers(needed):
             if principal.anonymous:
                 raise Challenge(challenge.basic(realm), needed=tuple(needed))
             raise Challenge(
@@ -223,4 +222,4 @@ class BasicGate:
                 needed=tuple(needed),
                 account=principal.subject,
             )
-        return Allowed(principal, granted)
+        return allowed
