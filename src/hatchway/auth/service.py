@@ -19,7 +19,7 @@ from hatchway.auth.credentials.refresh import issue_refresh_token, redeem_refres
 from hatchway.auth.identity.base import Authenticator, ClientInfo
 from hatchway.auth.policy.engine import Policy, granted
 from hatchway.auth.policy.source import PolicyProvider, provider
-from hatchway.auth.principal import ANONYMOUS, Principal
+from hatchway.auth.principal import Principal
 from hatchway.auth.tokens.jwt import TokenIssuer
 from hatchway.metadata import MetadataStore
 from hatchway.metadata.records import AuditEvent
@@ -174,6 +174,3 @@ class TokenService:
         return TokenResponse(
             issued.token, issued.expires_in, issued.issued_at, format_scopes(allowed), refresh
         )
-
-    def anonymous(self) -> Principal:
-        return ANONYMOUS

@@ -27,10 +27,6 @@ def require_delete(request: web.Request) -> Registry:
     return reg
 
 
-def content_length(request: web.Request) -> int | None:
-    return request.content_length
-
-
 def content_range(request: web.Request) -> tuple[int, int] | None:
     raw = request.headers.get("Content-Range")
     if raw is None:
