@@ -50,6 +50,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _active(revoked_at: datetime | None, expires_at: datetime | None, now: datetime | None) -> bool:
+    """Neither revoked nor expired: the one rule for access and refresh tokens alike."""
+    return revoked_at is None and (expires_at is None or expires_at > (now or utcnow()))
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     id: int
@@ -88,8 +93,7 @@ class AccessToken:
     last_used_addr: str | None
 
     def active(self, now: datetime | None = None) -> bool:
-        now = now or utcnow()
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+        return _active(self.revoked_at, self.expires_at, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +110,7 @@ class RefreshToken:
     last_used_addr: str | None
 
     def active(self, now: datetime | None = None) -> bool:
-        now = now or utcnow()
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+        return _active(self.revoked_at, self.expires_at, now)
 
 
 class Outcome(StrEnum):
