@@ -46,6 +46,10 @@ def layer_link(name: str, d: Digest) -> str:
     return f"{REPOSITORIES}/{name}/_layers/{d.algorithm}/{d.hex}/link"
 
 
+def layer_dir(name: str, d: Digest) -> str:
+    return f"{REPOSITORIES}/{name}/_layers/{d.algorithm}/{d.hex}"
+
+
 def layers(name: str) -> str:
     return f"{REPOSITORIES}/{name}/_layers"
 
