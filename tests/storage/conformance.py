@@ -25,6 +25,7 @@ from hatchway.storage.driver import (
     StorageError,
     check_path,
 )
+from tests.storage.lock_conformance import LockConformance
 from tests.support.aio import async_test
 
 MiB = 1024 * 1024
@@ -93,7 +94,7 @@ async def tree(driver: StorageDriver, path: str = "/") -> dict[str, bytes]:
     return files
 
 
-class DriverConformance:
+class DriverConformance(LockConformance):
     """Subclass as ``TestXxxDriver`` and override the ``driver`` fixture."""
 
     @pytest.fixture

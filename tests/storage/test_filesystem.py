@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hatchway.storage.driver import InvalidPathError, StorageDriver
+from hatchway.storage.driver import InvalidPathError, LockTimeoutError, StorageDriver
 from hatchway.storage.filesystem import FilesystemDriver
 from tests.storage.conformance import DriverConformance
 from tests.support.aio import async_test
@@ -57,3 +62,63 @@ class TestFilesystemDriver(DriverConformance):
             assert await driver.list("/a") == ["/a/file"]
         finally:
             stray.unlink()
+
+
+_HOLD_LOCK = """
+import asyncio, sys
+from hatchway.storage.filesystem import FilesystemDriver
+
+async def main() -> None:
+    async with FilesystemDriver(sys.argv[1]).lock(sys.argv[2], 10):
+        print("locked", flush=True)
+        sys.stdin.readline()
+
+asyncio.run(main())
+"""
+
+
+@contextlib.contextmanager
+def held_in_another_process(driver: FilesystemDriver, path: str) -> Iterator[subprocess.Popen[str]]:
+    """A child process holding ``path``'s lock until it reads a line (or is killed)."""
+    with subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, driver.root, path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as child:
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline() == "locked\n"
+            yield child
+        finally:
+            child.kill()
+
+
+@async_test
+async def test_lock_excludes_another_process(tmp_path: Path) -> None:
+    # What keeps two workers (or a worker and `hatchway gc`) apart.
+    driver = FilesystemDriver(str(tmp_path / "root"))
+    await driver.put_content("/session/data", b"x")
+    with held_in_another_process(driver, "/session") as child:
+        with pytest.raises(LockTimeoutError):
+            async with driver.lock("/session", 0.1):
+                pytest.fail("held by two processes at once")
+        async with driver.lock("/session/data", 0):  # another path, another lock
+            pass
+        assert child.stdin is not None
+        child.stdin.write("release\n")
+        child.stdin.flush()
+        async with driver.lock("/session", 10):
+            assert child.wait(timeout=10) == 0
+
+
+@async_test
+async def test_lock_dies_with_its_process(tmp_path: Path) -> None:
+    # A worker killed mid-request (kill -9) leaves no session locked forever.
+    driver = FilesystemDriver(str(tmp_path / "root"))
+    await driver.put_content("/session/data", b"x")
+    with held_in_another_process(driver, "/session") as child:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        async with driver.lock("/session", 0):
+            pass

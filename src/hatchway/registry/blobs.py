@@ -1,14 +1,31 @@
-"""Content-addressed blobs and the per-repository links that make them visible."""
+"""Content-addressed blobs and the per-repository links that make them visible.
+
+gc and pushes meet here. gc removes a blob, or the link to a removed blob, only while
+it holds that blob's (or link's) storage lock, and only if the blob was last touched
+before gc began. A push that relies on a blob touches it under the same lock
+(:meth:`BlobStore.refresh`): either gc removed it first, and the push learns so and is
+not acknowledged, or gc sees it as fresh and keeps it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from hatchway.errors import BLOB_UNKNOWN, HatchwayError
-from hatchway.oci.digest import Digest
+from hatchway.errors import BLOB_UNKNOWN, BLOB_UPLOAD_INVALID, UNAVAILABLE, HatchwayError
+from hatchway.oci.digest import Digest, new_hasher
 from hatchway.registry import layout
-from hatchway.storage.driver import PathNotFoundError, StorageDriver
+from hatchway.storage.driver import LockTimeoutError, PathNotFoundError, StorageDriver
+
+log = logging.getLogger("hatchway.registry")
+
+# gc holds a blob's lock only to check and delete that one blob.
+LOCK_WAIT = 30.0
+# A stored blob up to this size is hashed again when a push brings the same digest;
+# a larger one is checked by size (wrong bytes that once slipped in had extra bytes).
+_REHASH_UP_TO = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,33 +70,109 @@ class BlobStore:
     def read(self, d: Digest, offset: int = 0) -> AsyncIterator[bytes]:
         return self._driver.reader(layout.blob_data(d), offset)
 
-    async def link(self, name: str, d: Digest) -> None:
-        """Make an existing blob visible in ``name`` (idempotent)."""
+    @contextlib.asynccontextmanager
+    async def _locked(self, path: str) -> AsyncIterator[None]:
+        try:
+            async with self._driver.lock(path, LOCK_WAIT):
+                yield
+        except LockTimeoutError as exc:
+            if exc.path != path:
+                raise
+            busy = "storage is busy (garbage collection); retry"
+            raise HatchwayError(UNAVAILABLE, busy) from None
+
+    async def link(self, name: str, d: Digest) -> bool:
+        """Make an existing blob visible in ``name``; False if gc has just taken it."""
         if not await self.is_linked(name, d):
             await self._driver.put_content(layout.layer_link(name, d), str(d).encode())
-        # A fresh mtime keeps gc from sweeping a blob a push is about to reference.
-        await self._driver.touch(layout.blob_data(d))
+        return await self.refresh(d)
+
+    async def refresh(self, d: Digest) -> bool:
+        """Touch the blob under its lock, so that a gc running now keeps it.
+
+        False if the blob is gone: a push must then not be acknowledged.
+        """
+        try:
+            async with self._locked(layout.blob_dir(d)):
+                await self._driver.touch(layout.blob_data(d))
+        except PathNotFoundError:
+            return False
+        return True
+
+    async def refresh_linked(self, name: str, d: Digest) -> bool:
+        """:meth:`refresh`, and the blob still linked in ``name`` (gc may unlink it)."""
+        try:
+            async with self._locked(layout.layer_dir(name, d)):
+                return await self.is_linked(name, d) and await self.refresh(d)
+        except PathNotFoundError:
+            return False
 
     async def unlink(self, name: str, d: Digest) -> None:
         if not await self.is_linked(name, d):
             raise HatchwayError(BLOB_UNKNOWN, detail={"digest": str(d)})
-        await self._driver.delete(layout.layer_link(name, d).rsplit("/", 1)[0])
+        await self._driver.delete(layout.layer_dir(name, d))
 
-    async def ingest(self, source: str, d: Digest) -> None:
-        """Move verified, durable content at ``source`` into the content store.
+    async def _intact(self, d: Digest, size: int) -> bool:
+        """Whether the stored blob ``d`` holds ``size`` bytes (and, if small, hashes to ``d``)."""
+        try:
+            info = await self._driver.stat(layout.blob_data(d))
+        except PathNotFoundError:
+            return False
+        if info.size != size:
+            log.warning("stored blob %s has %d bytes, not %d: replacing it", d, info.size, size)
+            return False
+        if size > _REHASH_UP_TO:
+            return True
+        hasher = new_hasher(d.algorithm)
+        async for chunk in self._driver.reader(layout.blob_data(d)):
+            hasher.update(chunk)
+        if hasher.hexdigest() != d.hex:
+            log.warning("stored blob %s does not match its digest: replacing it", d)
+            return False
+        return True
 
-        If another push already stored the same digest, keep that one: the bytes are
-        identical by definition, and replacing it would race readers for no gain.
+    async def ingest(self, source: str, d: Digest, size: int) -> None:
+        """Move verified, durable content of ``size`` bytes at ``source`` into the store.
+
+        If the digest is already stored and intact, keep that copy (replacing it would
+        race readers for no gain); if the stored copy is wrong, replace it atomically.
         """
-        if await self.exists(d):
-            await self._driver.delete(source)
-            return
+        if (await self._driver.stat(source)).size != size:
+            # Bytes beyond what was hashed: never publish them under this digest.
+            raise HatchwayError(BLOB_UPLOAD_INVALID, "upload data changed while it was stored")
+        try:
+            async with self._locked(layout.blob_dir(d)):
+                if await self._intact(d, size):
+                    await self._driver.delete(source)
+                else:
+                    await self._driver.move(source, layout.blob_data(d))
+                return
+        except PathNotFoundError as exc:
+            if exc.path != layout.blob_dir(d):
+                raise
         await self._driver.move(source, layout.blob_data(d))
 
     async def put_small(self, d: Digest, data: bytes) -> None:
-        """Store small content (a manifest) whose digest the caller computed."""
-        if not await self.exists(d):
-            await self._driver.put_content(layout.blob_data(d), data)
+        """Store small content (a manifest) whose digest the caller computed.
+
+        An existing copy is compared byte for byte and rewritten if it differs.
+        """
+        path = layout.blob_data(d)
+        try:
+            async with self._locked(layout.blob_dir(d)):
+                try:
+                    same = (await self._driver.stat(path)).size == len(data) and (
+                        await self._driver.get_content(path) == data
+                    )
+                except PathNotFoundError:
+                    same = False
+                if not same:
+                    await self._driver.put_content(path, data)
+                return
+        except PathNotFoundError as exc:
+            if exc.path != layout.blob_dir(d):
+                raise
+        await self._driver.put_content(path, data)
 
     async def get_small(self, d: Digest) -> bytes:
         return await self._driver.get_content(layout.blob_data(d))

@@ -1,8 +1,16 @@
 """Garbage collection: mark every blob a manifest of any repository references, sweep the rest.
 
-Safe while the registry serves: a blob touched (uploaded, linked or referenced by a
-manifest push) within the grace period is never swept, so a push in flight keeps
-the layers it has uploaded but not yet referenced.
+Safe while the registry serves. gc first writes a fence file and takes its storage
+mtime as the fence: the moment mark began, on the clock blob mtimes use. A blob is
+removed only if it is unmarked and was last touched before the fence minus the grace
+period, checked and removed under the blob's storage lock. Every push touches what it
+relies on under that lock *after* making it reachable (a blob upload after its layer
+link, a manifest push after its revision link: see ``BlobStore.refresh``). So a push
+that mark missed began touching after the fence and its blobs are kept, or gc removed
+one first and the push is refused, never acknowledged. A layer link is removed, under
+its own lock, only while its blob is still absent.
+
+The grace period keeps layers a push has uploaded but not yet referenced.
 """
 
 from __future__ import annotations
@@ -16,7 +24,11 @@ from hatchway.oci import manifests as oci_manifests
 from hatchway.oci.digest import Digest
 from hatchway.registry import layout
 from hatchway.registry.service import Registry
-from hatchway.storage.driver import PathNotFoundError, StorageDriver
+from hatchway.storage.driver import LockTimeoutError, PathNotFoundError, StorageDriver
+
+# A lock gc cannot get soon belongs to a request using that blob or session right now:
+# skip it this time rather than stall the sweep.
+_LOCK_WAIT = 1.0
 
 
 @dataclass
@@ -57,11 +69,75 @@ async def purge_uploads(
     for name in names:
         for upload in await _children(registry.driver, layout.uploads(name)):
             upload_id = upload.rsplit("/", 1)[1]
-            if now - await registry.uploads.started_at(name, upload_id) > max_age:
+            if now - await registry.uploads.started_at(name, upload_id) <= max_age:
+                continue
+            if dry_run:
                 report.uploads_deleted.append(f"{name}/{upload_id}")
-                if not dry_run:
-                    with contextlib.suppress(PathNotFoundError):
-                        await registry.driver.delete(upload)
+                continue
+            # Under the session's lock: a request still writing to it keeps it.
+            with contextlib.suppress(PathNotFoundError, LockTimeoutError):
+                async with registry.driver.lock(upload, 0):
+                    await registry.driver.delete(upload)
+                    report.uploads_deleted.append(f"{name}/{upload_id}")
+
+
+async def _fence(driver: StorageDriver, dry_run: bool) -> float:
+    """The time mark begins, as the storage clock that stamps blob mtimes reads it."""
+    if dry_run:
+        return time.time()
+    await driver.put_content(layout.GC_FENCE, str(time.time()).encode())
+    return (await driver.stat(layout.GC_FENCE)).modified
+
+
+async def _mark(registry: Registry, names: list[str], report: GCReport) -> set[Digest]:
+    marked: set[Digest] = set()
+    for name in names:
+        for d in await _digests_under(registry.driver, layout.revisions(name)):
+            report.manifests += 1
+            marked.add(d)
+            try:
+                body = await registry.blobs.get_small(d)
+                manifest = oci_manifests.parse(body)
+            except (PathNotFoundError, HatchwayError):
+                continue
+            marked.update(desc.digest for desc in manifest.blobs())
+            marked.update(desc.digest for desc in manifest.manifests)
+    report.marked = len(marked)
+    return marked
+
+
+async def _sweep_blob(driver: StorageDriver, d: Digest, cutoff: float, dry_run: bool) -> int:
+    """Remove blob ``d`` if it was last touched before ``cutoff``: its size, or -1 if kept."""
+    if dry_run:
+        try:
+            info = await driver.stat(layout.blob_data(d))
+        except PathNotFoundError:
+            return -1
+        return info.size if info.modified < cutoff else -1
+    try:
+        async with driver.lock(layout.blob_dir(d), _LOCK_WAIT):
+            info = await driver.stat(layout.blob_data(d))
+            if info.modified >= cutoff:
+                return -1
+            await driver.delete(layout.blob_dir(d))
+            return info.size
+    except (PathNotFoundError, LockTimeoutError):
+        return -1
+
+
+async def _unlink_swept(registry: Registry, name: str, d: Digest, dry_run: bool) -> bool:
+    """Remove ``name``'s link to swept blob ``d``, unless the blob came back meanwhile."""
+    if dry_run:
+        return True
+    driver = registry.driver
+    try:
+        async with driver.lock(layout.layer_dir(name, d), _LOCK_WAIT):
+            if await registry.blobs.exists(d):
+                return False
+            await driver.delete(layout.layer_dir(name, d))
+            return True
+    except (PathNotFoundError, LockTimeoutError):
+        return False
 
 
 async def collect(
@@ -73,22 +149,10 @@ async def collect(
 ) -> GCReport:
     driver = registry.driver
     report = GCReport()
+    cutoff = await _fence(driver, dry_run) - grace
     names = await registry.catalog.names(with_uploads=True)
     report.repositories = len(names)
-    marked: set[Digest] = set()
-    for name in names:
-        for d in await _digests_under(driver, layout.revisions(name)):
-            report.manifests += 1
-            marked.add(d)
-            try:
-                body = await registry.blobs.get_small(d)
-                manifest = oci_manifests.parse(body)
-            except (PathNotFoundError, HatchwayError):
-                continue
-            marked.update(desc.digest for desc in manifest.blobs())
-            marked.update(desc.digest for desc in manifest.manifests)
-    report.marked = len(marked)
-    cutoff = time.time() - grace
+    marked = await _mark(registry, names, report)
     swept: set[Digest] = set()
     for alg_dir in await _children(driver, layout.BLOBS):
         algorithm = alg_dir.rsplit("/", 1)[1]
@@ -100,24 +164,15 @@ async def collect(
                     continue
                 if d in marked:
                     continue
-                try:
-                    info = await driver.stat(layout.blob_data(d))
-                except PathNotFoundError:
-                    continue
-                if info.modified > cutoff:
-                    continue
-                swept.add(d)
-                report.blobs_deleted.append(str(d))
-                report.bytes_freed += info.size
-                if not dry_run:
-                    await driver.delete(blob_dir)
+                size = await _sweep_blob(driver, d, cutoff, dry_run)
+                if size >= 0:
+                    swept.add(d)
+                    report.blobs_deleted.append(str(d))
+                    report.bytes_freed += size
     # Layer links to swept blobs would only answer BLOB_UNKNOWN; remove them too.
     for name in names:
         for d in await _digests_under(driver, layout.layers(name)):
-            if d in swept:
+            if d in swept and await _unlink_swept(registry, name, d, dry_run):
                 report.links_deleted += 1
-                if not dry_run:
-                    with contextlib.suppress(PathNotFoundError):
-                        await driver.delete(layout.layer_link(name, d).rsplit("/", 1)[0])
     await purge_uploads(registry, names, upload_age, dry_run, report)
     return report

@@ -13,6 +13,7 @@ served by hatchway as it is (and back). Under ``/docker/registry/v2``::
         _uploads/<uuid>/hashstates/<alg>/<offset>          hatchway: saved hash state
         _referrers/<alg>/<subject-hex>/<alg>-<hex>         hatchway: referrer descriptor (JSON)
     repositories/_catalog_version                          hatchway: changes with the catalog
+    _gc_fence                                              hatchway: rewritten when gc begins
 
 A blob or manifest is visible through a repository only once its link exists, and a link
 is written only after the content is complete and durable.
@@ -28,6 +29,8 @@ REPOSITORIES = f"{ROOT}/repositories"
 # catalog knows when to walk the tree again ("_" never starts a repository name).
 CATALOG_VERSION = f"{REPOSITORIES}/_catalog_version"
 BLOBS = f"{ROOT}/blobs"
+# hatchway: rewritten when gc begins; its mtime is gc's fence (see registry/gc.py).
+GC_FENCE = f"{ROOT}/_gc_fence"
 
 
 def blob_data(d: Digest) -> str:
@@ -44,6 +47,10 @@ def repository(name: str) -> str:
 
 def layer_link(name: str, d: Digest) -> str:
     return f"{REPOSITORIES}/{name}/_layers/{d.algorithm}/{d.hex}/link"
+
+
+def layer_dir(name: str, d: Digest) -> str:
+    return f"{REPOSITORIES}/{name}/_layers/{d.algorithm}/{d.hex}"
 
 
 def layers(name: str) -> str:

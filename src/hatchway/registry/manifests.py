@@ -137,18 +137,37 @@ class Manifests:
         else:
             tag = self._tags.validate(reference)
         await self._check_references(name, manifest)
-        # Content, revision link, referrer entry and gc marks are independent, so their
-        # fsyncs run at once. A revision link that lands before its content only answers
+        # Content, revision link and referrer entry are independent, so their fsyncs
+        # run at once. A revision link that lands before its content only answers
         # MANIFEST_UNKNOWN for a moment; the tag, the name clients use, comes last.
         steps = [self._blobs.put_small(d, body), self._link_revision(name, d)]
-        steps += [self._driver.touch(layout.blob_data(desc.digest)) for desc in manifest.blobs()]
         if manifest.subject is not None:
             steps.append(self._add_referrer(name, d, body, manifest))
         await asyncio.gather(*steps)
+        await self._refresh_references(name, d, manifest)
         if tag is not None:
             await self._tags.set(name, tag, d)
         self._cache.put(StoredManifest(d, manifest.media_type, body))
         return PutResult(d, manifest.subject.digest if manifest.subject else None)
+
+    async def _refresh_references(self, name: str, d: Digest, manifest: Manifest) -> None:
+        """Touch what the manifest needs, after its revision link is written.
+
+        A gc whose mark missed the new revision began before this touch, so it sees
+        these blobs as fresh; if it removed one first, the push is refused here.
+        """
+        gone = [
+            str(desc.digest)
+            for desc in manifest.blobs()
+            if not await self._blobs.refresh_linked(name, desc.digest)
+        ]
+        gone += [
+            str(m)
+            for m in (d, *(desc.digest for desc in manifest.manifests))
+            if not await self._blobs.refresh(m)
+        ]
+        if gone:
+            raise HatchwayError(MANIFEST_BLOB_UNKNOWN, detail={"digests": gone})
 
     async def _link_revision(self, name: str, d: Digest) -> None:
         if await self.has_revision(name, d):

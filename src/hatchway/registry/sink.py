@@ -30,6 +30,20 @@ async def _process(hasher: Hasher, writer: FileWriter, data: bytes) -> None:
     await asyncio.gather(asyncio.to_thread(hasher.update, data), writer.write(data))
 
 
+async def _quiesce(task: asyncio.Future[None]) -> None:
+    """Wait until ``task`` is done, whatever its outcome, even if cancelled meanwhile."""
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            cancelled = True
+    if not task.cancelled():
+        task.exception()  # retrieved: the caller reports the failure that got us here
+    if cancelled:
+        raise asyncio.CancelledError
+
+
 async def stream_into(body: AsyncIterator[bytes], hasher: Hasher, writer: FileWriter) -> int:
     """Hash and write every byte of ``body``; return how many bytes were stored.
 
@@ -44,8 +58,9 @@ async def stream_into(body: AsyncIterator[bytes], hasher: Hasher, writer: FileWr
     async def settle() -> None:
         nonlocal pending, written
         if pending is not None:
-            task, pending = pending, None
-            await task
+            # Shielded: cancelling us must not cancel the task while its thread writes.
+            await asyncio.shield(pending)
+            pending = None
 
     async def submit(data: bytes) -> None:
         nonlocal pending, written
@@ -72,7 +87,10 @@ async def stream_into(body: AsyncIterator[bytes], hasher: Hasher, writer: FileWr
         await settle()
     except BaseException as exc:
         if pending is not None:
-            pending.cancel()
+            # A cancelled task would leave its thread writing: wait for it, so that
+            # nothing writes through the writer once the caller closes it (and
+            # releases the upload session).
+            await _quiesce(pending)
         raise SinkError(writer.size, exc) from exc
     if receive_error is not None:
         raise receive_error

@@ -2,12 +2,18 @@
 
 Data is hashed as it streams into the session's ``data`` file, so finishing an upload
 never reads the bytes again. The running hash lives in this process only; a session
-continued elsewhere (another worker, or after a restart) re-reads its data once.
+continued elsewhere (another worker, or after a restart) resumes from the hash state
+saved after each request, or re-reads its data once.
+
+A session takes one request at a time: PATCH, PUT and DELETE hold the storage lock on
+the session's directory, which excludes every worker (and gc), and open the data file
+only while they hold it. So when PUT hashes, syncs and publishes the data, no writer
+anywhere can still append to it. A request that finds the session busy waits a little,
+then gets 416 BLOB_UPLOAD_INVALID, after which a client asks for the status and resumes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import time
@@ -31,10 +37,19 @@ from hatchway.oci.hashstate import available as hashstate_available
 from hatchway.registry import layout
 from hatchway.registry.blobs import BlobStore
 from hatchway.registry.sink import SinkError, stream_into
-from hatchway.storage.driver import FileWriter, PathNotFoundError, StorageDriver
+from hatchway.storage.driver import (
+    FileWriter,
+    LockTimeoutError,
+    PathNotFoundError,
+    StorageDriver,
+)
 
 _UPLOAD_ID_RE = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
 _HASH_CACHE_SIZE = 1024
+# How long a request waits for a session another request holds: long enough for a
+# client's retry to outlast the end of its own dropped request, short enough that a
+# request held open elsewhere is answered.
+SESSION_WAIT = 5.0
 
 
 def _session_hasher() -> Hasher:
@@ -48,12 +63,14 @@ class UploadStatus:
 
 
 class Uploads:
-    def __init__(self, driver: StorageDriver, blobs: BlobStore) -> None:
+    def __init__(
+        self, driver: StorageDriver, blobs: BlobStore, session_wait: float = SESSION_WAIT
+    ) -> None:
         self._driver = driver
         self._blobs = blobs
+        self._session_wait = session_wait
         # upload id -> (bytes hashed, running sha256); valid only while sizes agree.
         self._hashes: OrderedDict[str, tuple[int, Hasher]] = OrderedDict()
-        self._locks: dict[str, asyncio.Lock] = {}
 
     @staticmethod
     def _check_id(upload_id: str) -> str:
@@ -61,8 +78,22 @@ class Uploads:
             raise HatchwayError(BLOB_UPLOAD_UNKNOWN, detail={"uuid": upload_id[:100]})
         return upload_id
 
-    def _lock(self, upload_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(upload_id, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def _session(self, name: str, upload_id: str) -> AsyncIterator[None]:
+        """Hold the session against every other request, in any worker."""
+        try:
+            async with self._driver.lock(layout.upload_dir(name, upload_id), self._session_wait):
+                yield
+        except PathNotFoundError as exc:
+            if exc.path != layout.upload_dir(name, upload_id):
+                raise
+            raise HatchwayError(BLOB_UPLOAD_UNKNOWN, detail={"uuid": upload_id}) from None
+        except LockTimeoutError as exc:
+            if exc.path != layout.upload_dir(name, upload_id):
+                raise
+            raise HatchwayError(
+                RANGE_INVALID, "upload is in use by another request", {"uuid": upload_id}
+            ) from None
 
     async def _save_state(
         self, name: str, upload_id: str, before: int, after: int, hasher: Hasher
@@ -163,7 +194,7 @@ class Uploads:
         length: int | None = None,
     ) -> UploadStatus:
         self._check_id(upload_id)
-        async with self._lock(upload_id):
+        async with self._session(name, upload_id):
             before = (await self.status(name, upload_id)).size
             size, hasher = await self._append(name, upload_id, body, start, length)
             await self._save_state(name, upload_id, before, size, hasher)
@@ -180,7 +211,7 @@ class Uploads:
     ) -> int:
         """Append the last bytes, verify the digest, make the blob durable and visible."""
         self._check_id(upload_id)
-        async with self._lock(upload_id):
+        async with self._session(name, upload_id):
             if body is not None:
                 size, hasher = await self._append(name, upload_id, body, start, length)
             else:
@@ -203,20 +234,25 @@ class Uploads:
             # Durable before visible: fsync the data, then rename into the content store.
             writer = await self._driver.writer(data, append=True)
             await writer.commit()
-            await self._blobs.ingest(data, expected)
-            await self._blobs.link(name, expected)
+            await self._blobs.ingest(data, expected, size)
+            kept = await self._blobs.link(name, expected)
             await self._drop(name, upload_id)
+        if not kept:
+            raise HatchwayError(
+                BLOB_UPLOAD_INVALID,
+                "the blob was garbage-collected while the upload finished; upload it again",
+                {"digest": str(expected)},
+            )
         return size
 
     async def cancel(self, name: str, upload_id: str) -> None:
         self._check_id(upload_id)
-        async with self._lock(upload_id):
+        async with self._session(name, upload_id):
             await self.status(name, upload_id)
             await self._drop(name, upload_id)
 
     async def _drop(self, name: str, upload_id: str) -> None:
         self._hashes.pop(upload_id, None)
-        self._locks.pop(upload_id, None)
         with contextlib.suppress(PathNotFoundError):
             await self._driver.delete(layout.upload_dir(name, upload_id))
 

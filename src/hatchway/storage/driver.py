@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +28,14 @@ class PathNotFoundError(StorageError):
 class InvalidPathError(StorageError):
     def __init__(self, path: str) -> None:
         super().__init__(f"invalid storage path: {path[:200]!r}")
+        self.path = path
+
+
+class LockTimeoutError(StorageError):
+    """Another holder kept the lock for longer than the caller would wait."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"lock busy: {path}")
         self.path = path
 
 
@@ -94,3 +103,15 @@ class StorageDriver(Protocol):
 
     def local_path(self, path: str) -> str | None:
         """An OS path for zero-copy serving, or None when the driver is not local."""
+
+    def lock(self, path: str, wait: float) -> AbstractAsyncContextManager[None]:
+        """Hold ``path`` (an existing file or directory) exclusively while in the block.
+
+        Exclusive against every other holder of this storage: other tasks, other worker
+        processes and ``hatchway gc`` (a driver shared by replicas, such as an object
+        store, must take the lock from a service they share, e.g. PostgreSQL advisory
+        locks). Waits up to ``wait`` seconds, then raises LockTimeoutError; raises
+        PathNotFoundError if ``path`` does not exist or is deleted while waiting, so a
+        holder always holds something that exists. Deleting ``path`` inside the block
+        is allowed. Locking creates nothing in the store.
+        """

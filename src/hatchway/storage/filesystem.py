@@ -9,14 +9,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import os
 import shutil
 import stat
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 
-from hatchway.storage.driver import FileInfo, PathNotFoundError, StorageError, check_path
+from hatchway.storage.driver import (
+    FileInfo,
+    LockTimeoutError,
+    PathNotFoundError,
+    StorageError,
+    check_path,
+)
 
 READ_CHUNK = 1024 * 1024
 _THREAD_WRITE = 256 * 1024
@@ -24,6 +32,12 @@ _THREAD_WRITE = 256 * 1024
 # it durable at the end has little left to flush (one long stall otherwise).
 _WRITEBACK_EVERY = 16 * 1024 * 1024
 _SYNC_FILE_RANGE_WRITE = 2
+# A busy lock is polled (never waited for in a thread, which could not be cancelled
+# and would tie up the pool): first soon, then at most every 50 ms.
+_LOCK_POLL_FIRST = 0.002
+_LOCK_POLL_MAX = 0.05
+# gc may remove a directory between our mkdir and our rename into it; try again.
+_RENAME_ATTEMPTS = 3
 
 
 def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
@@ -47,7 +61,10 @@ _start_writeback = _load_sync_file_range()
 
 
 def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return  # deleted meanwhile (gc): nothing of it is left to make durable
     try:
         os.fsync(fd)
     finally:
@@ -133,8 +150,61 @@ class FilesystemDriver:
                 raise StorageError(f"a parent of {new[len(self.root) :]} is a file") from None
             _fsync_dir(os.path.dirname(new))
 
+    def _rename_into(self, source: str, dest: str) -> None:
+        """rename(2) into ``dest``'s directory, made again if a concurrent delete took it."""
+        for attempt in range(_RENAME_ATTEMPTS):
+            try:
+                self._makedirs(os.path.dirname(dest))
+                os.replace(source, dest)
+            except FileNotFoundError:
+                if attempt == _RENAME_ATTEMPTS - 1 or not os.path.exists(source):
+                    raise
+            else:
+                return
+
     def local_path(self, path: str) -> str | None:
         return self._full(path)
+
+    def _try_lock(self, path: str, full: str) -> int | None:
+        """An fd holding ``full``'s flock, or None when another holder has it."""
+        try:
+            fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            raise PathNotFoundError(path) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        # Locked, but the path may have been deleted (or replaced) while we opened it:
+        # then we hold an orphan, which excludes nobody.
+        try:
+            current = os.stat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            os.close(fd)
+            raise PathNotFoundError(path) from None
+        held = os.fstat(fd)
+        if (current.st_dev, current.st_ino) != (held.st_dev, held.st_ino):
+            os.close(fd)
+            return None
+        return fd
+
+    @contextlib.asynccontextmanager
+    async def lock(self, path: str, wait: float) -> AsyncIterator[None]:
+        # flock(2) belongs to the open file description, so it excludes other
+        # processes and other opens in this one alike, and dies with its process.
+        full = self._full(path)
+        deadline = time.monotonic() + wait
+        delay = _LOCK_POLL_FIRST
+        while (fd := self._try_lock(path, full)) is None:
+            if time.monotonic() >= deadline:
+                raise LockTimeoutError(path)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _LOCK_POLL_MAX)
+        try:
+            yield
+        finally:
+            os.close(fd)
 
     async def get_content(self, path: str) -> bytes:
         try:
@@ -156,7 +226,7 @@ class FilesystemDriver:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, full)
+            self._rename_into(tmp, full)
         except OSError as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -215,9 +285,8 @@ class FilesystemDriver:
         if not os.path.exists(src_full):
             raise PathNotFoundError(source)
         directory = os.path.dirname(dest_full)
-        self._makedirs(directory)
         try:
-            os.replace(src_full, dest_full)
+            self._rename_into(src_full, dest_full)
         except OSError as exc:
             raise StorageError(f"move {source} -> {dest} failed: {exc.strerror}") from None
         _fsync_dir(directory)

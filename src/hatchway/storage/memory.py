@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
-from hatchway.storage.driver import FileInfo, PathNotFoundError, StorageError, check_path
+from hatchway.storage.driver import (
+    FileInfo,
+    LockTimeoutError,
+    PathNotFoundError,
+    StorageError,
+    check_path,
+)
 
 _CHUNK = 1024 * 1024
 
@@ -40,12 +48,55 @@ class MemoryWriter:
             self._driver._mtimes.pop(self._path, None)
 
 
+class _HeldLock:
+    """A path's lock and how many tasks hold or wait for it (gone when none do)."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 class MemoryDriver:
     name = "inmemory"
 
     def __init__(self) -> None:
         self._files: dict[str, bytearray] = {}
         self._mtimes: dict[str, float] = {}
+        # Only paths someone holds or waits for: the table never outgrows the requests.
+        self._locks: dict[str, _HeldLock] = {}
+
+    def _exists(self, path: str) -> bool:
+        return path in self._files or self._is_dir(path)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, path: str, wait: float) -> AsyncIterator[None]:
+        # The store lives in this process, so an in-process lock excludes everyone.
+        if not self._exists(check_path(path)):
+            raise PathNotFoundError(path)
+        held = self._locks.setdefault(path, _HeldLock())
+        held.users += 1
+        try:
+            try:
+                async with asyncio.timeout(wait):
+                    await held.lock.acquire()
+            except TimeoutError:
+                raise LockTimeoutError(path) from None
+            try:
+                if not self._exists(path):
+                    raise PathNotFoundError(path)  # deleted while we waited
+                yield
+            finally:
+                held.lock.release()
+        finally:
+            held.users -= 1
+            if not held.users:
+                del self._locks[path]
+
+    @property
+    def locks_in_use(self) -> int:
+        return len(self._locks)
 
     def _get(self, path: str) -> bytearray:
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiohttp import web
 
 from hatchway.auth.access import Resource
@@ -41,8 +43,8 @@ async def start(request: web.Request, name: str) -> web.StreamResponse:
             and allowed(request).allows(Resource("repository", source), "pull")
             and await reg.blobs.is_linked(source, d)
             and await reg.blobs.exists(d)
+            and await reg.blobs.link(name, d)  # False: gc took the blob meanwhile
         ):
-            await reg.blobs.link(name, d)
             return _created(name, d)
     digest = request.query.get("digest")
     if digest is not None:
@@ -53,7 +55,8 @@ async def start(request: web.Request, name: str) -> web.StreamResponse:
                 name, status.upload_id, d, body(request), None, request.content_length
             )
         except BaseException:
-            await reg.uploads.cancel(name, status.upload_id)
+            with contextlib.suppress(HatchwayError):  # already finished or dropped
+                await reg.uploads.cancel(name, status.upload_id)
             raise
         return _created(name, d)
     status = await reg.uploads.start(name)
