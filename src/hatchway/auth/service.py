@@ -127,7 +127,6 @@ class TokenService:
             principal = redeem_refresh_token(self.store, secret, authenticator, client)
             if principal is not None:
                 return principal, authenticator.backend
-        self.limiter.count_failure(client.address)
         self._audit(AuditEvent("refresh", "failure", None, client.address, client.user_agent))
         raise TokenRequestError("invalid_grant", "invalid or revoked refresh token", 400)
 

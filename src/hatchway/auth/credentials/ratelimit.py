@@ -186,16 +186,15 @@ class Limiter:
         elif attempt.reserved:
             self._failed(attempt)
         else:
-            # Refused before any password check (empty, overlong): no guess, so it costs
-            # its address only.
-            self.count_failure(address)
+            self._failed_unchecked(keys)
         return result
 
-    def count_failure(self, address: str | None) -> None:
-        """A credential that cost nothing to check was wrong (a bad refresh token)."""
-        key = f"addr:{address_key(address)}"
+    def _failed_unchecked(self, keys: Keys) -> None:
+        """Refused before any password check (empty or overlong secret or name): no
+        guess, so it counts for its address only."""
         now = self._clock()
-        for counter in self.store.reserve([(key, self.address_rule)], now, gate=False).counters:
+        reservation = self.store.reserve([(keys.address, self.address_rule)], now, gate=False)
+        for counter in reservation.counters:
             self._learn(counter, now)
 
     def check(self, keys: Keys) -> None:
