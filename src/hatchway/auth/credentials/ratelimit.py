@@ -42,6 +42,7 @@ workers of one machine and the replicas of one PostgreSQL; a Redis one can follo
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import threading
 import time
@@ -154,6 +155,7 @@ class Limiter:
         self._sync_lock = threading.Lock()
 
     @staticmethod
+    @functools.lru_cache(maxsize=8192)  # the hot path: a returning user, same keys again
     def keys(account: str, address: str | None) -> Keys:
         where = address_key(address)
         name = account[:255]
