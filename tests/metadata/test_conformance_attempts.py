@@ -145,3 +145,20 @@ def test_parallel_failures_are_all_counted(store: MetadataStore, dsn: str) -> No
     results = _in_threads(dsn, 24, lambda s: s.attempts.reserve([("k", RULE)], T0, gate=False))
     assert all(r.wait is None for r in results)
     assert store.attempts.get(["k"])["k"].failures == 24
+
+
+def test_concurrent_logins_and_successes_do_not_deadlock(store: MetadataStore, dsn: str) -> None:
+    """Reservations and successes lock the same rows; in one order, so PostgreSQL never
+    has to abort one of them as a deadlock victim."""
+    keys = [("pair:alice|x", RULE), ("addr:x", RULE), ("account:alice", RULE)]
+    loose = Rule(threshold=10_000)
+
+    def work(s: MetadataStore) -> Reservation:
+        for _ in range(15):
+            s.attempts.reserve([(k, loose) for k, _ in keys], T0)
+            s.attempts.succeed("pair:alice|x", [(k, loose) for k, _ in keys[1:]], T0)
+        return Reservation(None)
+
+    results = _in_threads(dsn, 8, work)
+    assert len(results) == 8
+    assert store.attempts.get(["addr:x"])["addr:x"].failures == 0

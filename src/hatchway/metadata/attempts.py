@@ -150,27 +150,36 @@ class LoginAttemptStore:
 
     def succeed(self, key: str, release: Sequence[tuple[str, Rule]], now: float) -> None:
         """A login succeeded: ``key`` is cleared and marked known; each ``release`` key
-        gets back the attempt reserved on it (and is unblocked once under its threshold)."""
+        gets back the attempt reserved on it (and is unblocked once under its threshold).
+        Rows are written in key order, as :meth:`reserve` does, so the two never deadlock."""
+        changes: list[tuple[str, Rule | None]] = [(key, None), *release]
         with self._db.write() as conn:
-            conn.execute(
-                self._insert(login_attempts)
-                .values(key=key, failures=0, last_failure=0.0, blocked_until=0.0, last_success=now)
-                .on_conflict_do_update(
-                    index_elements=[_T.key],
-                    set_={"failures": 0, "blocked_until": 0.0, "last_success": now},
-                )
+            for other, rule in sorted(changes, key=lambda k: k[0]):
+                if rule is None:
+                    self._mark_known(conn, other, now)
+                else:
+                    self._release(conn, other, rule)
+
+    def _mark_known(self, conn: Connection, key: str, now: float) -> None:
+        conn.execute(
+            self._insert(login_attempts)
+            .values(key=key, failures=0, last_failure=0.0, blocked_until=0.0, last_success=now)
+            .on_conflict_do_update(
+                index_elements=[_T.key],
+                set_={"failures": 0, "blocked_until": 0.0, "last_success": now},
             )
-            for other, rule in sorted(release, key=lambda k: k[0]):
-                conn.execute(
-                    update(login_attempts)
-                    .where(_T.key == other)
-                    .values(
-                        failures=case((_T.failures > 0, _T.failures - 1), else_=0),
-                        blocked_until=case(
-                            (_T.failures - 1 < rule.threshold, 0.0), else_=_T.blocked_until
-                        ),
-                    )
-                )
+        )
+
+    @staticmethod
+    def _release(conn: Connection, key: str, rule: Rule) -> None:
+        conn.execute(
+            update(login_attempts)
+            .where(_T.key == key)
+            .values(
+                failures=case((_T.failures > 0, _T.failures - 1), else_=0),
+                blocked_until=case((_T.failures - 1 < rule.threshold, 0.0), else_=_T.blocked_until),
+            )
+        )
 
     def block(self, until: Sequence[tuple[str, float]]) -> None:
         """Block each key until at least the time given (never shortens a block)."""
