@@ -84,8 +84,6 @@ def test_parallel_wrong_passwords_in_token_mode(tmp_path: Path) -> None:
         answered = burst(token_url(server), basic("alice", "guess"))
         assert answered[401] <= THRESHOLD, answered
         assert answered[401] + answered[429] == BURST, answered
-        r = grant(server, "alice", PASSWORD)
-        assert r.status_code == 429, r.text  # the guesser's address waits, right or wrong
     finally:
         server.stop()
 
