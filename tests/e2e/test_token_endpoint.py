@@ -337,7 +337,7 @@ def test_jwks_holds_the_signing_key(registry: Server) -> None:
 
 @pytest.fixture
 def throttled(tmp_path: Path) -> Iterator[Server]:
-    """A fresh server: the limiter's counts live in the server process."""
+    """A fresh server: a fresh database of login counts."""
     server = start_token_server(tmp_path)
     try:
         add_user(server, "victim", PASSWORD)
@@ -357,7 +357,7 @@ def retry_after(response: httpx.Response) -> int:
 def test_brute_force_is_throttled_per_account_then_per_address(throttled: Server) -> None:
     server = throttled
     wrong = ("victim", "guess")
-    # 5 failures per account (ratelimit.Limiter.account_threshold) are answered 401 ...
+    # 5 failures per account and address (ratelimit.PAIR) are answered 401 ...
     for attempt in range(5):
         r = get(server, [("service", SERVICE)], wrong)
         assert r.status_code == 401, (attempt, r.text)

@@ -14,6 +14,7 @@ from typer.testing import CliRunner, Result
 from hatchway.audit.sink import AuditSink
 from hatchway.cli.commands.audit import parse_time
 from hatchway.cli.main import app
+from hatchway.config.model import parse_duration
 from hatchway.metadata import AuditEvent, MetadataStore
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -142,6 +143,10 @@ def test_json_lines(tmp_path: Path, store: MetadataStore) -> None:
     ],
 )
 def test_filters(tmp_path: Path, store: MetadataStore, args: list[str], events: list[str]) -> None:
+    # "25m" counts back from when the CLI runs, the events from NOW (taken at import, and
+    # the e2e tests run first): add the time since, so the windows stay where they were.
+    late = int((datetime.now(UTC) - NOW).total_seconds())
+    args = [f"{int(parse_duration(a)) + late}s" if a[:-1].isdigit() else a for a in args]
     assert [r["event"] for r in json_lines(run(tmp_path, "--json", *args))] == events
 
 

@@ -397,3 +397,28 @@ def test_cli_unparsable_env_value(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "gc", "--data", str(tmp_path), env={"HATCHWAY_HTTP_ADDR": "[::1"})
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 2, result.stderr
+
+
+# -- http.trustedproxies -------------------------------------------------------------------
+
+
+def test_trusted_proxies_from_file_and_env(tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text("version: 0.1\nhttp:\n  trustedproxies: [10.0.0.0/8, 192.0.2.7, 'fd00::/8']\n")
+    assert load(path, environ={}).http.trustedproxies == [
+        "10.0.0.0/8",
+        "192.0.2.7/32",
+        "fd00::/8",
+    ]
+    env = {"HATCHWAY_HTTP_TRUSTEDPROXIES": "127.0.0.1/32, 172.16.0.0/12 ::1"}
+    assert load(path, environ=env).http.trustedproxies == [
+        "127.0.0.1/32",
+        "172.16.0.0/12",
+        "::1/128",
+    ]
+    assert load(None, environ={}).http.trustedproxies == []
+
+
+def test_trusted_proxies_refuses_what_is_no_cidr() -> None:
+    with pytest.raises(ConfigError, match=r"http\.trustedproxies.*'proxy\.local'"):
+        load(None, environ={"HATCHWAY_HTTP_TRUSTEDPROXIES": "10.0.0.0/8,proxy.local"})

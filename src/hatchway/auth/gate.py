@@ -18,7 +18,7 @@ from typing import Protocol
 from hatchway.auth import challenge
 from hatchway.auth.access import Access, Resource
 from hatchway.auth.challenge import Challenge
-from hatchway.auth.credentials.ratelimit import Limiter
+from hatchway.auth.credentials.ratelimit import Limiter, Throttled
 from hatchway.auth.identity.base import Authenticator, ClientInfo
 from hatchway.auth.policy.engine import Policy
 from hatchway.auth.policy.source import PolicyProvider, provider
@@ -157,11 +157,11 @@ class BasicGate:
         self,
         authenticators: list[Authenticator],
         policy: Policy | PolicyProvider,
-        limiter: Limiter | None = None,
+        limiter: Limiter,
     ) -> None:
         self._authenticators = authenticators
         self._policy = provider(policy)
-        self._limiter = limiter or Limiter()
+        self._limiter = limiter
 
     async def _principal(
         self, authorization: str | None, client: ClientInfo, realm: str
@@ -177,22 +177,28 @@ class BasicGate:
         username, sep, secret = decoded.partition(":")
         if not sep or not username:
             return None, None
-        wait = self._limiter.check(username, client.address)
-        if wait is not None:
+
+        def authenticate() -> Principal | None:
+            for authenticator in self._authenticators:
+                found = authenticator.authenticate(username, secret, client)
+                if found is not None:
+                    return found
+            return None
+
+        try:
+            # One thread for the throttle's reads and writes and every backend's bcrypt.
+            principal = await asyncio.to_thread(
+                self._limiter.login, username, client.address, authenticate
+            )
+        except Throttled as exc:
             raise Challenge(
                 challenge.basic(realm),
                 "too many failed logins; try again later",
                 failed=True,
                 account=username[:255],
-                retry_after=wait,
-            )
-        for authenticator in self._authenticators:
-            found = await asyncio.to_thread(authenticator.authenticate, username, secret, client)
-            if found is not None:
-                self._limiter.record_success(username, client.address)
-                return username, found
-        self._limiter.record_failure(username, client.address)
-        return username[:255], None
+                retry_after=exc.wait,
+            ) from None
+        return username[:255], principal
 
     async def check(
         self, authorization: str | None, needed: list[Access], realm: str, client: ClientInfo

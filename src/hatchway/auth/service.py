@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hatchway.auth.access import Access, ScopeError, format_scopes, parse_scopes
-from hatchway.auth.credentials.pat import secret_hash
-from hatchway.auth.credentials.ratelimit import Limiter
+from hatchway.auth.credentials.pat import looks_like_token, secret_hash
+from hatchway.auth.credentials.ratelimit import Limiter, Throttled
 from hatchway.auth.credentials.refresh import issue_refresh_token, redeem_refresh_token
 from hatchway.auth.identity.base import Authenticator, ClientInfo
 from hatchway.auth.policy.engine import Policy, granted
@@ -84,7 +84,7 @@ class TokenService:
         self._policy = provider(policy)
         self.store = store
         self.audit = audit
-        self.limiter = limiter or Limiter()
+        self.limiter = limiter or Limiter(store.attempts)
 
     @property
     def policy(self) -> Policy:
@@ -100,20 +100,27 @@ class TokenService:
 
     def login(self, username: str, password: str, client: ClientInfo) -> tuple[Principal, str]:
         """The principal for a username and password (or access token), and its backend."""
-        wait = self.limiter.check(username, client.address)
-        if wait is not None:
+
+        def authenticate() -> tuple[Principal, str] | None:
+            for authenticator in self.authenticators:
+                principal = authenticator.authenticate(username, password, client)
+                if principal is not None:
+                    return principal, authenticator.backend
+            return None
+
+        try:
+            found = self.limiter.login(
+                username, client.address, authenticate, unguessable=looks_like_token(password)
+            )
+        except Throttled as exc:
             self._audit(self._login_event(username, client, "throttled"))
             raise TokenRequestError(
-                "too_many_requests", "too many failed logins; try again later", 429, wait
-            )
-        for authenticator in self.authenticators:
-            principal = authenticator.authenticate(username, password, client)
-            if principal is not None:
-                self.limiter.record_success(username, client.address)
-                return principal, authenticator.backend
-        self.limiter.record_failure(username, client.address)
-        self._audit(self._login_event(username, client, "failure"))
-        raise TokenRequestError("invalid_grant", "incorrect username or password", 401)
+                "too_many_requests", "too many failed logins; try again later", 429, exc.wait
+            ) from None
+        if found is None:
+            self._audit(self._login_event(username, client, "failure"))
+            raise TokenRequestError("invalid_grant", "incorrect username or password", 401)
+        return found
 
     def refresh(self, secret: str, client: ClientInfo) -> tuple[Principal, str]:
         for authenticator in self.authenticators:

@@ -6,6 +6,7 @@ so an existing file works unchanged for the parts hatchway implements.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
@@ -34,6 +35,13 @@ def parse_duration(value: Any) -> float:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
+def _cidrs(value: Any) -> Any:
+    """A list of CIDRs; from the environment, one string separated by commas or spaces."""
+    if isinstance(value, str):
+        return [part for part in re.split(r"[,\s]+", value) if part]
+    return value
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,6 +62,19 @@ class HTTP(Section):
     headers: dict[str, list[str]] = Field(default_factory=dict)
     tls: TLS | None = None
     workers: int = Field(default=0, ge=0, le=64, description="0 = one per CPU core")
+    # Reverse proxies (CIDRs) whose Forwarded / X-Forwarded-* headers name the client.
+    trustedproxies: Annotated[list[str], BeforeValidator(_cidrs)] = Field(default_factory=list)
+
+    @field_validator("trustedproxies")
+    @classmethod
+    def _trustedproxies(cls, value: list[str]) -> list[str]:
+        checked = []
+        for cidr in value:
+            try:
+                checked.append(str(ipaddress.ip_network(cidr.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an address or CIDR (e.g. 10.0.0.0/8)") from None
+        return checked
 
     @field_validator("addr")
     @classmethod

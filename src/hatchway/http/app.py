@@ -6,9 +6,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from hatchway.config.model import Config
-from hatchway.http import maintenance, token
+from hatchway.http import forwarded, maintenance, token
 from hatchway.http.errors import error_middleware
 from hatchway.http.oci import routes
 from hatchway.http.state import (
@@ -47,9 +48,11 @@ def create_app(
     ``config_path`` is the file ``config`` came from: access rules are re-read from it
     when it changes and on SIGHUP.
     """
-    app = web.Application(
-        middlewares=[error_middleware], handler_args={"read_bufsize": READ_BUFSIZE}
-    )
+    middlewares: list[Middleware] = [error_middleware]
+    if config.http.trustedproxies:
+        proxies = forwarded.TrustedProxies(config.http.trustedproxies)
+        middlewares.insert(0, forwarded.middleware(proxies))
+    app = web.Application(middlewares=middlewares, handler_args={"read_bufsize": READ_BUFSIZE})
     app[CONFIG] = config
     app[CONFIG_PATH] = config_path
     app[REGISTRY] = registry or build_registry(config)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from hatchway.config.model import Config
+from hatchway.http.forwarded import ClientAccessLogger
 from hatchway.http.state import ON_RELOAD
 
 log = logging.getLogger("hatchway.server")
@@ -77,7 +78,11 @@ async def _run_worker(
     config: Config, sock: socket.socket, ctx: ssl.SSLContext | None, factory: AppFactory, index: int
 ) -> None:
     app = factory(config, index)
-    runner = web.AppRunner(app, access_log=None if config.log.accesslog.disabled else access_log)
+    runner = web.AppRunner(
+        app,
+        access_log=None if config.log.accesslog.disabled else access_log,
+        access_log_class=ClientAccessLogger,
+    )
     await runner.setup()
     site = web.SockSite(runner, sock, ssl_context=ctx)
     await site.start()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hatchway.audit.sink import AuditSink
+from hatchway.auth.credentials.ratelimit import Limiter
 from hatchway.auth.gate import BasicGate, Gate, OpenGate, TokenGate
 from hatchway.auth.identity.base import Authenticator
 from hatchway.auth.identity.htpasswd import HtpasswdAuthenticator
@@ -135,7 +136,7 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
     if mode == "htpasswd":
         assert htpasswd is not None
         authenticator = HtpasswdAuthenticator(Path(htpasswd.path))
-        gate = BasicGate([authenticator], source)
+        gate = BasicGate([authenticator], source, Limiter(store.attempts))
         return AuthParts(
             gate, realm=htpasswd.realm, audit=sink.record, policy=source, closers=closers
         )
@@ -151,6 +152,7 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         source,
         store,
         sink.record,
+        Limiter(store.attempts),
     )
     verifier = TokenVerifier(keys, token.issuer, token.service)
     revoked = _revocation_check(store)

@@ -1,8 +1,9 @@
-"""The metadata store: one database, five small stores over it."""
+"""The metadata store: one database, six small stores over it."""
 
 from __future__ import annotations
 
 from hatchway.metadata.accounts import AccountStore
+from hatchway.metadata.attempts import LoginAttemptStore
 from hatchway.metadata.audit import AuditLog
 from hatchway.metadata.engine import Database
 from hatchway.metadata.rules import AccessRuleStore
@@ -10,7 +11,8 @@ from hatchway.metadata.tokens import AccessTokenStore, RefreshTokenStore
 
 
 class MetadataStore:
-    """Accounts, groups, tokens, access rules and the audit trail in one SQL database.
+    """Accounts, groups, tokens, access rules, the audit trail and login attempt counters
+    in one SQL database.
 
     Synchronous on purpose (the server calls it via ``asyncio.to_thread``). Tables are
     created on construction if missing. Construct it in each worker after fork, or call
@@ -26,6 +28,7 @@ class MetadataStore:
         self.refresh_tokens = RefreshTokenStore(self.db)
         self.audit = AuditLog(self.db)
         self.rules = AccessRuleStore(self.db)
+        self.attempts = LoginAttemptStore(self.db)
 
     @property
     def dialect(self) -> str:

@@ -10,6 +10,8 @@
     access_rules    access rules added from the CLI, in the config's ``access:`` syntax (JSON),
                     applied after the config file's rules in ``position`` order
     access_rule_revision  one row, bumped with every rule change: servers poll it cheaply
+    login_attempts  failed-login counters per throttling key, shared by all workers; times
+                    in epoch seconds (see metadata/attempts.py)
 
 Timestamps are stored as naive UTC (SQLite keeps no zone) and read back as aware UTC.
 """
@@ -24,6 +26,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -174,6 +177,16 @@ access_rule_revision = Table(
     Column("revision", Integer, nullable=False),
 )
 
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure", Float, nullable=False),
+    Column("blocked_until", Float, nullable=False, index=True),
+    Column("last_success", Float, nullable=True),
+)
+
 __all__ = [
     "UTCDateTime",
     "access_rule_revision",
@@ -182,6 +195,7 @@ __all__ = [
     "accounts",
     "audit_events",
     "groups",
+    "login_attempts",
     "memberships",
     "metadata",
     "refresh_tokens",

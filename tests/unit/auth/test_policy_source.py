@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from hatchway.auth.access import Resource
+from hatchway.auth.credentials.ratelimit import Limiter
 from hatchway.auth.gate import BasicGate
 from hatchway.auth.identity.base import ClientInfo
 from hatchway.auth.policy import Policy, PolicyError, Rule, load_rules
@@ -251,12 +252,14 @@ class _Accept:
 
 
 @async_test
-async def test_basic_gate_asks_the_source_per_request(config_file: Path) -> None:
+async def test_basic_gate_asks_the_source_per_request(
+    config_file: Path, store: MetadataStore
+) -> None:
     from hatchway.auth.access import Access
     from hatchway.auth.challenge import Challenge
 
     source, _ = source_for(config_file)
-    gate = BasicGate([_Accept()], source)
+    gate = BasicGate([_Accept()], source, Limiter(store.attempts))
     basic = "Basic " + base64.b64encode(b"alice:pw").decode()
     needed = [Access(OTHER_APP, frozenset({"push"}))]
     with pytest.raises(Challenge) as refused:

@@ -6,7 +6,9 @@ successful check for ``ttl`` seconds under an HMAC of (username, password) with 
 made fresh per process: the password itself is never kept. An entry counts only while
 the stored hash is the one it was checked against, so a password change (even by another
 process) ends it at once. A check for an unknown account runs bcrypt on a dummy hash so
-it takes as long as a wrong password.
+it takes as long as a wrong password. Before any bcrypt run, :data:`before_check` is called
+if set: the login throttle counts the attempt there (or refuses it), so no password is
+ever checked that was not counted first.
 """
 
 from __future__ import annotations
@@ -20,12 +22,17 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 
 import bcrypt
 
 BCRYPT_MAX_BYTES = 72
 DEFAULT_ROUNDS = 12
 _BCRYPT_RE = re.compile(r"\$2[abxy]\$(\d\d)\$[./A-Za-z0-9]{53}")
+
+# Set by the login throttle (auth.credentials.ratelimit) for the login under way in this
+# thread; it may raise to refuse the attempt before bcrypt runs.
+before_check: ContextVar[Callable[[], None] | None] = ContextVar("before_check", default=None)
 
 
 def hash_password(password: str, rounds: int | None = None) -> str:
@@ -98,6 +105,9 @@ class PasswordVerifier:
                     self.hits += 1
                 return True
         target = stored.encode() if usable and stored is not None else dummy_hash(self.dummy_rounds)
+        count_attempt = before_check.get()
+        if count_attempt is not None:
+            count_attempt()
         with self._lock:
             self.checks += 1
         try:
