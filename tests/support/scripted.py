@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import select
+import socket
+import socketserver
 import ssl
 import threading
 from collections.abc import Callable
@@ -13,6 +16,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
+
+import httpx
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -23,6 +28,7 @@ class Seen:
     method: str
     path: str  # with the query
     headers: dict[str, str]  # lower-case names
+    body: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -48,11 +54,9 @@ class ScriptedServer:
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                seen = Seen(
-                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}
-                )
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                seen = Seen(self.command, self.path, headers, body)
                 outer.seen.append(seen)
                 reply = outer.route(seen)
                 self.send_response(reply.status)
@@ -131,3 +135,81 @@ def registry_route(
         return Reply(404, {"Content-Type": "application/json"}, b'{"errors":[]}')
 
     return route
+
+
+_HOP_BY_HOP = {"connection", "content-length", "content-encoding", "transfer-encoding", "host"}
+
+
+def forward_to(base_url: str) -> Route:
+    """A route that passes each request on to ``base_url`` (a real ``hatchway serve``)
+    as it came, credentials included, and returns the answer as it is."""
+
+    def route(seen: Seen) -> Reply:
+        headers = {k: v for k, v in seen.headers.items() if k not in _HOP_BY_HOP}
+        with httpx.Client(base_url=base_url, verify=False, timeout=30) as client:
+            r = client.request(seen.method, seen.path, headers=headers, content=seen.body)
+        kept = {k: v for k, v in r.headers.items() if k.lower() not in _HOP_BY_HOP}
+        return Reply(r.status_code, kept, r.content)
+
+    return route
+
+
+class TunnelProxy:
+    """An HTTP ``CONNECT`` proxy on 127.0.0.1 that tunnels every connection to ``target``
+    (``127.0.0.1:port``) whatever host was asked for: so a client can reach a local TLS
+    server by a name that is not loopback (``HTTPS_PROXY``), with no DNS. Records the
+    names asked for in :attr:`asked`."""
+
+    def __init__(self, target: str) -> None:
+        self.asked: list[str] = []
+        host, port = target.rsplit(":", 1)
+        outer = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                client: socket.socket = self.request
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    piece = client.recv(4096)
+                    if not piece:
+                        return
+                    head += piece
+                line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
+                if len(line) < 2 or line[0] != "CONNECT":
+                    client.sendall(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                    return
+                outer.asked.append(line[1])
+                with socket.create_connection((host, int(port))) as upstream:
+                    client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    _pipe(client, upstream)
+
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> TunnelProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _pipe(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways until either side closes."""
+    while True:
+        readable, _, _ = select.select([a, b], [], [], 30)
+        if not readable:
+            return
+        for sock in readable:
+            data = sock.recv(65536)
+            if not data:
+                return
+            (b if sock is a else a).sendall(data)
