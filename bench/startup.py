@@ -61,6 +61,8 @@ def main() -> None:
             "HATCHWAY_CREDENTIALS_BACKEND": "file",
             "HATCHWAY_CREDENTIALS_PASSPHRASE": "bench",
         }
+        if os.environ.get("PYTHONPATH"):  # to measure another checkout with this venv
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         print(f"{'command':36} {'wall median':>12} {'wall min':>10} {'cpu median':>11}")
         for label, argv in CASES:
             _one(argv, env)  # warm the page cache and the bytecode cache
