@@ -9,6 +9,15 @@ import pytest
 from tests.support.server import Server, start_server
 
 
+@pytest.fixture(autouse=True)
+def _private_client_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each test's client commands remember uploads and mount sources in a cache of their
+    own (``$XDG_CACHE_HOME/hatchway``), never the user's, and never another test's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One shared registry (2 workers) for tests that use their own repositories."""

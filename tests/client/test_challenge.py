@@ -9,6 +9,7 @@ from hatchway.client.challenge import (
     merge_scopes,
     parse_challenges,
     pick_challenge,
+    plain_realm_refused,
     scopes_for,
 )
 
@@ -95,3 +96,28 @@ def test_merge_scopes_unions_actions_per_resource() -> None:
 )
 def test_scopes_for_requests(method: str, path: str, query: bytes, scopes: list[str]) -> None:
     assert scopes_for(method, path, query) == scopes
+
+
+@pytest.mark.parametrize(
+    ("registry", "realm", "insecure", "refused"),
+    [
+        ("https://registry.example.com", "http://auth.example.com/token", False, True),
+        ("https://registry.example.com", "HTTP://auth.example.com/token", False, True),
+        ("https://registry.example.com", "http://auth.example.com/token", True, False),
+        ("https://registry.example.com", "https://auth.example.com/token", False, False),
+        ("http://registry.example.com", "http://auth.example.com/token", False, False),
+        ("https://127.0.0.1:5000", "http://auth.example.com/token", False, False),
+        ("https://[::1]:5000", "http://127.0.0.1:5001/token", False, False),
+        ("https://localhost:5000", "http://localhost:5001/token", False, False),
+        # Loopback means the registry's host as written, not what a name resolves to.
+        ("https://vm:5000", "http://127.0.0.1:5001/token", False, True),
+    ],
+)
+def test_a_plain_http_realm_of_an_https_registry(
+    registry: str, realm: str, insecure: bool, refused: bool
+) -> None:
+    reason = plain_realm_refused(registry, realm, insecure=insecure)
+    assert (reason is not None) == refused
+    if reason is not None:
+        assert "plain HTTP" in reason
+        assert "/token" not in reason  # hosts only: a realm's path or query may carry state

@@ -8,8 +8,12 @@ import subprocess
 from pathlib import Path
 
 
-def self_signed_cert(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
-    """Write ``cert.pem`` and ``key.pem`` for ``host`` (an IP address) into ``directory``."""
+def self_signed_cert(
+    directory: Path, host: str = "127.0.0.1", *, dns: tuple[str, ...] = ()
+) -> tuple[Path, Path]:
+    """Write ``cert.pem`` and ``key.pem`` for ``host`` (an IP address), and for the names
+    ``dns`` too, into ``directory``."""
+    names = ",".join([f"IP:{host}", *(f"DNS:{name}" for name in dns)])
     openssl = shutil.which("openssl")
     if openssl is None:
         raise RuntimeError("the openssl command is needed to make a test certificate")
@@ -33,7 +37,7 @@ def self_signed_cert(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Pa
             "-subj",
             f"/CN={host}",
             "-addext",
-            f"subjectAltName=IP:{host}",
+            f"subjectAltName={names}",
         ],
         check=True,
         capture_output=True,

@@ -1,17 +1,20 @@
-"""Options and helpers shared by commands: --config/--data and config loading."""
+"""Options and helpers shared by commands: --config/--data and config loading.
+
+Imported by client commands too (``fail``), so the configuration (pydantic, YAML) is
+imported only when a command loads it.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hatchway.config import load as config_load
-from hatchway.config.model import Config
-from hatchway.errors import ConfigError
+if TYPE_CHECKING:
+    from hatchway.config.model import Config
 
 ConfigOption = Annotated[
     Path | None,
@@ -37,6 +40,9 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def load_config(config: Path | None, data: Path | None, **extra: Any) -> Config:
+    from hatchway.config import load as config_load
+    from hatchway.errors import ConfigError
+
     overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
     if data is not None:
         overrides["storage.filesystem.rootdirectory"] = str(data)

@@ -1,59 +1,53 @@
-"""Entry point of the ``hatchway`` console script."""
+"""Entry point of the ``hatchway`` console script.
+
+Every command is one line below: its name, its help line for ``hatchway --help``, and where
+it lives if not in ``commands/<name>.py`` as the function ``<name>``. A command's module is
+imported only when it runs, so client commands never load the server.
+"""
 
 from __future__ import annotations
 
 import typer
 
-from hatchway import __version__
-from hatchway.cli.commands import (
-    access,
-    audit,
-    delete,
-    gc,
-    group,
-    inspect,
-    keys,
-    login,
-    logout,
-    pull,
-    push,
-    serve,
-    tags,
-    token,
-    user,
-)
+from hatchway.cli.lazy import command, lazy_group
+
+COMMANDS = [
+    command("serve", "Serve the registry (OCI distribution API v2) until interrupted."),
+    command("gc", "Mark blobs referenced by any manifest, sweep the rest. Safe while serving."),
+    command("login", "Log in to a registry; credentials go where docker would put them."),
+    command("logout", "Log out from a registry (the credentials are removed from file or helper)."),
+    command("push", "Push an image (an index with all its images) and print its digest."),
+    command("pull", "Pull an image (an index with all its images) and print its digest."),
+    command("tags", "List the tags of a repository."),
+    command("inspect", "Print a manifest: its digest and media type, then the JSON."),
+    command("delete", "Delete the manifest a tag or digest names."),
+    command("audit", "Print audit events, newest first."),
+    command("version", "Print the hatchway version."),
+    command("user", "Accounts in the built-in store.", "user:app"),
+    command("group", "Groups of accounts.", "group:app"),
+    command("token", "Personal access tokens and robot tokens.", "token:app"),
+    command("access", "Access rules: check decisions, manage the database's rules.", "access:app"),
+    command("keys", "Token signing keys.", "keys:app"),
+]
 
 app = typer.Typer(
     name="hatchway",
     help="A private container registry with the gate built in.",
+    cls=lazy_group(COMMANDS),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command(name="serve")(serve.serve)
-app.command(name="gc")(gc.gc)
-app.command(name="login")(login.login)
-app.command(name="logout")(logout.logout)
-app.command(name="push")(push.push)
-app.command(name="pull")(pull.pull)
-app.command(name="tags")(tags.tags)
-app.command(name="inspect")(inspect.inspect)
-app.command(name="delete")(delete.delete)
-app.add_typer(user.app, name="user", help="Accounts in the built-in store.")
-app.add_typer(group.app, name="group", help="Groups of accounts.")
-app.add_typer(token.app, name="token", help="Personal access tokens and robot tokens.")
-app.add_typer(
-    access.app, name="access", help="Access rules: check decisions, manage the database's rules."
-)
-app.command(name="audit")(audit.audit)
-app.add_typer(keys.app, name="keys", help="Token signing keys.")
 
 
-@app.command()
-def version() -> None:
-    """Print the hatchway version."""
-    typer.echo(__version__)
+@app.callback()
+def _root() -> None:
+    pass
 
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -42,6 +42,7 @@ from hatchway.client.manifest import (
     Descriptor,
     ManifestError,
     Node,
+    checked_digest,
 )
 
 
@@ -94,7 +95,7 @@ class ArchiveSource:
             raise ManifestError(f"{self.path}: invalid manifest.json ({exc})") from None
         config_data = config.read()
         config_desc = Descriptor(DOCKER_CONFIG, digest_of(config_data), len(config_data))
-        diff_ids = (json.loads(config_data).get("rootfs") or {}).get("diff_ids") or []
+        diff_ids = _diff_ids(config_data)
         layers = [config_desc]
         self._by_digest[config_desc.digest] = config
         for i, name in enumerate(layer_paths):
@@ -160,7 +161,7 @@ def write_archive(dest: Path, stage: Path, image: Node, repo_tag: str | None) ->
     ``docker save`` tar at ``dest``, atomically."""
     config = image.config()
     config_data = (stage / blob_name(config.digest)).read_bytes()
-    diff_ids = (json.loads(config_data).get("rootfs") or {}).get("diff_ids") or []
+    diff_ids = _diff_ids(config_data)
     config_name = f"{hex_of(config.digest)}.json"
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     os.close(fd)
@@ -189,6 +190,17 @@ def write_archive(dest: Path, stage: Path, image: Node, repo_tag: str | None) ->
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _diff_ids(config_data: bytes) -> list[str]:
+    """The config's ``rootfs.diff_ids``, each checked: they name the archive's members."""
+    try:
+        listed = (json.loads(config_data).get("rootfs") or {}).get("diff_ids") or []
+    except (ValueError, AttributeError):
+        raise ManifestError("the image config is not a JSON object") from None
+    if not isinstance(listed, list):
+        raise ManifestError("the image config's rootfs.diff_ids is not a list")
+    return [checked_digest(d, "image config rootfs.diff_ids: ") for d in listed]
 
 
 def _decompressed(source: Path, diff_id: str | None, stage: Path) -> Path:

@@ -7,6 +7,12 @@ proxies and sync/async all carry over. Tokens are cached per (realm, service, sc
 attached up front once a host's challenge is known: a streamed blob upload cannot be sent
 twice, so it must carry the right token the first time.
 
+Only a challenge from the origin that was asked is answered, and only that origin's
+challenges are remembered: a blob GET that a registry redirects to storage elsewhere may end
+in a 401 from there, and that stranger's realm must never see the registry's password or
+refresh token. A realm over plain HTTP named by a registry over HTTPS is refused (unless
+``insecure``, or the registry is on loopback).
+
 Secrets go only in headers and POST bodies, never in URLs, exceptions or logs.
 """
 
@@ -21,7 +27,14 @@ from typing import Any, NamedTuple
 import httpx
 
 from hatchway import __version__
-from hatchway.client.challenge import Challenge, merge_scopes, origin_of, pick_challenge, scopes_for
+from hatchway.client.challenge import (
+    Challenge,
+    merge_scopes,
+    origin_of,
+    pick_challenge,
+    plain_realm_refused,
+    scopes_for,
+)
 from hatchway.client.dockerconfig import Credentials, normalize_server
 
 __all__ = ["CredentialSource", "RegistryAuth", "RegistryAuthError", "describe_error"]
@@ -81,7 +94,8 @@ class RegistryAuth(httpx.Auth):
 
     ``credentials`` is fixed or looked up per registry (``lambda server: …``, the server
     key as docker files it). ``offline`` asks the token service for a refresh token
-    (docker login does); read it back from :attr:`refresh_token`.
+    (docker login does); read it back from :attr:`refresh_token`. ``insecure`` lets an
+    HTTPS registry send credentials to a plain-HTTP token service (``--insecure``).
     """
 
     def __init__(
@@ -91,8 +105,10 @@ class RegistryAuth(httpx.Auth):
         refresh_token: str | None = None,
         offline: bool = False,
         client_id: str = CLIENT_ID,
+        insecure: bool = False,
     ) -> None:
         self._credentials = credentials
+        self.insecure = insecure
         self._refresh = refresh_token or None
         self._offline = offline
         self._client_id = client_id
@@ -166,9 +182,15 @@ class RegistryAuth(httpx.Auth):
         response = yield _Step(request)
         if response.status_code != 401:
             return
+        if origin_of(str(response.request.url)) != origin:
+            return  # a redirect target's 401: not ours to answer, nor to remember
         challenge = pick_challenge(response.headers.get_list("www-authenticate"))
         if challenge is None:
             return
+        if challenge.scheme == "bearer":
+            refused = plain_realm_refused(origin, challenge.realm, insecure=self.insecure)
+            if refused is not None:
+                raise RegistryAuthError(refused)
         scopes = merge_scopes(wanted, challenge.scopes)
         with self._lock:
             self._challenges[origin] = challenge

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hatchway.client.manifest import checked_digest
+
 PIECE = 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -35,7 +37,8 @@ def digest_of(data: bytes, algorithm: str = "sha256") -> str:
 
 
 def hex_of(digest: str) -> str:
-    return digest.split(":", 1)[1]
+    """The hex part, for file and tar member names: only of a well-formed digest."""
+    return checked_digest(digest).split(":", 1)[1]
 
 
 def short(digest: str) -> str:

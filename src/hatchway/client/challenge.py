@@ -8,15 +8,18 @@ colons, so the type ends at the first colon and the actions start after the last
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
     "Challenge",
+    "is_loopback",
     "merge_scopes",
     "parse_challenges",
     "pick_challenge",
+    "plain_realm_refused",
     "scopes_for",
 ]
 
@@ -178,3 +181,39 @@ def scopes_for(method: str, path: str, query: bytes = b"") -> list[str]:
 def origin_of(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def is_loopback(host: str) -> bool:
+    """``host[:port]`` names this machine by its text alone (127.0.0.0/8, ::1, localhost),
+    never by what a name resolves to: docker lets those speak plain HTTP."""
+    name = host
+    if name.startswith("["):
+        name = name[1:].partition("]")[0]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def plain_realm_refused(registry_url: str, realm: str, *, insecure: bool) -> str | None:
+    """Why credentials must not go to ``realm``, or None when they may.
+
+    A registry reached over HTTPS that names a token service over plain HTTP would have
+    the password or refresh token cross the network in clear text (or be a downgrade by
+    whoever wrote that header). Refused unless ``--insecure`` or the registry itself is on
+    this machine (its host is loopback).
+    """
+    registry, token_service = urlsplit(registry_url), urlsplit(realm)
+    if registry.scheme != "https" or token_service.scheme.lower() != "http":
+        return None
+    if insecure or is_loopback(registry.netloc):
+        return None
+    return (
+        f"{registry.netloc} (HTTPS) names a token service over plain HTTP "
+        f"(http://{token_service.netloc}): not sending credentials in clear text "
+        "(--insecure allows it)"
+    )

@@ -20,6 +20,7 @@ from hatchway.client.manifest import (
     Descriptor,
     ManifestError,
     Node,
+    checked_digest,
     parse,
     references,
     select_platform,
@@ -30,7 +31,8 @@ LAYOUT_FILE = b'{"imageLayoutVersion": "1.0.0"}'
 
 
 def blob_name(digest: str) -> str:
-    algorithm, hex_ = digest.split(":", 1)
+    """``blobs/<algorithm>/<hex>``: only of a well-formed digest, so never a path elsewhere."""
+    algorithm, hex_ = checked_digest(digest).split(":", 1)
     return f"blobs/{algorithm}/{hex_}"
 
 
@@ -129,8 +131,15 @@ class LayoutWriter:
         return blob
 
     def has_blob(self, desc: Descriptor) -> bool:
+        """The layout holds this blob: a file of its size whose content hashes to its digest
+        (a file of the right size may be a download cut short and padded, or tampered with)."""
         blob = self.path / blob_name(desc.digest)
-        return blob.is_file() and blob.stat().st_size == desc.size
+        if not blob.is_file() or blob.stat().st_size != desc.size:
+            return False
+        hasher = hasher_for(desc.digest)
+        for piece in FileRegion.whole(blob).pieces():
+            hasher.update(piece)
+        return f"{desc.digest.split(':', 1)[0]}:{hasher.hexdigest()}" == desc.digest
 
     def put_manifest(self, node: Node) -> None:
         if not self.has_blob(node.descriptor):

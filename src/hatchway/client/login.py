@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from hatchway.client.auth import CLIENT_ID, RegistryAuth, RegistryAuthError, describe_error
-from hatchway.client.challenge import pick_challenge
+from hatchway.client.challenge import pick_challenge, plain_realm_refused
 from hatchway.client.credstore import FileStore, store_for
 from hatchway.client.dockerconfig import Credentials, DockerConfig, normalize_server
 from hatchway.client.registry import RegistryClient, RegistryClientError
@@ -104,6 +104,9 @@ def revoke(server: str, refresh_token: str, *, insecure: bool = False) -> bool:
         challenge = pick_challenge(response.headers.get_list("www-authenticate"))
         if response.status_code != 401 or challenge is None or challenge.scheme != "bearer":
             return False
+        refused = plain_realm_refused(client.base_url, challenge.realm, insecure=insecure)
+        if refused is not None:
+            raise RegistryClientError(refused)
         form = {"token": refresh_token, "token_type_hint": "refresh_token", "client_id": CLIENT_ID}
         answer = client.http.post(revoke_url(challenge.realm), data=form)
     if answer.status_code in (404, 405):

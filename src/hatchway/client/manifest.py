@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import platform as host_platform
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +25,36 @@ REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
 
 
+# The digests this client can verify: the OCI grammar's registered algorithms, lower-case
+# hex of their exact length. Nothing else may name a file or a tar member.
+HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+_DIGEST_FORM = re.compile(r"([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)")
+_LOWER_HEX = re.compile(r"[0-9a-f]+")
+
+
 class ManifestError(Exception):
     """A manifest the client cannot use (not JSON, unknown shape, missing parts)."""
+
+
+class InvalidDigest(ManifestError):
+    """A digest that is not ``<algorithm>:<hex>`` of an algorithm the client can verify."""
+
+
+def checked_digest(value: object, where: str = "") -> str:
+    """``value`` if it is a well-formed digest of sha256, sha384 or sha512, else raise.
+
+    Digests from a registry or an image file become file names (``blobs/sha256/<hex>``),
+    tar member names and URL paths, so every one is checked before any such use.
+    """
+    if isinstance(value, str):
+        form = _DIGEST_FORM.fullmatch(value)
+        length = HEX_LENGTHS.get(form.group(1)) if form else None
+        if form and length is None:
+            raise InvalidDigest(f"{where}unsupported digest algorithm {form.group(1)!r}")
+        if form and len(form.group(2)) == length and _LOWER_HEX.fullmatch(form.group(2)):
+            return value
+    shown = repr(value) if len(repr(value)) <= 90 else repr(value)[:87] + "..."
+    raise InvalidDigest(f"{where}invalid digest {shown}")
 
 
 @dataclass(frozen=True)
@@ -39,9 +68,10 @@ class Descriptor:
     @classmethod
     def from_json(cls, doc: Any) -> Descriptor:
         try:
+            digest = checked_digest(doc["digest"], "descriptor: ")
             return cls(
                 str(doc.get("mediaType", "")),
-                str(doc["digest"]),
+                digest,
                 int(doc["size"]),
                 doc.get("platform"),
                 dict(doc.get("annotations") or {}),

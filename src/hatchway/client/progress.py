@@ -2,7 +2,8 @@
 per blob start and finish otherwise (CI logs, pipes), nothing for library callers.
 
 Transfers report absolute positions, not increments, so a chunk that is sent again after
-a retry never counts twice.
+a retry never counts twice. rich is imported only when bars are shown: it costs more
+start-up time than the rest of a client command.
 """
 
 from __future__ import annotations
@@ -10,18 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from types import TracebackType
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 class Reporter(Protocol):
@@ -93,16 +86,26 @@ class LineReporter:
 
 
 class RichReporter:
-    """Bars on ``console`` (stderr), one per blob, removed as each finishes."""
+    """Bars on stderr, one per blob, removed as each finishes."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(binary_units=True),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
-            console=console,
+            console=Console(stderr=True),
             transient=False,
         )
         self._tasks: dict[str, TaskID] = {}

@@ -7,12 +7,12 @@ also skips certificate checks. An explicit ``http://`` or ``https://`` prefix is
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 import httpx
 
-from hatchway.client.auth import USER_AGENT, describe_error
+from hatchway.client.auth import USER_AGENT, RegistryAuth, describe_error
+from hatchway.client.challenge import is_loopback
 from hatchway.client.dockerconfig import DOCKER_HUB, normalize_server
 
 __all__ = ["RegistryClient", "RegistryClientError", "api_host", "is_loopback"]
@@ -34,21 +34,6 @@ def api_host(server: str) -> str:
     return DOCKER_HUB_API if key == DOCKER_HUB else key
 
 
-def is_loopback(host: str) -> bool:
-    """``host[:port]`` names this machine: docker lets those speak plain HTTP."""
-    name = host
-    if name.startswith("["):
-        name = name[1:].partition("]")[0]
-    elif name.count(":") == 1:
-        name = name.partition(":")[0]
-    if name.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
 class RegistryClient:
     """``RegistryClient("127.0.0.1:5000", RegistryAuth(creds))``; use as a context manager.
 
@@ -68,6 +53,8 @@ class RegistryClient:
         self.host = api_host(server)
         self.insecure = insecure
         self.auth = auth
+        if insecure and isinstance(auth, RegistryAuth):
+            auth.insecure = True  # --insecure covers the registry's token service too
         explicit = server.split("://", 1)[0].lower() if "://" in server else ""
         if explicit == "http" and not (insecure or is_loopback(self.host)):
             raise RegistryClientError(

@@ -16,6 +16,7 @@ from hatchway.client.manifest import (
     ACCEPT,
     Descriptor,
     Node,
+    checked_digest,
     parse,
     references,
     select_platform,
@@ -55,7 +56,7 @@ def get_manifest(
         else r.headers.get("Docker-Content-Digest")
     )
     if claimed:
-        hasher = hasher_for(claimed)
+        hasher = hasher_for(checked_digest(claimed, f"manifest {repo}:{reference}: "))
         hasher.update(data)
         actual = f"{claimed.split(':', 1)[0]}:{hasher.hexdigest()}"
         if actual != claimed:

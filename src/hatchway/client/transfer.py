@@ -4,7 +4,8 @@ Blobs move in parallel (``jobs`` threads sharing one ``httpx.Client``), each ver
 against its digest; manifests follow, children before the index that names them, as exact
 bytes. A blob the target repository has is skipped (HEAD); one known to be in a sibling
 repository of the same registry is mounted instead of uploaded (:class:`BlobLocations`,
-filled by every push and pull of this process, plus ``mount_from``).
+filled by every push and pull of this process and of earlier runs, plus ``mount_from``).
+An upload cut short (even by ``kill -9``) continues on the next run (:mod:`.cache`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import httpx
 from hatchway.client.archive import ArchiveSource, write_archive
 from hatchway.client.auth import RegistryAuth
 from hatchway.client.blobs import FileRegion, short
+from hatchway.client.cache import MountSources, UploadSessions
 from hatchway.client.credstore import CredentialStoreError, credentials_lookup
 from hatchway.client.dockerconfig import Credentials, DockerConfigError
 from hatchway.client.download import fetch_blob
@@ -52,6 +54,7 @@ class Options:
     mount_from: Sequence[str] = ()
     platform: str | None = None
     reporter: Reporter = NULL_REPORTER
+    sessions: UploadSessions | None = None  # default: the user's cache, for the registry
 
     def transfer(self) -> Transfer:
         limit = RateLimit(self.limit_rate) if self.limit_rate else None
@@ -59,11 +62,13 @@ class Options:
 
 
 class BlobLocations:
-    """Repositories a blob is known to be in, per registry: where a mount can come from."""
+    """Repositories a blob is known to be in, per registry: where a mount can come from.
+    What this process saw first, then what earlier runs saw (``disk``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, disk: MountSources | None = None) -> None:
         self._lock = threading.Lock()
         self._where: dict[tuple[str, str], list[str]] = {}
+        self._disk = disk
 
     def record(self, registry: str, repo: str, digests: Sequence[str]) -> None:
         with self._lock:
@@ -72,13 +77,18 @@ class BlobLocations:
                 if repo in repos:
                     repos.remove(repo)
                 repos.insert(0, repo)  # most recent first
+        if self._disk is not None:
+            self._disk.record(registry, repo, digests)
 
     def candidates(self, registry: str, digest: str, target: str) -> list[str]:
         with self._lock:
-            return [r for r in self._where.get((registry, digest), []) if r != target]
+            found = list(self._where.get((registry, digest), []))
+        if self._disk is not None:
+            found += self._disk.repositories(registry, digest)
+        return [r for r in dict.fromkeys(found) if r != target]
 
 
-KNOWN = BlobLocations()
+KNOWN = BlobLocations(MountSources())
 
 
 def client_auth_for(
@@ -184,13 +194,15 @@ def push_image(
     repo = ref.repository
     blobs = image.all_blobs()
     regions = {b.digest: region(b.digest) for b in blobs}  # every blob is there, or stop now
+    sessions = options.sessions if options.sessions is not None else UploadSessions(ref.registry)
 
     def one(desc: Descriptor) -> None:
         mounts = [*known.candidates(ref.registry, desc.digest, repo), *options.mount_from]
         mounts = [m for m in dict.fromkeys(mounts) if m != repo]
         t.reporter.begin(desc.digest, _label("push", desc), desc.size)
         try:
-            outcome = BlobUpload(client, repo, t).push(desc, regions[desc.digest], mounts)
+            upload = BlobUpload(client, repo, t, sessions)
+            outcome = upload.push(desc, regions[desc.digest], mounts)
         except Cancelled:
             raise
         except BaseException:

@@ -9,6 +9,10 @@ to the status request and the resent chunk. A chunk body can be sent more than o
 (:class:`_Chunk` re-reads its part of the file on every pass), so an auth flow may also
 replay it itself. The digest is verified over the bytes actually sent: the running hash is
 rewound to the registry's offset after each resume.
+
+With :class:`~hatchway.client.cache.UploadSessions`, each session's location and confirmed
+offset are also kept on disk, so a push killed mid-layer (``kill -9``, a lost machine)
+continues the same session when run again, from the offset the registry reports.
 """
 
 from __future__ import annotations
@@ -20,7 +24,16 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from hatchway.client.blobs import FileRegion, Hasher, check_digest, hasher_for, short
+from hatchway.client.blobs import (
+    DigestMismatch,
+    FileRegion,
+    Hasher,
+    check_digest,
+    hasher_for,
+    short,
+)
+from hatchway.client.cache import UploadSessions
+from hatchway.client.challenge import origin_of
 from hatchway.client.manifest import Descriptor
 from hatchway.client.progress import NULL_REPORTER, Reporter
 from hatchway.client.session import (
@@ -107,10 +120,17 @@ def _held(response: httpx.Response, floor: int) -> int | None:
 
 
 class BlobUpload:
-    """One blob into one repository."""
+    """One blob into one repository; ``sessions`` remembers the upload across runs."""
 
-    def __init__(self, client: httpx.Client, repo: str, transfer: Transfer) -> None:
+    def __init__(
+        self,
+        client: httpx.Client,
+        repo: str,
+        transfer: Transfer,
+        sessions: UploadSessions | None = None,
+    ) -> None:
         self.client, self.repo, self.t = client, repo, transfer
+        self.sessions = sessions
 
     def _send(
         self,
@@ -136,6 +156,7 @@ class BlobUpload:
     def push(self, desc: Descriptor, region: FileRegion, mount_from: Sequence[str] = ()) -> str:
         """``exists``, ``mounted from <repo>`` or ``pushed``: what it took to get it there."""
         if self.exists(desc.digest):
+            self._forget(desc.digest)
             return "exists"
         location: httpx.URL | None = None
         for source in mount_from:
@@ -147,12 +168,55 @@ class BlobUpload:
                 params={"mount": desc.digest, "from": source},
             )
             if r.status_code == 201:
+                self._forget(desc.digest)
                 return f"mounted from {source}"
             location = location_of(expect(r, f"mount {short(desc.digest)}", 202))
-        if location is None:
+        start = 0
+        recorded = self._recorded(desc, region)
+        if recorded is not None:
+            if location is not None:  # the mount's fallback upload: the recorded one is further
+                self._send("DELETE", location).close()
+            location, start = recorded
+            self.t.reporter.note(f"{short(desc.digest)}: resuming upload at byte {start}")
+        elif location is None:
             location = self._start()
-        self._upload(desc, region, location)
+        try:
+            self._upload(desc, region, location, start)
+        except (DigestMismatch, RegistryError):
+            self._forget(desc.digest)  # this session cannot end well: never resume it
+            raise
+        self._forget(desc.digest)
         return "pushed"
+
+    def _forget(self, digest: str) -> None:
+        if self.sessions is not None:
+            self.sessions.drop(self.repo, digest)
+
+    def _remember(self, digest: str, location: httpx.URL, offset: int) -> None:
+        if self.sessions is not None:
+            self.sessions.put(self.repo, digest, str(location), offset)
+
+    def _recorded(self, desc: Descriptor, region: FileRegion) -> tuple[httpx.URL, int] | None:
+        """The session an earlier run left for this blob, and the bytes the registry holds
+        of it; None (and the record gone) when there is none it still knows."""
+        record = self.sessions.get(self.repo, desc.digest) if self.sessions else None
+        if record is None:
+            return None
+        if origin_of(record.location) != origin_of(str(self.client.base_url)):
+            self._forget(desc.digest)  # only ever resumed at the registry being pushed to
+            return None
+        try:
+            r = self._send("GET", httpx.URL(record.location))
+        except (httpx.HTTPError, httpx.InvalidURL):
+            r = None
+        if r is None or r.status_code not in (200, 204) or not r.headers.get("Range"):
+            self._forget(desc.digest)  # purged, finished, or not ours: start afresh
+            return None
+        held = _held(r, record.offset)
+        if held is None or held > region.size:
+            self._forget(desc.digest)
+            return None
+        return location_of(r), held
 
     def _start(self) -> httpx.URL:
         r = self._send("POST", f"/v2/{self.repo}/blobs/uploads/")
@@ -166,13 +230,16 @@ class BlobUpload:
         expect(r, "upload status", 204, 200)
         return location_of(r), _held(r, floor) or 0
 
-    def _upload(self, desc: Descriptor, region: FileRegion, location: httpx.URL) -> None:
+    def _upload(
+        self, desc: Descriptor, region: FileRegion, location: httpx.URL, start: int = 0
+    ) -> None:
         if region.size != desc.size:
             raise TransferError(f"{desc.digest}: file holds {region.size} bytes, not {desc.size}")
         rewind = _Rewinder(region, desc.digest)
-        offset, hasher = 0, hasher_for(desc.digest)
+        offset, hasher = rewind(0, hasher_for(desc.digest), start)
         failures = 0
         while offset < region.size:
+            self._remember(desc.digest, location, offset)
             end = min(offset + self.t.chunk_size, region.size)
             body = _Chunk(region, offset, end, hasher, self.t, self._progress(desc.digest))
             failure = self._patch(location, body)

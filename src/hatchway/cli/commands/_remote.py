@@ -3,6 +3,9 @@ options, credentials, progress display and turning client errors into one-line m
 
 Credentials: ``--username`` with ``--password-stdin`` (never argv, where ``ps`` shows it),
 else what ``hatchway login`` stored for the registry, else anonymous.
+
+The client (httpx) is imported when a command runs, not when it is registered or asked for
+``--help``.
 """
 
 from __future__ import annotations
@@ -11,20 +14,16 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import typer
-from rich.console import Console
 
-from hatchway.client.auth import RegistryAuthError
-from hatchway.client.blobs import DigestMismatch
-from hatchway.client.manifest import ManifestError
-from hatchway.client.progress import LineReporter, Reporter, RichReporter
 from hatchway.client.reference import InvalidReference, Reference, parse_reference
-from hatchway.client.registry import RegistryClientError
-from hatchway.client.session import RegistryError, TransferError
-from hatchway.client.transfer import client_auth_for
+
+if TYPE_CHECKING:
+    import httpx
+
+    from hatchway.client.progress import Reporter
 
 InsecureOption = Annotated[
     bool,
@@ -72,6 +71,8 @@ def reference(text: str, *, bare: bool = False) -> Reference:
 
 
 def auth(registry: str, username: str | None, password_stdin: bool) -> httpx.Auth:
+    from hatchway.client.transfer import client_auth_for
+
     if password_stdin and username is None:
         raise _fail("--password-stdin needs --username", 2)
     password = None
@@ -96,15 +97,23 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 def reporting() -> Iterator[Reporter]:
     """Bars on a terminal, plain lines otherwise; both on stderr (stdout carries results);
     client errors end the command with one line."""
+    from hatchway.client.progress import LineReporter, RichReporter
+
     with ExitStack() as stack, client_errors():
         if sys.stderr.isatty():
-            yield stack.enter_context(RichReporter(Console(stderr=True)))
+            yield stack.enter_context(RichReporter())
         else:
             yield LineReporter(sys.stderr)
 
 
 @contextmanager
 def client_errors() -> Iterator[None]:
+    from hatchway.client.auth import RegistryAuthError
+    from hatchway.client.blobs import DigestMismatch
+    from hatchway.client.manifest import ManifestError
+    from hatchway.client.registry import RegistryClientError
+    from hatchway.client.session import RegistryError, TransferError
+
     try:
         yield
     except (

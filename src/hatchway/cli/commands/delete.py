@@ -7,8 +7,6 @@ from typing import Annotated
 import typer
 
 from hatchway.cli.commands import _remote
-from hatchway.client.remote import delete_manifest
-from hatchway.client.session import RetryPolicy, open_client
 
 
 def delete(
@@ -19,6 +17,9 @@ def delete(
 ) -> None:
     """Delete the manifest a tag or digest names (as skopeo delete: the tag alone cannot
     be removed, the manifest and all its tags go). Blobs stay until ``hatchway gc``."""
+    from hatchway.client.remote import delete_manifest
+    from hatchway.client.session import RetryPolicy, open_client
+
     target = _remote.reference(ref)
     auth = _remote.auth(target.registry, username, password_stdin)
     with _remote.client_errors(), open_client(target.registry, auth, insecure=insecure) as c:

@@ -9,8 +9,6 @@ from typing import Annotated
 import typer
 
 from hatchway.cli.commands import _remote
-from hatchway.client.remote import get_manifest
-from hatchway.client.session import RetryPolicy, open_client
 
 
 def inspect(
@@ -24,6 +22,9 @@ def inspect(
 ) -> None:
     """Print a manifest: its digest and media type, then the JSON (--raw: the bytes as
     stored, which is what the digest is of)."""
+    from hatchway.client.remote import get_manifest
+    from hatchway.client.session import RetryPolicy, open_client
+
     target = _remote.reference(ref)
     auth = _remote.auth(target.registry, username, password_stdin)
     with _remote.client_errors(), open_client(target.registry, auth, insecure=insecure) as c:

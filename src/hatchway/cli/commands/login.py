@@ -15,10 +15,7 @@ from typing import Annotated
 import typer
 
 from hatchway.cli.common import fail
-from hatchway.client.credstore import CredentialStoreError
-from hatchway.client.dockerconfig import Credentials, DockerConfigError, normalize_server
-from hatchway.client.login import LoginError
-from hatchway.client.login import login as do_login
+from hatchway.client.dockerconfig import Credentials, normalize_server
 
 NON_TTY = "Cannot perform an interactive login from a non TTY device"
 PASSWORD_ARGV_WARNING = "WARNING! Using --password via the CLI is insecure. Use --password-stdin."  # noqa: S105
@@ -93,6 +90,11 @@ def login(
     insecure: InsecureOption = False,
 ) -> None:
     """Log in to a registry; credentials go where docker would put them."""
+    from hatchway.client.credstore import CredentialStoreError
+    from hatchway.client.dockerconfig import DockerConfigError
+    from hatchway.client.login import LoginError
+    from hatchway.client.login import login as do_login
+
     credentials = _credentials(username, password, password_stdin)
     target = server or normalize_server(None)
     try:

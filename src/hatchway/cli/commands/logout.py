@@ -10,13 +10,15 @@ import typer
 
 from hatchway.cli.commands.login import InsecureOption, ServerArg
 from hatchway.cli.common import fail
-from hatchway.client.credstore import CredentialStoreError
-from hatchway.client.dockerconfig import DockerConfigError, normalize_server
-from hatchway.client.login import logout as do_logout
+from hatchway.client.dockerconfig import normalize_server
 
 
 def logout(server: ServerArg = None, insecure: InsecureOption = False) -> None:
     """Log out from a registry (the credentials are removed from file or helper)."""
+    from hatchway.client.credstore import CredentialStoreError
+    from hatchway.client.dockerconfig import DockerConfigError
+    from hatchway.client.login import logout as do_logout
+
     target = server or normalize_server(None)
     typer.echo(f"Removing login credentials for {normalize_server(target)}")
     try:

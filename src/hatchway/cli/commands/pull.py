@@ -7,9 +7,6 @@ from typing import Annotated
 import typer
 
 from hatchway.cli.commands import _remote
-from hatchway.client.session import RetryPolicy
-from hatchway.client.transfer import Options
-from hatchway.client.transfer import pull as pull_image
 
 
 def pull(
@@ -29,8 +26,12 @@ def pull(
     limit_rate: _remote.LimitRateOption = None,
     retries: _remote.RetriesOption = 8,
 ) -> None:
-    """Pull an image (an index with all its images; a tar takes this machine's platform)
-    and print its digest."""
+    """Pull an image (an index with all its images) and print its digest. A tar holds one
+    image: of an index, this machine's platform unless --platform says otherwise."""
+    from hatchway.client.session import RetryPolicy
+    from hatchway.client.transfer import Options
+    from hatchway.client.transfer import pull as pull_image
+
     source = _remote.reference(ref)
     options = Options(
         jobs=jobs,

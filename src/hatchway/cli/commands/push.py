@@ -7,9 +7,6 @@ from typing import Annotated
 import typer
 
 from hatchway.cli.commands import _remote
-from hatchway.client.session import RetryPolicy
-from hatchway.client.transfer import Options
-from hatchway.client.transfer import push as push_image
 
 
 def push(
@@ -36,6 +33,10 @@ def push(
     retries: _remote.RetriesOption = 8,
 ) -> None:
     """Push an image (an index with all its images) and print its digest."""
+    from hatchway.client.session import RetryPolicy
+    from hatchway.client.transfer import Options
+    from hatchway.client.transfer import push as push_image
+
     target = _remote.reference(ref)
     options = Options(
         chunk_size=_remote.size(chunk_size, "--chunk-size"),

@@ -7,8 +7,6 @@ from typing import Annotated
 import typer
 
 from hatchway.cli.commands import _remote
-from hatchway.client.remote import list_tags
-from hatchway.client.session import RetryPolicy, open_client
 
 
 def tags(
@@ -18,6 +16,9 @@ def tags(
     password_stdin: _remote.PasswordStdinOption = False,
 ) -> None:
     """List the tags of a repository."""
+    from hatchway.client.remote import list_tags
+    from hatchway.client.session import RetryPolicy, open_client
+
     target = _remote.reference(repo, bare=True)
     if target.tag or target.digest:
         raise _remote.usage("tags takes a repository (host/name), not an image reference")
