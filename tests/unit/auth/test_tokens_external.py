@@ -14,6 +14,7 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -100,6 +101,56 @@ def test_external_x5c_chain_to_the_bundle(tmp_path: Path) -> None:
     assert (
         rejected(verifier, auth.token({"x5c": ["%%%"]})) == "token certificate chain is malformed"
     )
+
+
+def test_external_x5c_only_ca_certificates_may_sign(tmp_path: Path) -> None:
+    """Only a certificate with basicConstraints CA:TRUE (and keyCertSign where it has a
+    KeyUsage) may issue another in an ``x5c`` chain, as Go (distribution) requires of
+    intermediates: otherwise the key of ANY certificate the trusted CA ever issued, say a
+    web server's, could mint a "signer" certificate and with it registry tokens."""
+    auth = AuthServer(tmp_path)
+    verifier = external_verifier("auth", AUD, rootcertbundle=auth.bundle)
+    attacker = ec.generate_private_key(ec.SECP256R1())
+
+    def chain_via(issuer: x509.Certificate, issuer_key: ec.EllipticCurvePrivateKey) -> str:
+        name = issuer.subject.rfc4514_string().removeprefix("CN=")
+        minted = issued(attacker, "auth signer", issuer_key, name)
+        return auth.token({"x5c": [der_b64(minted), der_b64(issuer)]}, attacker)
+
+    ordinary_key = ec.generate_private_key(ec.SECP256R1())
+    refused = {
+        # An ordinary certificate from the CA: no basicConstraints at all ...
+        "no basicConstraints": issued(
+            ordinary_key, "web server", auth.root_key, "auth root", basic_constraints=False
+        ),
+        # ... or an end-entity one that says so, with or without a KeyUsage.
+        "CA:FALSE": issued(ordinary_key, "web server", auth.root_key, "auth root"),
+        "CA:FALSE, keyCertSign": issued(
+            ordinary_key, "web server", auth.root_key, "auth root", cert_sign=True
+        ),
+        # A CA certificate whose KeyUsage does not allow certificate signing.
+        "CA:TRUE without keyCertSign": issued(
+            ordinary_key, "limited ca", auth.root_key, "auth root", ca=True, cert_sign=False
+        ),
+    }
+    for case, issuer in refused.items():
+        assert rejected(verifier, chain_via(issuer, ordinary_key)) == (
+            "token certificate chain is not trusted"
+        ), case
+
+    # A real intermediate CA works, with or without a KeyUsage extension.
+    mid_key = ec.generate_private_key(ec.SECP256R1())
+    for cert_sign in (None, True):
+        mid = issued(mid_key, "mid", auth.root_key, "auth root", ca=True, cert_sign=cert_sign)
+        assert verifier.verify(chain_via(mid, mid_key)).subject == "alice"
+
+    # pathLen is honoured: a CA limited to 0 intermediates below it cannot issue a CA.
+    capped_key = ec.generate_private_key(ec.SECP256R1())
+    capped = issued(capped_key, "capped", auth.root_key, "auth root", ca=True, path_length=0)
+    sub = issued(mid_key, "sub", capped_key, "capped", ca=True)
+    leaf = issued(attacker, "auth signer", mid_key, "sub")
+    token = auth.token({"x5c": [der_b64(leaf), der_b64(sub), der_b64(capped)]}, attacker)
+    assert rejected(verifier, token) == "token certificate chain is not trusted"
 
 
 def test_external_expired_certificate_is_rejected(tmp_path: Path) -> None:

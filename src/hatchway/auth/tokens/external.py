@@ -4,7 +4,8 @@ Accepts what distribution accepts, from the same configuration: a ``kid`` that n
 trusted key (its RFC 7638 thumbprint, its docker/libtrust key ID, or the ``kid`` a JWKS
 gives it), or an ``x5c`` chain whose leaf is, or chains up to, a bundle certificate. A
 token's own ``jwk`` header, and an ``x5c`` that chains to nothing we trust, count for
-nothing: they would let anyone sign.
+nothing: they would let anyone sign. Chains are checked by ``cryptography``'s RFC 5280
+path validation, never by hand: only CA certificates may issue (see ``_CA_POLICY``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import UnsupportedGeneralNameType
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    Policy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 
 from hatchway.auth.tokens.errors import TokenError
 from hatchway.auth.tokens.jwk import (
@@ -96,7 +104,7 @@ class TrustedKeys:
         }:
             raise ValueError("the JWKS URL must be http:// or https://")
         self._roots = list(certificates)
-        self._root_ders = {c.public_bytes(serialization.Encoding.DER) for c in self._roots}
+        self._store = Store(self._roots) if self._roots else None
         self._keys = bundle_keys(self._roots) | (jwks_keys(jwks) if jwks is not None else {})
         self._url = jwks_url
         self._timeout = timeout
@@ -112,8 +120,8 @@ class TrustedKeys:
             if key is not None:
                 return key
         x5c = header.get("x5c")
-        if x5c is not None and self._roots:
-            return self._chain_key(x5c)
+        if x5c is not None and self._store is not None:
+            return self._chain_key(x5c, self._store)
         raise TokenError("token is signed by an unknown key")
 
     def refresh(self) -> None:
@@ -154,7 +162,8 @@ class TrustedKeys:
             return
         self._remote = keys
 
-    def _chain_key(self, x5c: object) -> VerificationKey:
+    @staticmethod
+    def _chain_key(x5c: object, store: Store) -> VerificationKey:
         if not isinstance(x5c, list) or not x5c or len(x5c) > MAX_CHAIN:
             raise TokenError("token certificate chain is malformed")
         try:
@@ -162,44 +171,44 @@ class TrustedKeys:
         except ValueError:
             raise TokenError("token certificate chain is malformed") from None
         now = datetime.now(UTC)
-        for depth, cert in enumerate(chain):
-            if not _current(cert, now):
-                raise TokenError("token certificate is expired or not yet valid")
-            if cert.public_bytes(serialization.Encoding.DER) in self._root_ders:
-                break
-            if any(_issued_by(cert, root, depth, now) for root in self._roots):
-                break
-            if depth + 1 == len(chain) or not _issued_by(cert, chain[depth + 1], depth, now):
-                raise TokenError("token certificate chain is not trusted")
+        if not chain[0].not_valid_before_utc <= now <= chain[0].not_valid_after_utc:
+            raise TokenError("token certificate is expired or not yet valid")
+        verifier = (
+            PolicyBuilder()
+            .store(store)
+            .time(now)
+            .max_chain_depth(MAX_CHAIN)
+            .extension_policies(ca_policy=_CA_POLICY, ee_policy=ExtensionPolicy.permit_all())
+            .build_client_verifier()
+        )
+        try:
+            verifier.verify(chain[0], chain[1:])
+        except (VerificationError, UnsupportedGeneralNameType, ValueError):
+            raise TokenError("token certificate chain is not trusted") from None
         leaf = certificate_key(chain[0])
         if leaf is None:
             raise TokenError("token certificate key type is not supported")
         return leaf
 
 
-def _current(cert: x509.Certificate, now: datetime) -> bool:
-    return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+def _may_sign_certificates(
+    policy: Policy, cert: x509.Certificate, usage: x509.KeyUsage | None
+) -> None:
+    """A CA certificate with a KeyUsage extension must allow certificate signing."""
+    if usage is not None and not usage.key_cert_sign:
+        raise ValueError("the issuing certificate's KeyUsage lacks keyCertSign")
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate, below: int, now: datetime) -> bool:
-    """``issuer`` signed ``cert`` and may: a CA (or a v1-style root with no constraints,
-    as Go allows) whose path length admits the ``below`` intermediates under it."""
-    if not _current(issuer, now):
-        return False
-    try:
-        constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        constraints = None
-    if constraints is not None and (
-        not constraints.ca
-        or (constraints.path_length is not None and below > constraints.path_length)
-    ):
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
+# Path validation as RFC 5280 (and Go, for distribution's intermediates) has it, not the
+# web PKI's profile: every issuing certificate, the bundle's roots included, must have
+# basicConstraints CA:TRUE (path lengths honoured) and keyCertSign if it has a KeyUsage.
+# The token signer's own certificate may carry any extensions (Go checks none with
+# ExtKeyUsageAny). A leaf that is itself in the bundle needs no chain at all.
+_CA_POLICY = (
+    ExtensionPolicy.permit_all()
+    .require_present(x509.BasicConstraints, Criticality.AGNOSTIC, None)
+    .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _may_sign_certificates)
+)
 
 
 def _safe_url(url: str) -> str:
