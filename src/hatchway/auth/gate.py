@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from hatchway.auth.policy.source import PolicyProvider, provider
 from hatchway.auth.principal import ANONYMOUS, Kind, Principal
 from hatchway.auth.tokens.errors import TokenError
 from hatchway.auth.tokens.jwt import Claims, TokenVerifier
+from hatchway.auth.tokens.remote import KeysRefreshing
 
 _CACHE_SIZE = 10_000
 _CACHE_TTL = 60.0
@@ -123,7 +125,14 @@ class TokenGate:
                 failed=authorization is not None,
             )
         try:
-            claims, allowed = self._verified(token.strip())
+            try:
+                claims, allowed = self._verified(token.strip())
+            except KeysRefreshing as pending:
+                # An external issuer's JWKS is being fetched: wait for it off the loop.
+                with contextlib.suppress(TimeoutError):
+                    fetched = asyncio.shield(asyncio.wrap_future(pending.refresh))
+                    await asyncio.wait_for(fetched, pending.wait)
+                claims, allowed = self._verified(token.strip())
         except TokenError as exc:
             header = challenge.bearer(realm, self._service, needed, "invalid_token")
             raise Challenge(

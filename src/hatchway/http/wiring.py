@@ -123,6 +123,7 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
             token.service,
             rootcertbundle=Path(token.rootcertbundle) if token.rootcertbundle else None,
             jwks=token.jwks,
+            jwks_insecure=token.jwksinsecure,
         )
         parts = _log_only()
         parts.gate, parts.realm = TokenGate(verifier, token.service), token.realm
