@@ -142,9 +142,13 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         )
     assert token is not None
     keys = key_store(config)
-    authenticators: list[Authenticator] = [LocalAuthenticator(store)]
+    local = LocalAuthenticator(store)
+    authenticators: list[Authenticator] = [local]
     if htpasswd is not None:
-        authenticators.append(HtpasswdAuthenticator(Path(htpasswd.path)))
+        # A name in both is refused by both (the htpasswd backend logs why).
+        from_file = HtpasswdAuthenticator(Path(htpasswd.path), reserved=local.has_account)
+        local.reserved = from_file.has_user
+        authenticators.append(from_file)
     service = TokenService(
         TokenIssuer(keys, token.issuer, token.expiration),
         token.service,

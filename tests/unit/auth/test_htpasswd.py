@@ -171,3 +171,39 @@ def test_parse() -> None:
     for bad in [f"alice:{hashed}\nalice:{hashed}\n", ":x\n", "alice:\n", "alice\n"]:
         with pytest.raises(HtpasswdError):
             parse_htpasswd(bad, "f")
+
+
+def test_names_outside_the_account_grammar_are_skipped(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``alice/ci`` would own ``alice/ci/*`` inside alice's namespace (``${account}/*``)."""
+    hashed = path.read_text().splitlines()[0].partition(":")[2]
+    with path.open("a") as out:
+        for name in ("alice/ci", "-dash", "sp ace", "tab\there", "x" * 200, "ok.name@corp"):
+            out.write(f"{name}:{hashed}\n")
+    with caplog.at_level(logging.WARNING):
+        auth = HtpasswdAuthenticator(path)
+    assert auth.users == {"alice", "bob", "ok.name@corp"}
+    assert auth.authenticate("alice/ci", "s3cret", CLIENT) is None
+    for lineno in range(3, 8):
+        assert f"htpasswd:{lineno}: user " in caplog.text
+    assert "'alice/ci' ignored: not a valid account name" in caplog.text
+    assert hashed not in caplog.text
+    assert hashed[7:29] not in caplog.text  # not even the salt
+
+
+def test_a_name_that_is_also_a_local_account_is_refused(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    local = {"alice"}
+    with caplog.at_level(logging.WARNING):
+        auth = HtpasswdAuthenticator(path, reserved=local.__contains__)
+    assert "user 'alice' is also a local account: both are refused" in caplog.text
+    caplog.clear()
+    assert auth.authenticate("alice", "s3cret", CLIENT) is None
+    assert "login as 'alice' refused: the name is both a local account and a user" in caplog.text
+    assert auth.resolve("alice") is None
+    assert auth.credential_binding("alice") is None
+    assert auth.authenticate("bob", "b0b", CLIENT) is not None
+    local.clear()  # the local account was removed: the file's alice may log in again
+    assert auth.authenticate("alice", "s3cret", CLIENT) is not None
