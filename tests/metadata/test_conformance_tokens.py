@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 
 from hatchway.metadata import (
     AuditEvent,
@@ -126,6 +127,41 @@ def test_refresh_tokens(store: MetadataStore) -> None:
     assert rt.revoke_subject("alice") == 1
     assert rt.list() == []
     assert len(rt.list(include_inactive=True)) == 3
+
+
+def test_refresh_token_binding_and_address(store: MetadataStore) -> None:
+    rt = store.refresh_tokens
+    made = rt.create(
+        "carol",
+        backend="htpasswd",
+        client_id="docker",
+        token_hash=th("d"),
+        binding="ab" * 32,
+        created_addr="192.0.2.9",
+    )
+    found = rt.find_active(th("d"))
+    assert found == made
+    assert found.binding == "ab" * 32
+    assert found.created_addr == "192.0.2.9"
+    assert "ab" * 32 not in repr(found)
+
+
+def test_columns_added_later_are_added_to_an_existing_database(dsn: str) -> None:
+    """A database made before refresh_tokens had its binding and address columns."""
+    first = MetadataStore(dsn)
+    with first.db.write() as conn:
+        for column in ("binding", "created_addr"):
+            conn.execute(text(f"ALTER TABLE refresh_tokens DROP COLUMN {column}"))
+    first.dispose()
+    reopened = MetadataStore(dsn)
+    try:
+        made = reopened.refresh_tokens.create(
+            "dave", backend="htpasswd", client_id="x", token_hash=th("e"), binding="cd" * 32
+        )
+        assert made.binding == "cd" * 32
+        MetadataStore(dsn).dispose()  # opening again finds nothing left to add
+    finally:
+        reopened.dispose()
 
 
 # -- audit ---------------------------------------------------------------------------

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from hatchway.auth.credentials.refresh import issue_refresh_token, redeem_refresh_token
 from hatchway.auth.identity.base import ClientInfo
 from hatchway.auth.identity.htpasswd import HtpasswdAuthenticator, HtpasswdError, parse_htpasswd
-from tests.unit.auth.accounts_support import FakeClock
+from tests.unit.auth.accounts_support import FakeClock, new_store
 
 CLIENT = ClientInfo("192.0.2.1", "docker")
 
@@ -207,3 +208,46 @@ def test_a_name_that_is_also_a_local_account_is_refused(
     assert auth.authenticate("bob", "b0b", CLIENT) is not None
     local.clear()  # the local account was removed: the file's alice may log in again
     assert auth.authenticate("alice", "s3cret", CLIENT) is not None
+
+
+def test_refresh_tokens_end_when_the_users_line_changes(
+    path: Path, clock: FakeClock, tmp_path: Path
+) -> None:
+    store = new_store(tmp_path)
+    auth = HtpasswdAuthenticator(path, clock=clock)
+    sessions = {}
+    for user, password in (("alice", "s3cret"), ("bob", "b0b")):
+        principal = auth.authenticate(user, password, CLIENT)
+        assert principal is not None
+        record, sessions[user] = issue_refresh_token(
+            store, principal, backend="htpasswd", client_id="docker", authenticators=[auth]
+        )
+        assert record.binding is not None
+        assert record.binding not in path.read_text()
+    assert redeem_refresh_token(store, sessions["alice"], auth, CLIENT) is not None
+
+    htpasswd(path, "alice", "s3cret")  # the same password again: a new salt, a new line
+    clock.now += 2
+    assert redeem_refresh_token(store, sessions["alice"], auth, CLIENT) is None
+    (alice,) = store.refresh_tokens.list("alice", include_inactive=True)
+    assert alice.revoked_at is not None  # for good, not just while the line differs
+    assert redeem_refresh_token(store, sessions["bob"], auth, CLIENT) is not None
+
+    path.write_text("".join(line + "\n" for line in path.read_text().splitlines()[:1]))
+    clock.now += 2
+    assert not auth.has_user("bob")
+    assert redeem_refresh_token(store, sessions["bob"], auth, CLIENT) is None
+    store.dispose()
+
+
+def test_refresh_tokens_issued_without_a_binding_end(
+    path: Path, clock: FakeClock, tmp_path: Path
+) -> None:
+    """Tokens from before binding existed cannot prove their line: they end at next use."""
+    store = new_store(tmp_path)
+    auth = HtpasswdAuthenticator(path, clock=clock)
+    principal = auth.authenticate("alice", "s3cret", CLIENT)
+    assert principal is not None
+    _, secret = issue_refresh_token(store, principal, backend="htpasswd", client_id="docker")
+    assert redeem_refresh_token(store, secret, auth, CLIENT) is None
+    store.dispose()
