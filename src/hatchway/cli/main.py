@@ -18,6 +18,7 @@ from hatchway.cli.commands import (
     pull,
     push,
     serve,
+    session,
     tags,
     token,
     user,
@@ -47,6 +48,7 @@ app.add_typer(
 )
 app.command(name="audit")(audit.audit)
 app.add_typer(keys.app, name="keys", help="Token signing keys.")
+app.add_typer(session.app, name="session", help="Login sessions (refresh tokens).")
 
 
 @app.command()
