@@ -46,8 +46,8 @@ def normalize_dsn(dsn: str) -> str:
 
 
 def _create_private_file(path: Path) -> None:
-    """Create the SQLite file 0600 (and its directory) before SQLite creates it 0644."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Create the SQLite file 0600 (and its directory, 0700) before SQLite creates it 0644."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
