@@ -112,8 +112,10 @@ class KeyStore:
     def revision(self) -> int:
         """A number that changes when keys are added or removed (re-listed at most once
         per ``check_interval``): a token verified under another revision must be checked
-        again, since the key that signed it may be gone."""
-        self._refresh()
+        again, since the key that signed it may be gone. Called for every request: the
+        lock is taken only when the listing is due."""
+        if self._names is None or time.monotonic() - self._checked >= self.check_interval:
+            self._refresh()
         return self._revision
 
     def verification_keys(self) -> dict[str, VerificationKey]:
