@@ -19,7 +19,8 @@ from hatchway.metadata import (
     MetadataStore,
     NotFoundError,
 )
-from tests.metadata.factories import HASH, NOW, make_token, th
+from hatchway.metadata.records import utcnow
+from tests.metadata.factories import HASH, make_token, th
 
 # -- accounts ------------------------------------------------------------------------
 
@@ -34,7 +35,7 @@ def test_create_and_get_user(store: MetadataStore) -> None:
     assert got.password_hash == HASH
     assert HASH not in repr(got)
     assert got.created_at.tzinfo is not None
-    assert abs(got.created_at - NOW) < timedelta(minutes=5)
+    assert abs(got.created_at - utcnow()) < timedelta(minutes=5)
     assert store.accounts.get("nobody") is None
     with pytest.raises(NotFoundError):
         store.accounts.require("nobody")

@@ -19,6 +19,7 @@ from hatchway.metadata import (
     Outcome,
 )
 from hatchway.metadata.audit import REDACTED
+from hatchway.metadata.records import utcnow
 from tests.metadata.factories import HASH, NOW, make_token, th
 
 # -- access tokens -------------------------------------------------------------------
@@ -95,7 +96,7 @@ def test_token_use_recorded_once_per_interval(store: MetadataStore) -> None:
     assert token is not None
     assert token.last_used_addr == "10.0.0.1"
     assert token.last_used_at is not None
-    assert abs(token.last_used_at - NOW) < timedelta(minutes=5)
+    assert abs(token.last_used_at - utcnow()) < timedelta(minutes=5)
     assert store.tokens.touch(tid, "10.0.0.3", interval=0) is True
     assert store.tokens.touch(tid + 100, "x") is False
 
