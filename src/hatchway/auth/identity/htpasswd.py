@@ -180,7 +180,9 @@ class HtpasswdAuthenticator:
         for warning in warnings:
             log.warning("%s", warning)
         if self.reserved is not None:
-            for name in sorted(n for n in users if self.reserved(n)):
+            # Names new to this load only: a reload must not look up every user again.
+            added = users.keys() - self._users.keys()
+            for name in sorted(n for n in added if self.reserved(n)):
                 log.warning(
                     "%s: user %r is also a local account: both are refused until one of "
                     "them is renamed or removed",
