@@ -6,11 +6,12 @@ Every test runs on SQLite and on PostgreSQL (the ``dsn`` fixture in conftest.py)
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from hatchway.metadata import AuditEvent, MetadataError, MetadataStore, NotFoundError
+from hatchway.metadata.records import utcnow
 from tests.metadata.factories import NOW
 
 ALICE = {"name": "alice", "repository": "team/*", "action": ["pull", "push"]}
@@ -29,7 +30,7 @@ def test_add_list_round_trip(store: MetadataStore) -> None:
     assert first.rule == ALICE
     assert first.position == 1
     assert first.comment == "team pushes"
-    assert abs(first.created_at - datetime.now(UTC)) < timedelta(minutes=5)
+    assert abs(first.created_at - utcnow()) < timedelta(minutes=5)
     second = store.rules.add(BOB)
     assert second.comment is None
     assert [r.rule for r in store.rules.list()] == [ALICE, BOB]

@@ -5,9 +5,10 @@ Every test runs on SQLite and on PostgreSQL (the ``dsn`` fixture in conftest.py)
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 
 from hatchway.metadata import (
     AuditEvent,
@@ -18,6 +19,7 @@ from hatchway.metadata import (
     Outcome,
 )
 from hatchway.metadata.audit import REDACTED
+from hatchway.metadata.records import utcnow
 from tests.metadata.factories import HASH, NOW, make_token, th
 
 # -- access tokens -------------------------------------------------------------------
@@ -94,7 +96,7 @@ def test_token_use_recorded_once_per_interval(store: MetadataStore) -> None:
     assert token is not None
     assert token.last_used_addr == "10.0.0.1"
     assert token.last_used_at is not None
-    assert abs(token.last_used_at - datetime.now(UTC)) < timedelta(minutes=5)
+    assert abs(token.last_used_at - utcnow()) < timedelta(minutes=5)
     assert store.tokens.touch(tid, "10.0.0.3", interval=0) is True
     assert store.tokens.touch(tid + 100, "x") is False
 
@@ -126,6 +128,41 @@ def test_refresh_tokens(store: MetadataStore) -> None:
     assert rt.revoke_subject("alice") == 1
     assert rt.list() == []
     assert len(rt.list(include_inactive=True)) == 3
+
+
+def test_refresh_token_binding_and_address(store: MetadataStore) -> None:
+    rt = store.refresh_tokens
+    made = rt.create(
+        "carol",
+        backend="htpasswd",
+        client_id="docker",
+        token_hash=th("d"),
+        binding="ab" * 32,
+        created_addr="192.0.2.9",
+    )
+    found = rt.find_active(th("d"))
+    assert found == made
+    assert found.binding == "ab" * 32
+    assert found.created_addr == "192.0.2.9"
+    assert "ab" * 32 not in repr(found)
+
+
+def test_columns_added_later_are_added_to_an_existing_database(dsn: str) -> None:
+    """A database made before refresh_tokens had its binding and address columns."""
+    first = MetadataStore(dsn)
+    with first.db.write() as conn:
+        for column in ("binding", "created_addr"):
+            conn.execute(text(f"ALTER TABLE refresh_tokens DROP COLUMN {column}"))
+    first.dispose()
+    reopened = MetadataStore(dsn)
+    try:
+        made = reopened.refresh_tokens.create(
+            "dave", backend="htpasswd", client_id="x", token_hash=th("e"), binding="cd" * 32
+        )
+        assert made.binding == "cd" * 32
+        MetadataStore(dsn).dispose()  # opening again finds nothing left to add
+    finally:
+        reopened.dispose()
 
 
 # -- audit ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,9 +14,29 @@ from pathlib import Path
 import pytest
 
 from hatchway.storage.driver import InvalidPathError, LockTimeoutError, StorageDriver
-from hatchway.storage.filesystem import FilesystemDriver
+from hatchway.storage.filesystem import FilesystemDriver, loose_permissions
 from tests.storage.conformance import DriverConformance
 from tests.support.aio import async_test
+
+
+def modes(driver: FilesystemDriver, *, include_root: bool = True) -> tuple[set[int], set[int]]:
+    """The permission bits of every directory and file under the driver's root."""
+    dirs, files = set(), set()
+    for directory, subdirs, names in os.walk(driver.root):
+        if include_root or directory != driver.root:
+            dirs.add(stat.S_IMODE(os.stat(directory).st_mode))
+        files |= {stat.S_IMODE(os.stat(os.path.join(directory, n)).st_mode) for n in names}
+        dirs |= {stat.S_IMODE(os.stat(os.path.join(directory, n)).st_mode) for n in subdirs}
+    return dirs, files
+
+
+async def write_everything(driver: FilesystemDriver) -> None:
+    """Each way the driver creates files and directories."""
+    await driver.put_content("/docker/registry/v2/repositories/a/link", b"sha256:x")
+    writer = await driver.writer("/docker/registry/v2/uploads/u1/data")
+    await writer.write(b"layer bytes")
+    await writer.commit()
+    await driver.move("/docker/registry/v2/uploads/u1/data", "/docker/registry/v2/blobs/b/data")
 
 
 class TestFilesystemDriver(DriverConformance):
@@ -51,6 +72,43 @@ class TestFilesystemDriver(DriverConformance):
     def test_root_is_created(self, tmp_path: Path) -> None:
         FilesystemDriver(str(tmp_path / "new" / "root"))
         assert (tmp_path / "new" / "root").is_dir()
+
+    @async_test
+    async def test_new_root_and_everything_under_it_is_private(self, tmp_path: Path) -> None:
+        """Blobs, manifests and upload sessions are nobody else's business: 0700/0600."""
+        root = tmp_path / "new" / "root"
+        driver = FilesystemDriver(str(root))
+        assert modes(driver) == ({0o700}, set())
+        await write_everything(driver)
+        assert modes(driver) == ({0o700}, {0o600})
+        assert loose_permissions(str(root)) is None
+
+    @async_test
+    async def test_a_root_shared_with_its_group_stays_group_readable(self, tmp_path: Path) -> None:
+        root = tmp_path / "shared-root"
+        root.mkdir()
+        root.chmod(0o750)
+        driver = FilesystemDriver(str(root))
+        await write_everything(driver)
+        assert modes(driver) == ({0o750}, {0o640})
+        assert loose_permissions(str(root)) is None
+
+    @async_test
+    async def test_a_loose_root_is_reported_and_nothing_new_is_world_readable(
+        self, tmp_path: Path
+    ) -> None:
+        root = tmp_path / "loose-root"
+        root.mkdir()
+        root.chmod(0o755)
+        warning = loose_permissions(str(root))
+        assert warning is not None
+        assert "has mode 0755" in warning
+        assert "chmod 700" in warning
+        driver = FilesystemDriver(str(root))
+        await write_everything(driver)
+        dirs, files = modes(driver, include_root=False)
+        assert dirs == {0o750}
+        assert files == {0o640}
 
     @async_test
     async def test_stray_temp_files_are_not_listed(self, driver: FilesystemDriver) -> None:

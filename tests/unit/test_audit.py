@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,10 +14,18 @@ from typer.testing import CliRunner, Result
 from hatchway.audit.sink import AuditSink
 from hatchway.cli.commands.audit import parse_time
 from hatchway.cli.main import app
-from hatchway.config.model import parse_duration
 from hatchway.metadata import AuditEvent, MetadataStore
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+ISO = "%Y-%m-%dT%H:%M:%S+00:00"
+ZULU = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def ago(delta: timedelta, layout: str) -> Callable[[datetime], str]:
+    """An absolute time, ``delta`` before the test's ``now`` (known only when it runs)."""
+    return lambda now: (now - delta).strftime(layout)
+
+
 FIELDS = {
     "id",
     "time",
@@ -34,12 +42,19 @@ FIELDS = {
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[MetadataStore]:
+def now() -> datetime:
+    """The time the events are placed around: taken per test, as the relative filters
+    ("--since 25m") are read against the clock when the command runs."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def store(tmp_path: Path, now: datetime) -> Iterator[MetadataStore]:
     opened = MetadataStore(f"sqlite:///{tmp_path / 'hatchway.db'}")
     opened.audit.record_many(
         [
             AuditEvent(
-                "login", "failure", "mallory", "198.51.100.7", time=NOW - timedelta(hours=3)
+                "login", "failure", "mallory", "198.51.100.7", time=now - timedelta(hours=3)
             ),
             AuditEvent(
                 "token",
@@ -50,7 +65,7 @@ def store(tmp_path: Path) -> Iterator[MetadataStore]:
                 scopes_requested=("repository:team/app:pull,push",),
                 scopes_granted=("repository:team/app:pull",),
                 detail={"method": "basic", "denied": ["push denied: no rule allows push"]},
-                time=NOW - timedelta(minutes=30),
+                time=now - timedelta(minutes=30),
             ),
             AuditEvent(
                 "push",
@@ -59,7 +74,7 @@ def store(tmp_path: Path) -> Iterator[MetadataStore]:
                 "192.0.2.1",
                 repository="team/app",
                 detail={"reason": "insufficient scope"},
-                time=NOW - timedelta(minutes=20),
+                time=now - timedelta(minutes=20),
             ),
             AuditEvent(
                 "pull",
@@ -68,7 +83,7 @@ def store(tmp_path: Path) -> Iterator[MetadataStore]:
                 "192.0.2.1",
                 repository="team/app",
                 detail={"reference": "1.0", "digest": "sha256:" + "a" * 64},
-                time=NOW - timedelta(minutes=10),
+                time=now - timedelta(minutes=10),
             ),
         ]
     )
@@ -112,13 +127,13 @@ def test_text_newest_first_and_aligned(tmp_path: Path, store: MetadataStore) -> 
     assert "requested=repository:team/app:pull,push" in lines[3]
 
 
-def test_json_lines(tmp_path: Path, store: MetadataStore) -> None:
+def test_json_lines(tmp_path: Path, store: MetadataStore, now: datetime) -> None:
     records = json_lines(run(tmp_path, "--json"))
     assert [r["event"] for r in records] == ["pull", "push", "token", "login"]
     assert all(set(r) == FIELDS for r in records)
     pull = records[0]
-    assert pull["time"] == (NOW - timedelta(minutes=10)).isoformat().replace("+00:00", "Z")
-    assert datetime.fromisoformat(str(pull["time"])) == NOW - timedelta(minutes=10)
+    assert pull["time"] == (now - timedelta(minutes=10)).isoformat().replace("+00:00", "Z")
+    assert datetime.fromisoformat(str(pull["time"])) == now - timedelta(minutes=10)
     assert pull["repository"] == "team/app"
     assert pull["detail"] == {"reference": "1.0", "digest": "sha256:" + "a" * 64}
     token = records[2]
@@ -136,18 +151,21 @@ def test_json_lines(tmp_path: Path, store: MetadataStore) -> None:
         (["--event", "login"], ["login"]),
         (["--since", "1h"], ["pull", "push", "token"]),
         (["--since", "25m", "--until", "15m"], ["push"]),
-        (["--until", (NOW - timedelta(hours=1)).isoformat()], ["login"]),
-        (["--since", (NOW - timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%SZ")], ["pull"]),
+        (["--until", ago(timedelta(hours=1), ISO)], ["login"]),
+        (["--since", ago(timedelta(minutes=15), ZULU)], ["pull"]),
         (["--limit", "2"], ["pull", "push"]),
         (["--account", "nobody"], []),
     ],
 )
-def test_filters(tmp_path: Path, store: MetadataStore, args: list[str], events: list[str]) -> None:
-    # "25m" counts back from when the CLI runs, the events from NOW (taken at import, and
-    # the e2e tests run first): add the time since, so the windows stay where they were.
-    late = int((datetime.now(UTC) - NOW).total_seconds())
-    args = [f"{int(parse_duration(a)) + late}s" if a[:-1].isdigit() else a for a in args]
-    assert [r["event"] for r in json_lines(run(tmp_path, "--json", *args))] == events
+def test_filters(
+    tmp_path: Path,
+    store: MetadataStore,
+    now: datetime,
+    args: list[str | Callable[[datetime], str]],
+    events: list[str],
+) -> None:
+    given = [a(now) if callable(a) else a for a in args]
+    assert [r["event"] for r in json_lines(run(tmp_path, "--json", *given))] == events
 
 
 @pytest.mark.parametrize(

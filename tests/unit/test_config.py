@@ -254,6 +254,36 @@ def test_auth_sections_load_in_distribution_shape(tmp_path: Path) -> None:
     assert load_text(tmp_path, "version: 0.1\n").auth_mode == "none"
 
 
+@pytest.mark.parametrize(
+    ("jwks", "insecure", "error"),
+    [
+        ("https://auth.example.com/jwks.json", False, None),
+        ("/etc/hatchway/jwks.json", False, None),
+        ("http://auth.example.com/jwks.json", False, "http:// is not safe for signing keys"),
+        ("http://127.0.0.1:8080/jwks.json", False, "http:// is not safe for signing keys"),
+        ("http://auth.example.com/jwks.json", True, "only to a loopback address"),
+        ("http://10.0.0.1/jwks.json", True, "only to a loopback address"),
+        ("http://127.0.0.1:8080/jwks.json", True, None),
+        ("http://[::1]:8080/jwks.json", True, None),
+        ("ftp://auth.example.com/jwks.json", True, "expected an https:// URL"),
+    ],
+)
+def test_jwks_url_must_be_https_unless_loopback_and_insecure(
+    tmp_path: Path, jwks: str, insecure: bool, error: str | None
+) -> None:
+    """Signing keys fetched over plain http could be swapped by anyone on the path."""
+    text = f"auth:\n  token:\n    jwks: '{jwks}'\n    jwksinsecure: {str(insecure).lower()}\n"
+    if error is None:
+        auth = load_text(tmp_path, text).auth
+        assert auth is not None
+        assert auth.token is not None
+        assert auth.token.external
+    else:
+        message = config_error(tmp_path, text)
+        assert "auth.token" in message, message
+        assert error in message, message
+
+
 def test_auth_section_errors_name_the_key(tmp_path: Path) -> None:
     message = config_error(tmp_path, "auth:\n  token:\n    expiration: 10\n")
     assert "auth.token.expiration" in message

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from hatchway.auth import challenge
 from hatchway.auth.access import Access, Resource
@@ -25,6 +26,7 @@ from hatchway.auth.policy.source import PolicyProvider, provider
 from hatchway.auth.principal import ANONYMOUS, Kind, Principal
 from hatchway.auth.tokens.errors import TokenError
 from hatchway.auth.tokens.jwt import Claims, TokenVerifier
+from hatchway.auth.tokens.remote import KeysRefreshing
 
 _CACHE_SIZE = 10_000
 _CACHE_TTL = 60.0
@@ -74,6 +76,15 @@ def _allowed(claims: Claims) -> Allowed:
     return Allowed(principal, tuple(claims.access), token_id=claims.token_id)
 
 
+@runtime_checkable
+class _Revisioned(Protocol):
+    def revision(self) -> int: ...
+
+
+def _no_revision() -> int:
+    return 0
+
+
 class TokenGate:
     """Bearer JWTs from the built-in token service or an external issuer."""
 
@@ -87,29 +98,38 @@ class TokenGate:
         self._service = service
         self._revoked = revoked
         self._leeway = verifier.leeway
-        self._cache: dict[str, tuple[Claims, Allowed, float]] = {}
+        self._cache: dict[str, tuple[Claims, Allowed, float, int]] = {}
+        # Changes when signing keys are added or removed (a retired key's tokens must
+        # stop at once, not when their cache entry ages out).
+        keys = verifier.keys
+        self._key_revision = keys.revision if isinstance(keys, _Revisioned) else _no_revision
 
     def _verified(self, token: str) -> tuple[Claims, Allowed]:
         """Verify a token, remembering the answer for identical token strings.
 
         A client sends the same JWT with every request of a pull or push; checking its
         signature each time would cost more than serving a manifest. The cache keeps
-        the exact string, so nothing but expiry can change the answer, and expiry is
-        checked on every hit (entries also age out after a minute, in case an external
-        issuer withdraws a key).
+        the exact string, so only expiry or a change of the signing keys can change the
+        answer: both are checked on every hit (entries also age out after a minute, in
+        case an external issuer withdraws a key).
         """
         now = time.time()
+        revision = self._key_revision()
         hit = self._cache.get(token)
         if hit is not None:
-            claims, allowed, checked = hit
-            if now - checked < _CACHE_TTL and claims.expires_at.timestamp() + self._leeway > now:
+            claims, allowed, checked, verified_under = hit
+            if (
+                now - checked < _CACHE_TTL
+                and claims.expires_at.timestamp() + self._leeway > now
+                and verified_under == revision
+            ):
                 return claims, allowed
             del self._cache[token]
         claims = self._verifier.verify(token)
         allowed = _allowed(claims)
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))
-        self._cache[token] = (claims, allowed, now)
+        self._cache[token] = (claims, allowed, now, revision)
         return claims, allowed
 
     async def check(
@@ -123,7 +143,14 @@ class TokenGate:
                 failed=authorization is not None,
             )
         try:
-            claims, allowed = self._verified(token.strip())
+            try:
+                claims, allowed = self._verified(token.strip())
+            except KeysRefreshing as pending:
+                # An external issuer's JWKS is being fetched: wait for it off the loop.
+                with contextlib.suppress(TimeoutError):
+                    fetched = asyncio.shield(asyncio.wrap_future(pending.refresh))
+                    await asyncio.wait_for(fetched, pending.wait)
+                claims, allowed = self._verified(token.strip())
         except TokenError as exc:
             header = challenge.bearer(realm, self._service, needed, "invalid_token")
             raise Challenge(

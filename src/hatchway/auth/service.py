@@ -163,7 +163,12 @@ class TokenService:
         refresh = None
         if offline and not principal.anonymous and backend is not None:
             _, refresh = issue_refresh_token(
-                self.store, principal, backend=backend, client_id=client_id or "unknown"
+                self.store,
+                principal,
+                backend=backend,
+                client_id=client_id or "unknown",
+                authenticators=self.authenticators,
+                client=client,
             )
         denied = [g.reason for g in grants if g.access.actions != g.requested.actions]
         self._audit(

@@ -28,6 +28,7 @@ COMMANDS = [
     command("token", "Personal access tokens and robot tokens.", "token:app"),
     command("access", "Access rules: check decisions, manage the database's rules.", "access:app"),
     command("keys", "Token signing keys.", "keys:app"),
+    command("session", "Login sessions (refresh tokens).", "session:app"),
 ]
 
 app = typer.Typer(

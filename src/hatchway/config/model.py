@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import urllib.parse
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -158,12 +159,48 @@ class TokenAuth(Section):
     expiration: int = Field(default=300, ge=60, le=86400)
     signingalgorithm: Literal["ES256", "RS256"] = "ES256"
     rootcertbundle: str | None = None
-    jwks: str | None = None
+    jwks: str | None = None  # a JWKS file, or an https:// URL
+    jwksinsecure: bool = False  # allow an http:// jwks URL on a loopback address (tests)
     autoredirect: bool = False  # accepted for config.yml compatibility
 
     @property
     def external(self) -> bool:
         return self.rootcertbundle is not None or self.jwks is not None
+
+    @model_validator(mode="after")
+    def _jwks_url(self) -> TokenAuth:
+        if self.jwks is not None and "://" in self.jwks:
+            problem = jwks_url_problem(self.jwks, insecure=self.jwksinsecure)
+            if problem is not None:
+                raise ValueError(f"jwks: {problem}")
+        return self
+
+
+def jwks_url_problem(url: str, *, insecure: bool) -> str | None:
+    """Why a JWKS URL may not be fetched, or None: keys fetched over plain http could be
+    swapped by anyone on the path, so only https, or http to this machine when asked."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme != "http" or not parts.hostname:
+        return "expected an https:// URL (or a file path)"
+    if not insecure:
+        return (
+            "http:// is not safe for signing keys: use https:// "
+            "(jwksinsecure: true allows http to a loopback address, for tests)"
+        )
+    if not _loopback(parts.hostname):
+        return "jwksinsecure allows http:// only to a loopback address (127.0.0.1, ::1)"
+    return None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class HtpasswdAuth(Section):

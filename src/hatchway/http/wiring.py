@@ -124,6 +124,7 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
             token.service,
             rootcertbundle=Path(token.rootcertbundle) if token.rootcertbundle else None,
             jwks=token.jwks,
+            jwks_insecure=token.jwksinsecure,
         )
         parts = _log_only()
         parts.gate, parts.realm = TokenGate(verifier, token.service), token.realm
@@ -142,9 +143,13 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         )
     assert token is not None
     keys = key_store(config)
-    authenticators: list[Authenticator] = [LocalAuthenticator(store)]
+    local = LocalAuthenticator(store)
+    authenticators: list[Authenticator] = [local]
     if htpasswd is not None:
-        authenticators.append(HtpasswdAuthenticator(Path(htpasswd.path)))
+        # A name in both is refused by both (the htpasswd backend logs why).
+        from_file = HtpasswdAuthenticator(Path(htpasswd.path), reserved=local.has_account)
+        local.reserved = from_file.has_user
+        authenticators.append(from_file)
     service = TokenService(
         TokenIssuer(keys, token.issuer, token.expiration),
         token.service,

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -46,8 +46,8 @@ def normalize_dsn(dsn: str) -> str:
 
 
 def _create_private_file(path: Path) -> None:
-    """Create the SQLite file 0600 (and its directory) before SQLite creates it 0644."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Create the SQLite file 0600 (and its directory, 0700) before SQLite creates it 0644."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except FileExistsError:
@@ -84,6 +84,27 @@ def _sqlite_engine(url: str) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Add columns that tables gained after a database was created (all nullable, so
+    existing rows stay valid): ``create_all`` makes missing tables, not missing columns."""
+    inspector = inspect(conn)
+    preparer = conn.dialect.identifier_preparer
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise RuntimeError(f"cannot add NOT NULL column {table.name}.{column.name}")
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(
+                text(
+                    f"ALTER TABLE {preparer.format_table(table)} "
+                    f"ADD COLUMN {preparer.format_column(column)} {kind}"
+                )
+            )
 
 
 class Database:
@@ -123,6 +144,7 @@ class Database:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
             metadata.create_all(conn)
+            _add_missing_columns(conn)
 
     def dispose(self) -> None:
         """Drop pooled connections (call in a child after fork, or at shutdown)."""

@@ -108,6 +108,8 @@ class RefreshToken:
     revoked_at: datetime | None
     last_used_at: datetime | None
     last_used_addr: str | None
+    created_addr: str | None = None
+    binding: str | None = field(default=None, repr=False)
 
     def active(self, now: datetime | None = None) -> bool:
         return _active(self.revoked_at, self.expires_at, now)

@@ -5,7 +5,8 @@
     memberships     account <-> group
     access_tokens   personal access tokens and robot tokens: only a SHA-256 of the secret
     refresh_tokens  OAuth2 refresh tokens: only a SHA-256 of the secret; subject is a name,
-                    not a foreign key, so accounts of other backends (htpasswd) can hold them
+                    not a foreign key, so accounts of other backends (htpasswd) can hold them;
+                    binding ties one to the credential it was issued for (htpasswd line)
     audit_events    who did what, from where, with what outcome; never a secret
     access_rules    access rules added from the CLI, in the config's ``access:`` syntax (JSON),
                     applied after the config file's rules in ``position`` order
@@ -14,6 +15,8 @@
                     in epoch seconds (see metadata/attempts.py)
 
 Timestamps are stored as naive UTC (SQLite keeps no zone) and read back as aware UTC.
+A column added to an existing table must be nullable: ``Database.create_schema`` adds it
+to databases made before it (``create_all`` only makes missing tables).
 """
 
 from __future__ import annotations
@@ -141,6 +144,10 @@ refresh_tokens = Table(
     Column("revoked_at", UTCDateTime, nullable=True),
     Column("last_used_at", UTCDateTime, nullable=True),
     Column("last_used_addr", String(64), nullable=True),
+    # HMAC (keyed by the token's own secret) of the credential it was issued for, for
+    # backends whose credentials change outside the store (an htpasswd line).
+    Column("binding", String(64), nullable=True),
+    Column("created_addr", String(64), nullable=True),
 )
 
 audit_events = Table(

@@ -77,6 +77,8 @@ def _refresh_token(row: Row[Any]) -> RefreshToken:
         revoked_at=row.revoked_at,
         last_used_at=row.last_used_at,
         last_used_addr=row.last_used_addr,
+        created_addr=row.created_addr,
+        binding=row.binding,
     )
 
 
@@ -228,6 +230,8 @@ class RefreshTokenStore:
         token_hash: str,
         access_token_id: int | None = None,
         expires_at: datetime | None = None,
+        binding: str | None = None,
+        created_addr: str | None = None,
     ) -> RefreshToken:
         with self._db.write() as conn:
             row = conn.execute(
@@ -240,10 +244,19 @@ class RefreshTokenStore:
                     access_token_id=access_token_id,
                     created_at=utcnow(),
                     expires_at=expires_at,
+                    binding=binding,
+                    created_addr=created_addr[:64] if created_addr else None,
                 )
                 .returning(*refresh_tokens.c)
             ).one()
         return _refresh_token(row)
+
+    def get(self, token_id: int) -> RefreshToken | None:
+        with self._db.read() as conn:
+            row = conn.execute(
+                select(refresh_tokens).where(refresh_tokens.c.id == token_id)
+            ).first()
+        return _refresh_token(row) if row else None
 
     def find_active(self, token_hash: str) -> RefreshToken | None:
         with self._db.read() as conn:
@@ -285,6 +298,15 @@ class RefreshTokenStore:
             stmt = stmt.where(refresh_tokens.c.backend == backend)
         with self._db.write() as conn:
             return conn.execute(stmt.values(revoked_at=utcnow())).rowcount
+
+    def revoke_all(self) -> int:
+        """Revoke every live refresh token (everyone logs in again)."""
+        with self._db.write() as conn:
+            return conn.execute(
+                update(refresh_tokens)
+                .where(refresh_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            ).rowcount
 
     def touch(self, token_id: int, addr: str | None, interval: float = USE_RECORD_INTERVAL) -> bool:
         return _touch(self._db, refresh_tokens, token_id, addr, interval)

@@ -2,6 +2,10 @@
 
 Small metadata operations call the OS directly (microseconds on a local disk); fsync
 and bulk reads go to a thread so a slow disk never stalls the event loop.
+
+Private by default: a new root directory is made 0700, and what goes under it 0700
+(directories) and 0600 (files); if the root gives its group read access (0750), so do
+they (0750 and 0640). Never any bits for others (a umask can only take bits away).
 """
 
 from __future__ import annotations
@@ -58,6 +62,21 @@ def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
 
 
 _start_writeback = _load_sync_file_range()
+
+
+def loose_permissions(root: str) -> str | None:
+    """A warning if the existing root directory is open beyond 0750 (group write, or
+    anything for others), else None."""
+    try:
+        mode = stat.S_IMODE(os.stat(root).st_mode)
+    except OSError:
+        return None
+    if not mode & 0o027:
+        return None
+    return (
+        f"storage root {root} has mode {mode:04o}: other users may read or change images; "
+        f"chmod 700 it (750 to share it with its group)"
+    )
 
 
 def _fsync_dir(directory: str) -> None:
@@ -122,10 +141,15 @@ class FilesystemDriver:
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
+        with contextlib.suppress(FileExistsError):
+            os.makedirs(self.root, 0o700)  # the mode applies to the root, not its parents
+        shared = stat.S_IMODE(os.stat(self.root).st_mode) & 0o040
+        self._dir_mode = 0o750 if shared else 0o700
+        self._file_mode = 0o640 if shared else 0o600
         # Scratch space for atomic writes and deletes, on the same filesystem so rename
         # is atomic. "~" can never appear in a key, so it never collides with data.
         self._scratch = os.path.join(self.root, "~tmp")
-        os.makedirs(self._scratch, exist_ok=True)
+        os.makedirs(self._scratch, self._dir_mode, exist_ok=True)
 
     def _full(self, path: str) -> str:
         return self.root + check_path(path)
@@ -141,7 +165,7 @@ class FilesystemDriver:
             directory = os.path.dirname(directory)
         for new in reversed(missing):
             try:
-                os.mkdir(new, 0o755)
+                os.mkdir(new, self._dir_mode)
             except FileExistsError:
                 if not os.path.isdir(new):
                     raise StorageError(f"{new[len(self.root) :]} is a file") from None
@@ -218,7 +242,7 @@ class FilesystemDriver:
         self._makedirs(directory)
         tmp = self._scratch_name()
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self._file_mode)
             try:
                 view = memoryview(data)
                 while view:
@@ -259,7 +283,7 @@ class FilesystemDriver:
         self._makedirs(os.path.dirname(full))
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         try:
-            fd = os.open(full, flags, 0o644)
+            fd = os.open(full, flags, self._file_mode)
         except OSError as exc:
             raise StorageError(f"cannot open {path} for writing: {exc.strerror}") from None
         return FilesystemWriter(fd, full, os.fstat(fd).st_size)

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from hatchway.auth.credentials.refresh import issue_refresh_token, redeem_refresh_token
 from hatchway.auth.identity.base import ClientInfo
 from hatchway.auth.identity.htpasswd import HtpasswdAuthenticator, HtpasswdError, parse_htpasswd
-from tests.unit.auth.accounts_support import FakeClock
+from tests.unit.auth.accounts_support import FakeClock, new_store
 
 CLIENT = ClientInfo("192.0.2.1", "docker")
 
@@ -171,3 +172,82 @@ def test_parse() -> None:
     for bad in [f"alice:{hashed}\nalice:{hashed}\n", ":x\n", "alice:\n", "alice\n"]:
         with pytest.raises(HtpasswdError):
             parse_htpasswd(bad, "f")
+
+
+def test_names_outside_the_account_grammar_are_skipped(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``alice/ci`` would own ``alice/ci/*`` inside alice's namespace (``${account}/*``)."""
+    hashed = path.read_text().splitlines()[0].partition(":")[2]
+    with path.open("a") as out:
+        for name in ("alice/ci", "-dash", "sp ace", "tab\there", "x" * 200, "ok.name@corp"):
+            out.write(f"{name}:{hashed}\n")
+    with caplog.at_level(logging.WARNING):
+        auth = HtpasswdAuthenticator(path)
+    assert auth.users == {"alice", "bob", "ok.name@corp"}
+    assert auth.authenticate("alice/ci", "s3cret", CLIENT) is None
+    for lineno in range(3, 8):
+        assert f"htpasswd:{lineno}: user " in caplog.text
+    assert "'alice/ci' ignored: not a valid account name" in caplog.text
+    assert hashed not in caplog.text
+    assert hashed[7:29] not in caplog.text  # not even the salt
+
+
+def test_a_name_that_is_also_a_local_account_is_refused(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    local = {"alice"}
+    with caplog.at_level(logging.WARNING):
+        auth = HtpasswdAuthenticator(path, reserved=local.__contains__)
+    assert "user 'alice' is also a local account: both are refused" in caplog.text
+    caplog.clear()
+    assert auth.authenticate("alice", "s3cret", CLIENT) is None
+    assert "login as 'alice' refused: the name is both a local account and a user" in caplog.text
+    assert auth.resolve("alice") is None
+    assert auth.credential_binding("alice") is None
+    assert auth.authenticate("bob", "b0b", CLIENT) is not None
+    local.clear()  # the local account was removed: the file's alice may log in again
+    assert auth.authenticate("alice", "s3cret", CLIENT) is not None
+
+
+def test_refresh_tokens_end_when_the_users_line_changes(
+    path: Path, clock: FakeClock, tmp_path: Path
+) -> None:
+    store = new_store(tmp_path)
+    auth = HtpasswdAuthenticator(path, clock=clock)
+    sessions = {}
+    for user, password in (("alice", "s3cret"), ("bob", "b0b")):
+        principal = auth.authenticate(user, password, CLIENT)
+        assert principal is not None
+        record, sessions[user] = issue_refresh_token(
+            store, principal, backend="htpasswd", client_id="docker", authenticators=[auth]
+        )
+        assert record.binding is not None
+        assert record.binding not in path.read_text()
+    assert redeem_refresh_token(store, sessions["alice"], auth, CLIENT) is not None
+
+    htpasswd(path, "alice", "s3cret")  # the same password again: a new salt, a new line
+    clock.now += 2
+    assert redeem_refresh_token(store, sessions["alice"], auth, CLIENT) is None
+    (alice,) = store.refresh_tokens.list("alice", include_inactive=True)
+    assert alice.revoked_at is not None  # for good, not just while the line differs
+    assert redeem_refresh_token(store, sessions["bob"], auth, CLIENT) is not None
+
+    path.write_text("".join(line + "\n" for line in path.read_text().splitlines()[:1]))
+    clock.now += 2
+    assert not auth.has_user("bob")
+    assert redeem_refresh_token(store, sessions["bob"], auth, CLIENT) is None
+    store.dispose()
+
+
+def test_refresh_tokens_issued_without_a_binding_end(
+    path: Path, clock: FakeClock, tmp_path: Path
+) -> None:
+    """Tokens from before binding existed cannot prove their line: they end at next use."""
+    store = new_store(tmp_path)
+    auth = HtpasswdAuthenticator(path, clock=clock)
+    principal = auth.authenticate("alice", "s3cret", CLIENT)
+    assert principal is not None
+    _, secret = issue_refresh_token(store, principal, backend="htpasswd", client_id="docker")
+    assert redeem_refresh_token(store, secret, auth, CLIENT) is None
+    store.dispose()

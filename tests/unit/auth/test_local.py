@@ -196,3 +196,15 @@ def test_refresh_token_ends_with_the_account(
     assert redeem_refresh_token(store, other, auth, CLIENT) is None  # another backend's
     store.accounts.delete("alice")
     assert redeem_refresh_token(store, secret, auth, CLIENT) is None
+
+
+def test_a_name_that_is_also_an_htpasswd_user_is_refused(store: MetadataStore) -> None:
+    """One name, two passwords: neither may act as the other account (nor keep sessions)."""
+    in_file = {"alice"}
+    auth = LocalAuthenticator(store, verifier=verifier(), reserved=in_file.__contains__)
+    assert auth.authenticate("alice", "s3cret", CLIENT) is None
+    assert auth.resolve("alice") is None
+    in_file.clear()
+    assert auth.authenticate("alice", "s3cret", CLIENT) is not None
+    assert auth.has_account("alice")
+    assert not auth.has_account("nobody")

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from hatchway.auth.gate import TokenGate
+from hatchway.auth.identity.base import ClientInfo
 from hatchway.auth.tokens import (
+    Claims,
     KeyStore,
+    TokenError,
     TokenIssuer,
     TokenVerifier,
     TrustedKeys,
@@ -26,6 +34,7 @@ from hatchway.auth.tokens import (
     libtrust_key_id,
     thumbprint,
 )
+from hatchway.auth.tokens.remote import KeysRefreshing
 from tests.unit.auth.tokens_support import (
     AUD,
     ISS,
@@ -102,6 +111,56 @@ def test_external_x5c_chain_to_the_bundle(tmp_path: Path) -> None:
     )
 
 
+def test_external_x5c_only_ca_certificates_may_sign(tmp_path: Path) -> None:
+    """Only a certificate with basicConstraints CA:TRUE (and keyCertSign where it has a
+    KeyUsage) may issue another in an ``x5c`` chain, as Go (distribution) requires of
+    intermediates: otherwise the key of ANY certificate the trusted CA ever issued, say a
+    web server's, could mint a "signer" certificate and with it registry tokens."""
+    auth = AuthServer(tmp_path)
+    verifier = external_verifier("auth", AUD, rootcertbundle=auth.bundle)
+    attacker = ec.generate_private_key(ec.SECP256R1())
+
+    def chain_via(issuer: x509.Certificate, issuer_key: ec.EllipticCurvePrivateKey) -> str:
+        name = issuer.subject.rfc4514_string().removeprefix("CN=")
+        minted = issued(attacker, "auth signer", issuer_key, name)
+        return auth.token({"x5c": [der_b64(minted), der_b64(issuer)]}, attacker)
+
+    ordinary_key = ec.generate_private_key(ec.SECP256R1())
+    refused = {
+        # An ordinary certificate from the CA: no basicConstraints at all ...
+        "no basicConstraints": issued(
+            ordinary_key, "web server", auth.root_key, "auth root", basic_constraints=False
+        ),
+        # ... or an end-entity one that says so, with or without a KeyUsage.
+        "CA:FALSE": issued(ordinary_key, "web server", auth.root_key, "auth root"),
+        "CA:FALSE, keyCertSign": issued(
+            ordinary_key, "web server", auth.root_key, "auth root", cert_sign=True
+        ),
+        # A CA certificate whose KeyUsage does not allow certificate signing.
+        "CA:TRUE without keyCertSign": issued(
+            ordinary_key, "limited ca", auth.root_key, "auth root", ca=True, cert_sign=False
+        ),
+    }
+    for case, issuer in refused.items():
+        assert rejected(verifier, chain_via(issuer, ordinary_key)) == (
+            "token certificate chain is not trusted"
+        ), case
+
+    # A real intermediate CA works, with or without a KeyUsage extension.
+    mid_key = ec.generate_private_key(ec.SECP256R1())
+    for cert_sign in (None, True):
+        mid = issued(mid_key, "mid", auth.root_key, "auth root", ca=True, cert_sign=cert_sign)
+        assert verifier.verify(chain_via(mid, mid_key)).subject == "alice"
+
+    # pathLen is honoured: a CA limited to 0 intermediates below it cannot issue a CA.
+    capped_key = ec.generate_private_key(ec.SECP256R1())
+    capped = issued(capped_key, "capped", auth.root_key, "auth root", ca=True, path_length=0)
+    sub = issued(mid_key, "sub", capped_key, "capped", ca=True)
+    leaf = issued(attacker, "auth signer", mid_key, "sub")
+    token = auth.token({"x5c": [der_b64(leaf), der_b64(sub), der_b64(capped)]}, attacker)
+    assert rejected(verifier, token) == "token certificate chain is not trusted"
+
+
 def test_external_expired_certificate_is_rejected(tmp_path: Path) -> None:
     auth = AuthServer(tmp_path)
     old = issued(auth.key, "auth signer", auth.mid_key, "auth mid", days=-1)
@@ -154,15 +213,25 @@ def test_external_jwks_file(store: KeyStore, tmp_path: Path) -> None:
         external_verifier(ISS, AUD)
 
 
+@dataclass
+class JwksServer:
+    """A JWKS endpoint on 127.0.0.1; ``delay`` holds each answer back that long."""
+
+    url: str
+    document: dict[str, Any]
+    hits: list[int]
+    delay: float = 0.0
+
+
 @pytest.fixture
-def jwks_server() -> Iterator[tuple[str, dict[str, Any], list[int]]]:
-    document: dict[str, Any] = {"keys": []}
-    hits: list[int] = []
+def jwks_server() -> Iterator[JwksServer]:
+    state = JwksServer("", {"keys": []}, [])
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            hits.append(1)
-            body = json.dumps(document).encode()
+            state.hits.append(1)
+            time.sleep(state.delay)
+            body = json.dumps(state.document).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -175,40 +244,129 @@ def jwks_server() -> Iterator[tuple[str, dict[str, Any], list[int]]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json", document, hits
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+    yield state
     server.shutdown()
     server.server_close()
     thread.join()
 
 
+def verify_waiting(verifier: TokenVerifier, token: str) -> Claims:
+    """Verify; if the key is being fetched, wait for the fetch (as the gate does) and retry."""
+    try:
+        return verifier.verify(token)
+    except KeysRefreshing as pending:
+        pending.refresh.result(timeout=30)
+        return verifier.verify(token)
+
+
 def test_external_jwks_url_refetches_on_unknown_kid_at_most_once_per_interval(
-    store: KeyStore, jwks_server: tuple[str, dict[str, Any], list[int]]
+    store: KeyStore, jwks_server: JwksServer
 ) -> None:
-    url, document, hits = jwks_server
     store.signing_key()
-    document["keys"] = store.jwks()["keys"]
+    jwks_server.document["keys"] = store.jwks()["keys"]
     issuer = TokenIssuer(store, ISS, x5c=False)
-    verifier = external_verifier(ISS, AUD, jwks=url)
-    assert len(hits) == 1  # fetched at start
+    verifier = external_verifier(ISS, AUD, jwks=jwks_server.url, jwks_insecure=True)
+    assert isinstance(verifier.keys, TrustedKeys)
+    assert verifier.keys.remote is not None
+    verifier.keys.remote.start().result(timeout=30)  # the fetch begun at start
+    assert len(jwks_server.hits) == 1
     assert verifier.verify(issuer.mint("a", AUD, []).token).subject == "a"
     assert verifier.verify(issuer.mint("b", AUD, []).token).subject == "b"
-    assert len(hits) == 1  # cached
+    assert len(jwks_server.hits) == 1  # cached
     store.rotate()
-    document["keys"] = store.jwks()["keys"]
+    jwks_server.document["keys"] = store.jwks()["keys"]
     rotated = issuer.mint("c", AUD, []).token
-    assert rejected(verifier, rotated) == "token is signed by an unknown key"  # within 60 s
-    assert rejected(verifier, rotated) == "token is signed by an unknown key"
-    assert len(hits) == 1
-    eager = TokenVerifier(TrustedKeys(jwks_url=url, refetch_interval=0), ISS, AUD)
-    assert eager.verify(rotated).subject == "c"
-    assert len(hits) == 2
+    for _ in range(2):  # within the interval: no fetch, and no wait for one
+        with pytest.raises(TokenError) as info:
+            verifier.verify(rotated)
+        assert type(info.value) is TokenError
+        assert info.value.reason == "token is signed by an unknown key"
+    assert len(jwks_server.hits) == 1
+    eager = TokenVerifier(
+        TrustedKeys(jwks_url=jwks_server.url, jwks_insecure=True, refetch_interval=0), ISS, AUD
+    )
+    assert verify_waiting(eager, rotated).subject == "c"
+    assert len(jwks_server.hits) == 2
+
+
+def test_external_jwks_unknown_kid_does_not_stall_other_requests(
+    store: KeyStore, jwks_server: JwksServer, tmp_path: Path
+) -> None:
+    """A token whose kid sends the gate to a slow JWKS endpoint waits for it off the event
+    loop: a request with a known key, sent after it, is answered first."""
+    bundle_key = ec.generate_private_key(ec.SECP256R1())
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(self_signed(bundle_key, "auth").public_bytes(serialization.Encoding.PEM))
+    known = jwt.encode(
+        claims(),
+        bundle_key,
+        algorithm="ES256",
+        headers={"kid": thumbprint(bundle_key.public_key())},
+    )
+    store.signing_key()
+    jwks_server.document["keys"] = store.jwks()["keys"]
+    jwks_server.delay = 3.0
+    from_jwks = forge(store)
+    keys = TrustedKeys(
+        certificates=x509.load_pem_x509_certificates(bundle.read_bytes()),
+        jwks_url=jwks_server.url,
+        jwks_insecure=True,
+        refetch_interval=0,
+    )
+    gate = TokenGate(TokenVerifier(keys, ISS, AUD), AUD)
+    finished: list[str] = []
+
+    async def request(name: str, token: str) -> None:
+        await gate.check(f"Bearer {token}", [], "https://auth/token", ClientInfo())
+        finished.append(name)
+
+    async def both() -> None:
+        slow = asyncio.create_task(request("jwks kid", from_jwks))
+        await asyncio.sleep(0)  # the slow one starts first and asks for the JWKS
+        await request("bundle kid", known)
+        assert finished == ["bundle kid"]  # answered while the JWKS fetch is under way
+        await slow
+
+    asyncio.run(both())
+    assert finished == ["bundle kid", "jwks kid"]
+    assert len(jwks_server.hits) == 1
+
+
+def test_external_jwks_requests_during_a_fetch_share_it(
+    store: KeyStore, jwks_server: JwksServer
+) -> None:
+    """Requests that arrive while the JWKS is being fetched wait for that one fetch."""
+    store.signing_key()
+    jwks_server.document["keys"] = store.jwks()["keys"]
+    jwks_server.delay = 0.5
+    keys = TrustedKeys(jwks_url=jwks_server.url, jwks_insecure=True, refetch_interval=0)
+    header = {"kid": store.signing_key().kid}
+    pending = []
+    for _ in range(5):
+        with pytest.raises(KeysRefreshing) as info:
+            keys.resolve(header)
+        pending.append(info.value.refresh)
+    assert all(p is pending[0] for p in pending)
+    pending[0].result(timeout=30)
+    assert len(jwks_server.hits) == 1
+    assert keys.resolve(header) is not None
 
 
 def test_external_jwks_url_that_is_down_rejects_without_raising_other_errors(
     caplog: pytest.LogCaptureFixture, store: KeyStore
 ) -> None:
-    verifier = TokenVerifier(TrustedKeys(jwks_url="http://127.0.0.1:9/jwks", timeout=1), ISS, AUD)
+    keys = TrustedKeys(jwks_url="http://127.0.0.1:9/jwks", jwks_insecure=True, timeout=1)
+    verifier = TokenVerifier(keys, ISS, AUD)
+    with pytest.raises(KeysRefreshing) as info:
+        verifier.verify(forge(store))
+    info.value.refresh.result(timeout=30)
     assert rejected(verifier, forge(store)) == "token is signed by an unknown key"
     assert "cannot fetch JWKS" in caplog.text
-    with pytest.raises(ValueError, match="http"):
-        TrustedKeys(jwks_url="file:///etc/passwd")
+    for url, insecure in (
+        ("file:///etc/passwd", True),
+        ("http://127.0.0.1:9/jwks", False),
+        ("http://auth.example.com/jwks", True),
+    ):
+        with pytest.raises(ValueError, match=r"https|loopback"):
+            TrustedKeys(jwks_url=url, jwks_insecure=insecure)

@@ -193,6 +193,46 @@ def test_pending_key_is_published_before_it_signs(store: KeyStore) -> None:
     assert len(x509.load_pem_x509_certificates(store.certificate_bundle().encode())) == 2
 
 
+def test_retire_the_signing_key_now_hands_over_and_trusts_it_no_more(
+    store: KeyStore, issuer: TokenIssuer
+) -> None:
+    """A leaked key: a new key takes over signing, and the old one verifies nothing."""
+    other = KeyStore(store.directory, check_interval=0)  # a running worker
+    other_verifier = TokenVerifier(other, ISS, AUD)
+    leaked = store.signing_key()
+    signed = issuer.mint("a", AUD, PULL).token
+    assert other_verifier.verify(signed).key_id == leaked.kid
+    before = other.revision()
+    successor = store.retire_key(leaked.kid, immediately=True)
+    assert successor is not None
+    assert successor.kid != leaked.kid
+    assert not leaked.path.exists()
+    assert other.revision() != before  # caches of verified tokens must check them again
+    assert rejected(other_verifier, signed) == "token is signed by an unknown key"
+    assert other.signing_key().kid == successor.kid
+    published: list[dict[str, Any]] = other.jwks()["keys"]  # type: ignore[assignment]
+    assert leaked.kid not in {k["kid"] for k in published}
+    fresh = issuer.mint("a", AUD, PULL).token
+    assert other_verifier.verify(fresh).key_id == successor.kid
+
+
+def test_retire_without_now_keeps_verifying_through_the_overlap(
+    store: KeyStore, issuer: TokenIssuer
+) -> None:
+    current = store.signing_key()
+    signed = issuer.mint("a", AUD, PULL).token
+    successor = store.retire_key(current.kid, immediately=False)
+    assert successor is not None
+    states = {k.kid: k.state for k in store.inventory()}
+    assert states == {current.kid: KeyState.VERIFYING, successor.kid: KeyState.SIGNING}
+    assert TokenVerifier(store, ISS, AUD).verify(signed).key_id == current.kid
+    # A key that no longer signs needs no successor; --now just removes it.
+    assert store.retire_key(current.kid, immediately=True) is None
+    assert [k.kid for k in store.inventory()] == [successor.kid]
+    with pytest.raises(ValueError, match="no signing key 'nope'"):
+        store.retire_key("nope", immediately=True)
+
+
 # -- JWKS and the certificate bundle ----------------------------------------------------------
 
 
@@ -258,3 +298,14 @@ def test_cli_cert_rotate_list(tmp_path: Path) -> None:
     bad = runner.invoke(keys_cli.app, ["rotate", *data, "--algorithm", "HS256"])
     assert bad.exit_code == 2
     assert "HS256" in bad.output
+
+    retired = runner.invoke(keys_cli.app, ["retire", new_kid, "--now", *data])
+    assert retired.exit_code == 0, retired.output
+    assert f"in place of {new_kid}" in retired.output
+    assert f"Retired {new_kid}: tokens it signed are refused" in retired.output
+    remaining = {k.kid for k in KeyStore(tmp_path / "keys").inventory()}
+    assert new_kid not in remaining
+    assert len(remaining) == 2
+    unknown = runner.invoke(keys_cli.app, ["retire", "nope", *data])
+    assert unknown.exit_code == 1
+    assert "no signing key 'nope'" in unknown.output

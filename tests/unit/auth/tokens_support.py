@@ -63,9 +63,15 @@ def issued(
     *,
     ca: bool = False,
     days: int = 30,
+    basic_constraints: bool = True,
+    cert_sign: bool | None = None,
+    path_length: int | None = None,
 ) -> x509.Certificate:
+    """A certificate for ``key`` signed by ``signer``. ``basic_constraints=False`` leaves
+    the extension out (an ordinary end-entity certificate as many CAs issue them);
+    ``cert_sign`` adds a KeyUsage extension with or without keyCertSign."""
     now = datetime.now(UTC)
-    return (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
         .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, signer_name)]))
@@ -73,8 +79,26 @@ def issued(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(days=1) if days > 0 else now - timedelta(days=9))
         .not_valid_after(now + timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .sign(signer, hashes.SHA256())
+    )
+    if basic_constraints:
+        constraints = x509.BasicConstraints(ca=ca, path_length=path_length if ca else None)
+        builder = builder.add_extension(constraints, critical=True)
+    if cert_sign is not None:
+        builder = builder.add_extension(key_usage(cert_sign=cert_sign), critical=True)
+    return builder.sign(signer, hashes.SHA256())
+
+
+def key_usage(*, cert_sign: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 

@@ -8,7 +8,7 @@ wrong secret, revoked token) and say why only in their own log, never to the cal
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from hatchway.auth.principal import Principal
 
@@ -37,4 +37,17 @@ class Authenticator(Protocol):
         None when the account is gone, or when ``token_id`` names a token that is no
         longer active: a refresh token never outlives what it was issued for.
         """
+        ...
+
+
+@runtime_checkable
+class BindsCredentials(Protocol):
+    """A backend whose credentials change outside hatchway's store (an htpasswd file).
+
+    Its refresh tokens are bound to the credential as it was when they were issued, so
+    they end when it changes; the local store revokes them itself on a password change.
+    """
+
+    def credential_binding(self, subject: str) -> bytes | None:
+        """The subject's credential record as it is now, or None if there is none."""
         ...

@@ -6,6 +6,11 @@ with a warning: they are too cheap to brute-force. A file that cannot be read or
 is refused with an error and the users loaded before stay in force, so a botched edit
 does not lock everyone out. At start, the same problems stop the server instead.
 Passwords are checked as Apache does: only the first 72 bytes count (bcrypt's limit).
+
+User names follow the local accounts' grammar (no ``/``: ``alice/ci`` would own
+``alice/ci/*`` inside alice's namespace); other lines are skipped with a warning that
+names the line. A name that is also a local account (``reserved``) is refused by both
+backends, so neither password can act as the other account.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 from hatchway.auth.credentials.passwords import PasswordVerifier, bcrypt_cost
 from hatchway.auth.identity.base import ClientInfo
 from hatchway.auth.principal import Principal
+from hatchway.metadata.records import ACCOUNT_NAME_RE
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,12 @@ def parse_htpasswd(text: str, source: str) -> tuple[dict[str, str], list[str]]:
             raise HtpasswdError(f"{source}:{lineno}: expected user:hash")
         if user in users:
             raise HtpasswdError(f"{source}:{lineno}: user {user!r} appears twice")
+        if not ACCOUNT_NAME_RE.fullmatch(user):
+            warnings.append(
+                f"{source}:{lineno}: user {user[:64]!r} ignored: not a valid account name "
+                "(letters, digits and . _ @ + -, starting with a letter or digit; no /)"
+            )
+            continue
         if bcrypt_cost(hashed) is None:
             warnings.append(
                 f"{source}:{lineno}: user {user!r} ignored: not a bcrypt hash "
@@ -64,8 +76,11 @@ class HtpasswdAuthenticator:
         verifier: PasswordVerifier | None = None,
         check_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        reserved: Callable[[str], bool] | None = None,
     ) -> None:
         self.path = Path(path)
+        # Is this name an account of another backend (the local store)? Then it is refused.
+        self.reserved = reserved
         self.verifier = verifier or PasswordVerifier(truncate=True)
         self.check_interval = check_interval
         self._clock = clock
@@ -80,9 +95,15 @@ class HtpasswdAuthenticator:
     def users(self) -> frozenset[str]:
         return frozenset(self._users)
 
+    def has_user(self, name: str) -> bool:
+        self.refresh()
+        return name in self._users
+
     def authenticate(self, username: str, secret: str, client: ClientInfo) -> Principal | None:
         self.refresh()
         if not username or not secret or len(secret) > 1024:
+            return None
+        if self._clashes(username):
             return None
         stored = self._users.get(username)
         if not self.verifier.verify(username, secret, stored):
@@ -91,9 +112,34 @@ class HtpasswdAuthenticator:
 
     def resolve(self, subject: str, token_id: str | None = None) -> Principal | None:
         self.refresh()
-        if token_id is not None or subject not in self._users:
+        if token_id is not None or subject not in self._users or self._clashes(subject):
             return None
         return Principal(subject=subject)
+
+    def credential_binding(self, subject: str) -> bytes | None:
+        """The user's line as it is now (``user:hash``), or None if the user is gone.
+
+        A refresh token is bound to it when issued, so a changed password (a new hash) or
+        a removed line ends the user's sessions at their next use.
+        """
+        self.refresh()
+        hashed = self._users.get(subject)
+        if hashed is None or self._clashes(subject):
+            return None
+        return f"{subject}:{hashed}".encode()
+
+    def _clashes(self, name: str) -> bool:
+        """Is ``name`` in the file and a local account too? (Logged: the one place that
+        says why such a login fails, whichever backend's password was tried.)"""
+        if self.reserved is None or name not in self._users or not self.reserved(name):
+            return False
+        log.warning(
+            "login as %r refused: the name is both a local account and a user in %s; "
+            "rename or remove one of them",
+            name,
+            self.path,
+        )
+        return True
 
     def refresh(self) -> None:
         """Re-read the file if it changed; a stat at most every ``check_interval`` s."""
@@ -133,6 +179,16 @@ class HtpasswdAuthenticator:
             return
         for warning in warnings:
             log.warning("%s", warning)
+        if self.reserved is not None:
+            # Names new to this load only: a reload must not look up every user again.
+            added = users.keys() - self._users.keys()
+            for name in sorted(n for n in added if self.reserved(n)):
+                log.warning(
+                    "%s: user %r is also a local account: both are refused until one of "
+                    "them is renamed or removed",
+                    self.path,
+                    name,
+                )
         after = os.stat(self.path)
         # Written while we read: take it, but read again at the next check.
         same = (after.st_ino, after.st_dev, after.st_size, after.st_mtime_ns) == signature

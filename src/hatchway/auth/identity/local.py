@@ -9,6 +9,7 @@ unknown accounts and for robots, which have no password).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from hatchway.auth.credentials.passwords import PasswordVerifier
 from hatchway.auth.credentials.pat import authenticate_token, token_principal
@@ -40,11 +41,18 @@ class LocalAuthenticator:
         *,
         verifier: PasswordVerifier | None = None,
         account_ttl: float = ACCOUNT_TTL,
+        reserved: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
         self.verifier = verifier or PasswordVerifier()
         self._account_ttl = account_ttl
         self._accounts: dict[str, tuple[float, Account | None]] = {}
+        # Is this name also a user of another backend (htpasswd)? Then it is refused here
+        # too: one name must not be two identities with two passwords.
+        self.reserved = reserved
+
+    def has_account(self, name: str) -> bool:
+        return self._account(name) is not None
 
     def _account(self, name: str) -> Account | None:
         """The account row, remembered for about a second.
@@ -67,6 +75,8 @@ class LocalAuthenticator:
     def authenticate(self, username: str, secret: str, client: ClientInfo) -> Principal | None:
         if not username or not secret or len(secret) > _MAX_SECRET or len(username) > 255:
             return None
+        if self.reserved is not None and self.reserved(username):
+            return None  # the other backend logs why
         principal = authenticate_token(self.store, username, secret, client)
         if principal is not None:
             return principal
@@ -77,6 +87,8 @@ class LocalAuthenticator:
         return account_principal(account)
 
     def resolve(self, subject: str, token_id: str | None = None) -> Principal | None:
+        if self.reserved is not None and self.reserved(subject):
+            return None
         account = self.store.accounts.get(subject)
         if account is None:
             return None

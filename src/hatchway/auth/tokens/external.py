@@ -4,24 +4,29 @@ Accepts what distribution accepts, from the same configuration: a ``kid`` that n
 trusted key (its RFC 7638 thumbprint, its docker/libtrust key ID, or the ``kid`` a JWKS
 gives it), or an ``x5c`` chain whose leaf is, or chains up to, a bundle certificate. A
 token's own ``jwk`` header, and an ``x5c`` that chains to nothing we trust, count for
-nothing: they would let anyone sign.
+nothing: they would let anyone sign. Chains are checked by ``cryptography``'s RFC 5280
+path validation, never by hand: only CA certificates may issue (see ``_CA_POLICY``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import UnsupportedGeneralNameType
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    Policy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 
 from hatchway.auth.tokens.errors import TokenError
 from hatchway.auth.tokens.jwk import (
@@ -34,12 +39,15 @@ from hatchway.auth.tokens.jwk import (
     x5c_certificate,
 )
 from hatchway.auth.tokens.jwt import TokenVerifier
+from hatchway.auth.tokens.remote import (
+    JWKS_REFETCH_INTERVAL,
+    JWKS_TIMEOUT,
+    KeysRefreshing,
+    RemoteKeySet,
+)
 
 log = logging.getLogger("hatchway.auth.tokens")
 
-JWKS_REFETCH_INTERVAL = 60.0  # an unknown kid refetches the JWKS at most this often
-JWKS_TIMEOUT = 10.0
-JWKS_MAX_BYTES = 1 << 20
 MAX_CHAIN = 8
 
 
@@ -87,74 +95,47 @@ class TrustedKeys:
         certificates: Sequence[x509.Certificate] = (),
         jwks: Mapping[str, object] | None = None,
         jwks_url: str | None = None,
+        jwks_insecure: bool = False,
         timeout: float = JWKS_TIMEOUT,
         refetch_interval: float = JWKS_REFETCH_INTERVAL,
     ) -> None:
-        if jwks_url is not None and urllib.parse.urlsplit(jwks_url).scheme not in {
-            "http",
-            "https",
-        }:
-            raise ValueError("the JWKS URL must be http:// or https://")
         self._roots = list(certificates)
-        self._root_ders = {c.public_bytes(serialization.Encoding.DER) for c in self._roots}
+        self._store = Store(self._roots) if self._roots else None
         self._keys = bundle_keys(self._roots) | (jwks_keys(jwks) if jwks is not None else {})
-        self._url = jwks_url
-        self._timeout = timeout
-        self._interval = refetch_interval
-        self._remote: dict[str, VerificationKey] = {}
-        self._fetched: float | None = None
-        self._lock = threading.Lock()
+        self.remote = (
+            RemoteKeySet(
+                jwks_url,
+                jwks_keys,
+                insecure=jwks_insecure,
+                timeout=timeout,
+                refetch_interval=refetch_interval,
+            )
+            if jwks_url is not None
+            else None
+        )
 
     def resolve(self, header: Mapping[str, object]) -> VerificationKey:
         kid = header.get("kid")
         if isinstance(kid, str) and kid:
-            key = self._by_kid(kid)
+            key = self._keys.get(kid) or (self.remote.keys.get(kid) if self.remote else None)
             if key is not None:
                 return key
         x5c = header.get("x5c")
-        if x5c is not None and self._roots:
-            return self._chain_key(x5c)
+        if x5c is not None and self._store is not None:
+            return self._chain_key(x5c, self._store)
+        if isinstance(kid, str) and kid and self.remote is not None:
+            # Perhaps the issuer rotated: fetch its JWKS again, in the background.
+            pending = self.remote.refetch()
+            if pending is not None:
+                raise KeysRefreshing(pending, self.remote.timeout)
         raise TokenError("token is signed by an unknown key")
 
-    def refresh(self) -> None:
-        """Fetch the JWKS URL now (at start, so the first request does not wait on it)."""
-        if self._url is not None:
-            with self._lock:
-                self._fetched = time.monotonic()
-                self._fetch(self._url)
+    def refresh(self) -> Future[None] | None:
+        """Start fetching the JWKS URL (at start, so the first requests find its keys)."""
+        return self.remote.start() if self.remote is not None else None
 
-    def _by_kid(self, kid: str) -> VerificationKey | None:
-        key = self._keys.get(kid) or self._remote.get(kid)
-        if key is None and self._url is not None:
-            with self._lock:
-                tick = time.monotonic()
-                if self._fetched is None or tick - self._fetched >= self._interval:
-                    self._fetched = tick
-                    self._fetch(self._url)
-            key = self._remote.get(kid)
-        return key
-
-    def _fetch(self, url: str) -> None:
-        """Replace the remote keys; on failure keep the last good set (the issuer may be down).
-
-        This blocks for up to ``timeout`` seconds, at most once per ``refetch_interval``.
-        """
-        request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 (scheme checked)
-        try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
-                body = response.read(JWKS_MAX_BYTES + 1)
-            keys = jwks_keys(json.loads(body)) if len(body) <= JWKS_MAX_BYTES else None
-        except (OSError, ValueError) as exc:
-            log.warning("cannot fetch JWKS from %s: %s", _safe_url(url), exc)
-            return
-        if keys is None:
-            log.warning(
-                "cannot fetch JWKS from %s: larger than %d bytes", _safe_url(url), JWKS_MAX_BYTES
-            )
-            return
-        self._remote = keys
-
-    def _chain_key(self, x5c: object) -> VerificationKey:
+    @staticmethod
+    def _chain_key(x5c: object, store: Store) -> VerificationKey:
         if not isinstance(x5c, list) or not x5c or len(x5c) > MAX_CHAIN:
             raise TokenError("token certificate chain is malformed")
         try:
@@ -162,49 +143,44 @@ class TrustedKeys:
         except ValueError:
             raise TokenError("token certificate chain is malformed") from None
         now = datetime.now(UTC)
-        for depth, cert in enumerate(chain):
-            if not _current(cert, now):
-                raise TokenError("token certificate is expired or not yet valid")
-            if cert.public_bytes(serialization.Encoding.DER) in self._root_ders:
-                break
-            if any(_issued_by(cert, root, depth, now) for root in self._roots):
-                break
-            if depth + 1 == len(chain) or not _issued_by(cert, chain[depth + 1], depth, now):
-                raise TokenError("token certificate chain is not trusted")
+        if not chain[0].not_valid_before_utc <= now <= chain[0].not_valid_after_utc:
+            raise TokenError("token certificate is expired or not yet valid")
+        verifier = (
+            PolicyBuilder()
+            .store(store)
+            .time(now)
+            .max_chain_depth(MAX_CHAIN)
+            .extension_policies(ca_policy=_CA_POLICY, ee_policy=ExtensionPolicy.permit_all())
+            .build_client_verifier()
+        )
+        try:
+            verifier.verify(chain[0], chain[1:])
+        except (VerificationError, UnsupportedGeneralNameType, ValueError):
+            raise TokenError("token certificate chain is not trusted") from None
         leaf = certificate_key(chain[0])
         if leaf is None:
             raise TokenError("token certificate key type is not supported")
         return leaf
 
 
-def _current(cert: x509.Certificate, now: datetime) -> bool:
-    return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+def _may_sign_certificates(
+    policy: Policy, cert: x509.Certificate, usage: x509.KeyUsage | None
+) -> None:
+    """A CA certificate with a KeyUsage extension must allow certificate signing."""
+    if usage is not None and not usage.key_cert_sign:
+        raise ValueError("the issuing certificate's KeyUsage lacks keyCertSign")
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate, below: int, now: datetime) -> bool:
-    """``issuer`` signed ``cert`` and may: a CA (or a v1-style root with no constraints,
-    as Go allows) whose path length admits the ``below`` intermediates under it."""
-    if not _current(issuer, now):
-        return False
-    try:
-        constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        constraints = None
-    if constraints is not None and (
-        not constraints.ca
-        or (constraints.path_length is not None and below > constraints.path_length)
-    ):
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
-def _safe_url(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}{parts.path}"
+# Path validation as RFC 5280 (and Go, for distribution's intermediates) has it, not the
+# web PKI's profile: every issuing certificate, the bundle's roots included, must have
+# basicConstraints CA:TRUE (path lengths honoured) and keyCertSign if it has a KeyUsage.
+# The token signer's own certificate may carry any extensions (Go checks none with
+# ExtKeyUsageAny). A leaf that is itself in the bundle needs no chain at all.
+_CA_POLICY = (
+    ExtensionPolicy.permit_all()
+    .require_present(x509.BasicConstraints, Criticality.AGNOSTIC, None)
+    .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _may_sign_certificates)
+)
 
 
 def external_verifier(
@@ -213,10 +189,12 @@ def external_verifier(
     *,
     rootcertbundle: Path | None = None,
     jwks: str | None = None,
+    jwks_insecure: bool = False,
     leeway: int = 30,
 ) -> TokenVerifier:
     """A verifier for tokens of another issuer, configured as distribution's ``auth.token``:
-    ``rootcertbundle`` (PEM certificates) and/or ``jwks`` (a file path or an http(s) URL).
+    ``rootcertbundle`` (PEM certificates) and/or ``jwks`` (a file path or an https URL;
+    http only for a loopback issuer with ``jwks_insecure``).
     """
     if rootcertbundle is None and jwks is None:
         raise ValueError("an external token issuer needs a rootcertbundle or a jwks")
@@ -229,6 +207,8 @@ def external_verifier(
         url = jwks
     elif jwks is not None:
         document = json.loads(Path(jwks).read_text(encoding="utf-8"))
-    keys = TrustedKeys(certificates=certificates, jwks=document, jwks_url=url)
-    keys.refresh()  # blocks up to the timeout once; failure is logged, retried on use
+    keys = TrustedKeys(
+        certificates=certificates, jwks=document, jwks_url=url, jwks_insecure=jwks_insecure
+    )
+    keys.refresh()  # in the background; requests that need it wait for it without blocking
     return TokenVerifier(keys, issuer, audience, leeway)

@@ -213,8 +213,10 @@ def fsync_directory(directory: Path) -> None:
 
 
 def ensure_directory(directory: Path) -> None:
-    """Create the key directory 0700, and tighten it if it was made looser."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create the key directory 0700 (and the data directory above it, if it is new, 0700
+    too), and tighten the key directory if it was made looser."""
+    directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, exist_ok=True)
     if directory.stat().st_mode & 0o077:
         directory.chmod(0o700)
 

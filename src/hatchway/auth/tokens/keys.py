@@ -8,6 +8,10 @@ the same answer from the directory listing, which it rereads at most once per
 ``check_interval`` (and at once on an unknown ``kid``), so a ``hatchway keys rotate`` run by
 another process is picked up without a restart. Generation and rotation hold an exclusive
 flock(2), so workers starting together create one key, not one each.
+
+A leaked key is retired at once with :meth:`KeyStore.retire_key` (``hatchway keys retire
+KID --now``): its file goes, so every process stops trusting it at its next listing, and
+:meth:`KeyStore.revision` tells caches of verified tokens to check their tokens again.
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ class KeyStore:
         self._names: tuple[str, ...] | None = None
         self._keys: list[SigningKey] = []  # ordered by activation, then kid
         self._checked = 0.0
+        self._revision = 0  # bumped whenever the set of stored keys changes
 
     # -- reading -------------------------------------------------------------------------
 
@@ -103,6 +108,15 @@ class KeyStore:
             if key is None:
                 key = self._create(self.algorithm, _now())
             return key
+
+    def revision(self) -> int:
+        """A number that changes when keys are added or removed (re-listed at most once
+        per ``check_interval``): a token verified under another revision must be checked
+        again, since the key that signed it may be gone. Called for every request: the
+        lock is taken only when the listing is due."""
+        if self._names is None or time.monotonic() - self._checked >= self.check_interval:
+            self._refresh()
+        return self._revision
 
     def verification_keys(self) -> dict[str, VerificationKey]:
         """kid -> public key for every key that may have signed a live token."""
@@ -189,6 +203,30 @@ class KeyStore:
         """Delete keys whose overlap has passed (they no longer verify anyway)."""
         return self.retire_before(_now() - self.overlap)
 
+    def retire_key(self, kid: str, *, immediately: bool) -> SigningKey | None:
+        """Stop ``kid`` signing; returns the key that took over, if it had to.
+
+        The key that signs now is never left without a successor: a new key is made and
+        signs from now on. ``immediately`` deletes ``kid`` at once, so it verifies
+        nothing more and every token it signed is refused (a leaked key); otherwise it
+        keeps verifying for the overlap, as after :meth:`rotate`.
+        """
+        with self._mutex, keyfile.locked(self.directory):
+            self._refresh(force=True)
+            target = next((k for k in self._keys if k.kid == kid), None)
+            if target is None:
+                raise ValueError(f"no signing key {kid!r} (see hatchway keys list)")
+            successor = None
+            if self._signing(_now()) is target:
+                successor = self._create(self.algorithm, _now())
+            if immediately:
+                target.path.unlink(missing_ok=True)
+                keyfile.fsync_directory(self.directory)
+                log.warning("retired token signing key %s at once", kid)
+                self._refresh(force=True)
+            self._retire_locked(_now() - self.overlap)
+        return successor
+
     # -- internals -----------------------------------------------------------------------
 
     def _create(self, algorithm: str, activated: datetime) -> SigningKey:
@@ -233,6 +271,7 @@ class KeyStore:
             keys = [k for k in loaded if k is not None]
             self._keys = sorted(keys, key=lambda k: (k.activated, k.kid))
             self._names = names
+            self._revision += 1
 
     def _signing(self, now: datetime) -> SigningKey | None:
         active = [k for k in self._keys if k.activated <= now]

@@ -1,4 +1,5 @@
-"""``hatchway keys``: the token signing keys (certificate bundle, rotation, listing)."""
+"""``hatchway keys``: the token signing keys (certificate bundle, rotation, retiring,
+listing)."""
 
 from __future__ import annotations
 
@@ -77,6 +78,48 @@ def rotate(
     except OSError as exc:
         raise fail(f"cannot write the new signing key: {exc}") from None
     typer.echo(key.kid)
+
+
+@app.command()
+def retire(
+    kid: Annotated[str, typer.Argument(help="The key's ID (from hatchway keys list).")],
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--now",
+            help="Stop trusting the key at once: every token it signed is refused within "
+            "seconds (for a leaked key).",
+        ),
+    ] = False,
+    config: ConfigOption = None,
+    data: DataOption = None,
+) -> None:
+    """Stop a key signing; with --now also stop it verifying, at once.
+
+    If KID signs now, a new key is made first and signs from now on (printed). Without
+    --now, KID keeps verifying the tokens it signed until they expire, as after a
+    rotation. A running server picks the change up within seconds.
+    """
+    store = _store(config, data)
+    try:
+        successor = store.retire_key(kid, immediately=now)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot change the signing keys: {exc}") from None
+    if successor is not None:
+        typer.echo(f"{successor.kid} signs from now on, in place of {kid}.")
+    if now:
+        typer.echo(
+            f"Retired {kid}: tokens it signed are refused from now on. Verifiers that read "
+            "the bundle only at start (distribution's rootcertbundle) still trust it: give "
+            "them the new `hatchway keys cert` and restart them."
+        )
+    else:
+        typer.echo(
+            f"{kid} no longer signs; it verifies the tokens it signed until they expire, "
+            "then it is removed (use --now for a leaked key)."
+        )
 
 
 @app.command(name="list")

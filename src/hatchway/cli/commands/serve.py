@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ import typer
 from aiohttp import web
 
 from hatchway.auth.credentials.passwords import hash_password
+from hatchway.auth.tokens.keyfile import write_private
 from hatchway.cli.common import ConfigOption, DataOption, fail, load_config, setup_logging
 from hatchway.config.model import Config
 from hatchway.errors import ConfigError
@@ -22,10 +24,14 @@ from hatchway.http.wiring import check_policy, key_store
 from hatchway.metadata import MetadataStore
 from hatchway.metadata.engine import database_dsn
 from hatchway.storage.driver import StorageError
+from hatchway.storage.filesystem import loose_permissions
 
 log = logging.getLogger("hatchway")
 
 ADMIN = "admin"
+# Where the first admin password goes when no terminal is watching (journald and
+# `docker logs` keep what a service prints, for anyone who may read them).
+INITIAL_PASSWORD_FILE = "initial-admin-password"  # noqa: S105 (a file name)
 
 
 def _address(config: Config) -> tuple[str, str]:
@@ -34,7 +40,34 @@ def _address(config: Config) -> tuple[str, str]:
     return ("https" if config.http.tls else "http"), f"{shown}:{port}"
 
 
-def _banner(config: Config, workers: int, admin_password: str | None) -> str:
+def _admin_notice(config: Config, password: str | None) -> list[str]:
+    """Tell the operator the first admin password: on the terminal if stderr is one,
+    else only where a 0600 file holding it is."""
+    if password is None:
+        return []
+    if sys.stderr.isatty():
+        return [
+            f"Created the account '{ADMIN}' with this password (shown once, store it now):",
+            f"  {password}",
+            "",
+        ]
+    _, options = config.storage.driver()
+    path = os.path.abspath(os.path.join(options["rootdirectory"], INITIAL_PASSWORD_FILE))
+    try:
+        write_private(Path(path), (password + "\n").encode())
+    except OSError as exc:
+        raise fail(
+            f"created the account '{ADMIN}' but cannot write its password to {path}: "
+            f"{exc.strerror}; give it one with: hatchway user passwd {ADMIN}"
+        ) from None
+    return [
+        f"Created the account '{ADMIN}'; its password is in {path} (readable by this user",
+        "only). Store it, then delete the file.",
+        "",
+    ]
+
+
+def _banner(config: Config, workers: int, admin_notice: list[str]) -> str:
     scheme, address = _address(config)
     driver, options = config.storage.driver()
     where = os.path.abspath(options["rootdirectory"]) if driver == "filesystem" else "memory"
@@ -55,12 +88,7 @@ def _banner(config: Config, workers: int, admin_password: str | None) -> str:
             f"  {copy} docker-archive:image.tar docker://{address}/myimage:latest",
         ]
         return "\n".join(lines)
-    if admin_password is not None:
-        lines += [
-            f"Created the account '{ADMIN}' with this password (shown once, store it now):",
-            f"  {admin_password}",
-            "",
-        ]
+    lines += admin_notice
     lines += [
         "Log in (the password is read from stdin, never from the command line):",
         f"  skopeo login{insecure} -u {ADMIN} --password-stdin {address}",
@@ -119,14 +147,18 @@ def serve(
         build_registry(cfg)
     except (OSError, StorageError) as exc:
         raise fail(f"storage is not usable: {exc}") from None
+    driver, options = cfg.storage.driver()
+    loose = loose_permissions(options["rootdirectory"]) if driver == "filesystem" else None
+    if loose is not None:
+        log.warning("%s", loose)
     try:
-        admin_password = _bootstrap(cfg)
+        admin_notice = _admin_notice(cfg, _bootstrap(cfg))
     except ConfigError as exc:
         raise fail(f"invalid configuration\n{exc}", 2) from None
     except (OSError, ValueError) as exc:
         raise fail(f"cannot set up authentication: {exc}") from None
     try:
-        typer.echo(_banner(cfg, count, admin_password), err=True)
+        typer.echo(_banner(cfg, count, admin_notice), err=True)
         run_server(cfg, _factory(config), count)
     except OSError as exc:
         raise fail(f"cannot listen on {cfg.http.addr}: {exc.strerror}") from None
