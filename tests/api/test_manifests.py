@@ -402,6 +402,16 @@ def _invalid_bodies(config: dict[str, object]) -> dict[str, bytes]:
         "index-without-manifests": json.dumps(
             {"schemaVersion": 2, "mediaType": OCI_INDEX}
         ).encode(),
+        # A RecursionError (500) before: refused long before the parser recurses.
+        "nested-10000-deep": json.dumps({**base, "annotations": {"a": "deep"}})
+        .replace('"deep"', "[" * 10_000 + "]" * 10_000)
+        .encode(),
+        "size-2^63": json.dumps({**base, "config": {**config, "size": 2**63}}).encode(),
+        "size-negative": json.dumps({**base, "config": {**config, "size": -1}}).encode(),
+        "annotation-not-a-string": json.dumps({**base, "annotations": {"a": 1}}).encode(),
+        "layer-annotations-a-list": json.dumps(
+            {**base, "layers": [{**config, "annotations": ["a"]}]}
+        ).encode(),
     }
 
 

@@ -82,7 +82,7 @@ async def collect(
             marked.add(d)
             try:
                 body = await registry.blobs.get_small(d)
-                manifest = oci_manifests.parse(body)
+                manifest = oci_manifests.references(body)
             except (PathNotFoundError, HatchwayError):
                 continue
             marked.update(desc.digest for desc in manifest.blobs())
