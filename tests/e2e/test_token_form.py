@@ -3,6 +3,9 @@ format (OAuth2 JSON for the POST form and revocation, Docker's for GET), never a
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -10,21 +13,34 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from tests.support.authkit import SERVICE, access_claim, add_user, start_token_server
-from tests.support.server import Server
+from tests.metadata.postgres import fresh_schema
+from tests.support.authkit import ADMIN_PASSWORD, SERVICE, access_claim, hatchway_cli, token_config
+from tests.support.server import Server, start_server
 
 PASSWORD = "form-Pw-0123"
 FORM = "application/x-www-form-urlencoded"
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_token_server(tmp_path_factory.mktemp("token-form"))
-    try:
-        add_user(server, "alice", PASSWORD)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def registry(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """Token mode on each metadata store: PostgreSQL refuses text SQLite takes (NUL)."""
+    with contextlib.ExitStack() as stack:
+        doc = json.loads(token_config())
+        if request.param == "postgresql":
+            doc["database"] = {"dsn": stack.enter_context(fresh_schema())}
+        tmp = tmp_path_factory.mktemp(f"token-form-{request.param}")
+        config = json.dumps(doc)
+        (tmp / "cli.yml").write_text(config)
+        server = start_server(tmp, config=config, env={"HATCHWAY_ADMIN_PASSWORD": ADMIN_PASSWORD})
+        stack.callback(server.stop)
+        hatchway_cli(
+            server.data,
+            *("user", "add", "alice", "--password-stdin", "--config", str(tmp / "cli.yml")),
+            stdin=PASSWORD + "\n",
+        )
         yield server
-    finally:
-        server.stop()
 
 
 def _fields(**extra: str) -> list[tuple[str, str]]:
@@ -178,3 +194,34 @@ def test_a_scope_naming_a_host_and_port_is_parsed_by_its_last_colon(registry: Se
     )
     assert r.status_code == 200, r.text
     assert access_claim(r.json()["token"]) == {}
+
+
+@pytest.mark.parametrize("field", ["username", "password", "client_id", "service", "scope"])
+def test_a_nul_character_is_invalid_request(registry: Server, field: str) -> None:
+    """A NUL in the username (or the client_id of an offline grant) reached PostgreSQL,
+    which cannot store it: a 500 from the login query."""
+    fields = _fields(access_type="offline", scope="repository:alice/app:pull")
+    body = urlencode([(k, v + "\x00" if k == field else v) for k, v in fields]).encode()
+    _oauth_error(_post(registry, body), 400, "invalid_request")
+
+
+def test_a_nul_in_get_parameters_or_basic_credentials_is_400(registry: Server) -> None:
+    for params in ({"account": "alice\x00"}, {"client_id": "c\x00"}, {"scope": "\x00"}):
+        r = httpx.get(
+            registry.url + "/auth/token",
+            params={"service": SERVICE, **params},
+            auth=("alice", PASSWORD),
+            timeout=30,
+        )
+        assert r.status_code == 400, (params, r.text)
+        assert r.json()["error"] in ("invalid_request", "invalid_scope"), r.text
+    for credentials in (b"al\x00ice:pw", b"alice:pw\x00", b"\x00:\x00"):
+        header = "Basic " + base64.b64encode(credentials).decode()
+        r = httpx.get(
+            registry.url + "/auth/token",
+            params={"service": SERVICE},
+            headers={"Authorization": header},
+            timeout=30,
+        )
+        assert r.status_code == 400, (credentials, r.text)
+        assert r.json()["error"] == "invalid_request"

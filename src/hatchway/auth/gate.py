@@ -196,7 +196,7 @@ class BasicGate:
         except (binascii.Error, UnicodeDecodeError):
             return None, None
         username, sep, secret = decoded.partition(":")
-        if not sep or not username:
+        if not sep or not username or "\x00" in decoded:  # NUL: no identity store holds it
             return None, None
         wait = self._limiter.check(username, client.address)
         if wait is not None:

@@ -1,11 +1,11 @@
 """The OAuth2 request body (RFC 6749 appendix B), read strictly and within bounds.
 
-``application/x-www-form-urlencoded`` in UTF-8 and nothing else: another charset, bytes
+``application/x-www-form-urlencoded`` in UTF-8 and nothing else. Another charset, bytes
 that are not UTF-8 (raw or percent-encoded), a body over :data:`MAX_FORM` bytes, too
-many fields, or a parameter given twice (section 3.2: parameters "MUST NOT be included
-more than once") is an ``invalid_request``, answered in OAuth2's error JSON by the
-endpoint. ``scope`` is the exception: Docker clients may send it once per resource, so
-repeated values are joined with spaces, as one OAuth2 scope list.
+many fields, a NUL character, or a parameter given twice (section 3.2: parameters "MUST
+NOT be included more than once") is an ``invalid_request``, answered in OAuth2's error
+JSON by the endpoint. ``scope`` is the exception: Docker clients may send it once per
+resource, so repeated values are joined with spaces, as one OAuth2 scope list.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def parse_form(body: bytes, content_type: str, charset: str | None) -> dict[str,
         raise _invalid("malformed form body (not UTF-8, or too many fields)") from None
     form: dict[str, str] = {}
     for name, value in pairs:
+        check_text(name, value)
         if name not in form:
             form[name] = value
         elif name in _REPEATABLE:
@@ -65,6 +66,14 @@ def parse_form(body: bytes, content_type: str, charset: str | None) -> dict[str,
         else:
             raise _invalid(f"parameter {name[:50]!r} is given more than once")
     return form
+
+
+def check_text(name: str, value: str) -> str:
+    """A parameter's value: text, so never a NUL (which no account, client or scope
+    holds, and which PostgreSQL cannot store: it was a 500 in the login query)."""
+    if "\x00" in value or "\x00" in name:
+        raise _invalid(f"parameter {name[:50].replace(chr(0), '?')!r} contains a NUL character")
+    return value
 
 
 async def read_form(request: web.Request) -> dict[str, str]:

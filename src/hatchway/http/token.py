@@ -16,7 +16,7 @@ from hatchway.auth.identity.base import ClientInfo
 from hatchway.auth.principal import ANONYMOUS, Principal
 from hatchway.auth.service import TokenRequestError, TokenResponse, TokenService
 from hatchway.http.access import client_info
-from hatchway.http.oauthform import read_form
+from hatchway.http.oauthform import check_text, read_form
 from hatchway.http.state import JWKS, TOKEN_SERVICE
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -63,7 +63,7 @@ def _basic(request: web.Request) -> tuple[str, str] | None:
     except (binascii.Error, UnicodeDecodeError):
         raise TokenRequestError("invalid_request", "malformed Basic credentials") from None
     username, sep, password = decoded.partition(":")
-    if not sep or not username:
+    if not sep or not username or "\x00" in decoded:
         raise TokenRequestError("invalid_request", "malformed Basic credentials")
     return username, password
 
@@ -89,6 +89,8 @@ async def token_get(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     client = client_info(request)
     query = request.query
+    for name, value in query.items():
+        check_text(name, value)
     service.check_service(query.get("service"))
     credentials = _basic(request)
     if credentials is not None:
