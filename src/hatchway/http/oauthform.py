@@ -68,16 +68,13 @@ def parse_form(body: bytes, content_type: str, charset: str | None) -> dict[str,
     return form
 
 
-def check_text(name: str, value: str) -> str:
-    """A parameter's value: text, so never a NUL (which no account, client or scope
-    holds, and which PostgreSQL cannot store: it was a 500 in the login query)."""
+def check_text(name: str, value: str) -> None:
+    """A parameter is text, so never holds a NUL: no account, client or scope has one,
+    and PostgreSQL cannot store it (a username with NUL was a 500 in the login query)."""
     if "\x00" in value or "\x00" in name:
-        raise _invalid(f"parameter {name[:50].replace(chr(0), '?')!r} contains a NUL character")
-    return value
+        raise _invalid(f"parameter {name[:50]!r} contains a NUL character")
 
 
 async def read_form(request: web.Request) -> dict[str, str]:
     """The request's form, or a ``TokenRequestError`` saying what is wrong with it."""
-    content_type = request.content_type  # the header has been parsed; no body read yet
-    charset = request.charset
-    return parse_form(await _body(request), content_type, charset)
+    return parse_form(await _body(request), request.content_type, request.charset)
