@@ -6,7 +6,7 @@ Every test runs on SQLite and on PostgreSQL (the ``dsn`` fixture in conftest.py)
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,7 +19,7 @@ from hatchway.metadata import (
     MetadataStore,
     NotFoundError,
 )
-from tests.metadata.factories import HASH, NOW, make_token, th
+from tests.metadata.factories import HASH, make_token, th
 
 # -- accounts ------------------------------------------------------------------------
 
@@ -34,7 +34,7 @@ def test_create_and_get_user(store: MetadataStore) -> None:
     assert got.password_hash == HASH
     assert HASH not in repr(got)
     assert got.created_at.tzinfo is not None
-    assert abs(got.created_at - NOW) < timedelta(minutes=5)
+    assert abs(got.created_at - datetime.now(UTC)) < timedelta(minutes=5)
     assert store.accounts.get("nobody") is None
     with pytest.raises(NotFoundError):
         store.accounts.require("nobody")

@@ -6,7 +6,7 @@ Every test runs on SQLite and on PostgreSQL (the ``dsn`` fixture in conftest.py)
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -29,7 +29,7 @@ def test_add_list_round_trip(store: MetadataStore) -> None:
     assert first.rule == ALICE
     assert first.position == 1
     assert first.comment == "team pushes"
-    assert abs(first.created_at - NOW) < timedelta(minutes=5)
+    assert abs(first.created_at - datetime.now(UTC)) < timedelta(minutes=5)
     second = store.rules.add(BOB)
     assert second.comment is None
     assert [r.rule for r in store.rules.list()] == [ALICE, BOB]

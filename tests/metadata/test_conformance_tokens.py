@@ -5,7 +5,7 @@ Every test runs on SQLite and on PostgreSQL (the ``dsn`` fixture in conftest.py)
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -94,7 +94,7 @@ def test_token_use_recorded_once_per_interval(store: MetadataStore) -> None:
     assert token is not None
     assert token.last_used_addr == "10.0.0.1"
     assert token.last_used_at is not None
-    assert abs(token.last_used_at - NOW) < timedelta(minutes=5)
+    assert abs(token.last_used_at - datetime.now(UTC)) < timedelta(minutes=5)
     assert store.tokens.touch(tid, "10.0.0.3", interval=0) is True
     assert store.tokens.touch(tid + 100, "x") is False
 
