@@ -402,6 +402,16 @@ def _invalid_bodies(config: dict[str, object]) -> dict[str, bytes]:
         "index-without-manifests": json.dumps(
             {"schemaVersion": 2, "mediaType": OCI_INDEX}
         ).encode(),
+        # A RecursionError (500) before: refused long before the parser recurses.
+        "nested-10000-deep": json.dumps({**base, "annotations": {"a": "deep"}})
+        .replace('"deep"', "[" * 10_000 + "]" * 10_000)
+        .encode(),
+        "size-2^63": json.dumps({**base, "config": {**config, "size": 2**63}}).encode(),
+        "size-negative": json.dumps({**base, "config": {**config, "size": -1}}).encode(),
+        "annotation-not-a-string": json.dumps({**base, "annotations": {"a": 1}}).encode(),
+        "layer-annotations-a-list": json.dumps(
+            {**base, "layers": [{**config, "annotations": ["a"]}]}
+        ).encode(),
     }
 
 
@@ -501,6 +511,23 @@ def test_invalid_tag_is_tag_invalid(client: httpx.Client, repo: str, tag: str) -
     assert r.status_code == 400, r.text
     assert errors(r) == ["TAG_INVALID"]
     _assert_unknown(client.get(f"/v2/{repo}/manifests/{image.manifest.digest}"))
+
+
+@pytest.mark.parametrize("tag", [".INVALID_MANIFEST_NAME", "a" * 129, "-dash", "semi;colon"])
+def test_get_head_delete_of_an_ill_formed_tag_is_manifest_unknown(
+    client: httpx.Client, repo: str, tag: str
+) -> None:
+    """No manifest can have such a tag, so it is not found (404, as the conformance
+    suite checks with ``.INVALID_MANIFEST_NAME``); only a push of it is TAG_INVALID."""
+    image = oci_image(repo)
+    push_blobs(client, repo, image.config, *image.layers)
+    put_ok(client, repo, "v1", image.manifest)
+    _assert_unknown(client.get(f"/v2/{repo}/manifests/{tag}"))
+    _assert_unknown(client.head(f"/v2/{repo}/manifests/{tag}"), head=True)
+    _assert_unknown(client.delete(f"/v2/{repo}/manifests/{tag}"))
+    r = put(client, repo, tag, image.manifest)
+    assert r.status_code == 400, r.text
+    assert errors(r) == ["TAG_INVALID"]
 
 
 def test_longest_and_odd_valid_tags_are_accepted(client: httpx.Client, repo: str) -> None:

@@ -7,7 +7,9 @@
     hostname       := hostcomponent [ '.' hostcomponent ]* [ ':' port-number ]
 
 A name may hold a ``host:port`` component, so the type ends at the first ``:`` and the
-actions start after the last one.
+actions start after the last one (as docker_auth reads ``repository:host:5000/foo:pull``).
+At least one action is required, and none may be empty: ``repository:alice/app:`` asks for
+nothing, so it is refused rather than granted as an empty token.
 """
 
 from __future__ import annotations
@@ -29,11 +31,14 @@ class ScopeError(ValueError):
 
 
 _TYPE_RE = re.compile(r"[a-z0-9]+(?:\([a-z0-9]+\))?")
-_HOST_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+# Every separator is non-empty, so each string matches one way only: a separator that
+# could be empty ("-*") lets "a" * 30 + "!" backtrack through 2^30 splits.
+_HOST_COMPONENT = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
 _HOST = rf"{_HOST_COMPONENT}(?:\.{_HOST_COMPONENT})*(?::[0-9]+)?"
-_COMPONENT = r"[a-z0-9]+(?:(?:[_.]|__|-*)[a-z0-9]+)*"
+_COMPONENT = r"[a-z0-9]+(?:(?:[_.]|__|-+)[a-z0-9]+)*"
 _NAME_RE = re.compile(rf"(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*")
-_ACTION_RE = re.compile(r"[a-z]*|\*")
+_ACTION_RE = re.compile(r"[a-z]+|\*")
+MAX_NAME_LENGTH = 512  # a repository name (255) behind a host:port
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -73,9 +78,11 @@ def parse_scope(value: str) -> Access:
         raise ScopeError(f"malformed scope {value[:200]!r}: expected type:name:actions")
     if not _TYPE_RE.fullmatch(head):
         raise ScopeError(f"malformed scope {value[:200]!r}: bad resource type {head[:50]!r}")
-    if not _NAME_RE.fullmatch(name) or len(name) > 512:
+    if len(name) > MAX_NAME_LENGTH or not _NAME_RE.fullmatch(name):
         raise ScopeError(f"malformed scope {value[:200]!r}: bad resource name")
-    parsed = [a for a in actions.split(",") if a]
+    if not actions:
+        raise ScopeError(f"malformed scope {value[:200]!r}: no action given")
+    parsed = actions.split(",")
     for action in parsed:
         if not _ACTION_RE.fullmatch(action):
             raise ScopeError(f"malformed scope {value[:200]!r}: bad action {action[:50]!r}")

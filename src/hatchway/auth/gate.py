@@ -12,7 +12,7 @@ import base64
 import binascii
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -55,8 +55,18 @@ class Allowed:
 
 
 class Gate(Protocol):
+    """``needed`` must all be allowed, or the gate raises a :class:`Challenge`.
+    ``optional`` is what the request can use but does without (the source of a
+    cross-repository mount): a challenge names it, so the client's token asks for it,
+    and the answer carries it where allowed, but its absence refuses nothing."""
+
     async def check(
-        self, authorization: str | None, needed: list[Access], realm: str, client: ClientInfo
+        self,
+        authorization: str | None,
+        needed: list[Access],
+        realm: str,
+        client: ClientInfo,
+        optional: Sequence[Access] = (),
     ) -> Allowed: ...
 
 
@@ -64,7 +74,12 @@ class OpenGate:
     """No ``auth`` section: everything is allowed (and the server said so at start)."""
 
     async def check(
-        self, authorization: str | None, needed: list[Access], realm: str, client: ClientInfo
+        self,
+        authorization: str | None,
+        needed: list[Access],
+        realm: str,
+        client: ClientInfo,
+        optional: Sequence[Access] = (),
     ) -> Allowed:
         return Allowed(ANONYMOUS, everything=True)
 
@@ -133,12 +148,18 @@ class TokenGate:
         return claims, allowed
 
     async def check(
-        self, authorization: str | None, needed: list[Access], realm: str, client: ClientInfo
+        self,
+        authorization: str | None,
+        needed: list[Access],
+        realm: str,
+        client: ClientInfo,
+        optional: Sequence[Access] = (),
     ) -> Allowed:
+        named = [*needed, *optional]  # what a challenge asks the client to get a token for
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Challenge(
-                challenge.bearer(realm, self._service, needed),
+                challenge.bearer(realm, self._service, named),
                 needed=tuple(needed),
                 failed=authorization is not None,
             )
@@ -152,14 +173,14 @@ class TokenGate:
                     await asyncio.wait_for(fetched, pending.wait)
                 claims, allowed = self._verified(token.strip())
         except TokenError as exc:
-            header = challenge.bearer(realm, self._service, needed, "invalid_token")
+            header = challenge.bearer(realm, self._service, named, "invalid_token")
             raise Challenge(
                 header, f"invalid token: {exc}", needed=tuple(needed), failed=True
             ) from None
         token_id = claims.token_id
         account = claims.subject or None
         if token_id and self._revoked is not None and self._revoked(token_id):
-            header = challenge.bearer(realm, self._service, needed, "invalid_token")
+            header = challenge.bearer(realm, self._service, named, "invalid_token")
             raise Challenge(
                 header,
                 "the access token was revoked",
@@ -168,7 +189,7 @@ class TokenGate:
                 account=account,
             )
         if not allowed.covers(needed):
-            header = challenge.bearer(realm, self._service, needed, "insufficient_scope")
+            header = challenge.bearer(realm, self._service, named, "insufficient_scope")
             raise Challenge(header, "insufficient scope", needed=tuple(needed), account=account)
         return allowed
 
@@ -202,7 +223,7 @@ class BasicGate:
         except (binascii.Error, UnicodeDecodeError):
             return None, None
         username, sep, secret = decoded.partition(":")
-        if not sep or not username:
+        if not sep or not username or "\x00" in decoded:  # NUL: no identity store holds it
             return None, None
 
         def authenticate() -> Principal | None:
@@ -228,7 +249,12 @@ class BasicGate:
         return username[:255], principal
 
     async def check(
-        self, authorization: str | None, needed: list[Access], realm: str, client: ClientInfo
+        self,
+        authorization: str | None,
+        needed: list[Access],
+        realm: str,
+        client: ClientInfo,
+        optional: Sequence[Access] = (),
     ) -> Allowed:
         username, principal = await self._principal(authorization, client, realm)
         if principal is None and authorization:
@@ -243,7 +269,7 @@ class BasicGate:
             # in (docker and skopeo send credentials only after this challenge).
             raise Challenge(challenge.basic(realm))
         principal = principal or ANONYMOUS
-        grants = self._policy().authorize(principal, needed)
+        grants = self._policy().authorize(principal, [*needed, *optional])
         allowed = Allowed(principal, tuple(g.access for g in grants if g.access.actions))
         if not allowed.covers(needed):
             if principal.anonymous:

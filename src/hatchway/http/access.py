@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -54,12 +55,16 @@ def _derived_realm(scheme: str, host: str) -> str:
     return f"{scheme}://{host}/auth/token"
 
 
-async def authorize(request: web.Request, needed: list[Access]) -> Allowed:
+async def authorize(
+    request: web.Request, needed: list[Access], optional: Sequence[Access] = ()
+) -> Allowed:
+    """The request's grants, covering all of ``needed`` (and ``optional`` where the
+    credential or policy allows it), else the 401/403 in the spec's form."""
     gate = request.app[GATE]
     authorization = request.headers.get("Authorization")
     try:
         allowed = await gate.check(
-            authorization, needed, token_realm(request), client_info(request)
+            authorization, needed, token_realm(request), client_info(request), optional
         )
     except Challenge as found:
         if authorization is not None:

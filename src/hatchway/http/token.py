@@ -16,10 +16,10 @@ from hatchway.auth.identity.base import ClientInfo
 from hatchway.auth.principal import ANONYMOUS, Principal
 from hatchway.auth.service import TokenRequestError, TokenResponse, TokenService
 from hatchway.http.access import client_info
+from hatchway.http.oauthform import check_text, read_form
 from hatchway.http.state import JWKS, TOKEN_SERVICE
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-MAX_FORM = 64 * 1024
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -63,7 +63,7 @@ def _basic(request: web.Request) -> tuple[str, str] | None:
     except (binascii.Error, UnicodeDecodeError):
         raise TokenRequestError("invalid_request", "malformed Basic credentials") from None
     username, sep, password = decoded.partition(":")
-    if not sep or not username:
+    if not sep or not username or "\x00" in decoded:
         raise TokenRequestError("invalid_request", "malformed Basic credentials")
     return username, password
 
@@ -89,6 +89,8 @@ async def token_get(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     client = client_info(request)
     query = request.query
+    for name, value in query.items():
+        check_text(name, value)
     service.check_service(query.get("service"))
     credentials = _basic(request)
     if credentials is not None:
@@ -116,20 +118,12 @@ async def token_get(request: web.Request) -> web.StreamResponse:
     return web.json_response(response.as_dict(), headers=_NO_STORE)
 
 
-async def _form(request: web.Request) -> dict[str, str]:
-    if (request.content_length or 0) > MAX_FORM:
-        raise TokenRequestError("invalid_request", "request body too large", 413)
-    try:
-        form = await request.post()
-    except ValueError:
-        raise TokenRequestError("invalid_request", "malformed form body") from None
-    return {k: v for k, v in form.items() if isinstance(v, str)}
-
-
 async def _authenticate_form(
     service: TokenService, form: dict[str, str], client: ClientInfo
 ) -> tuple[Principal, str]:
-    grant_type = form.get("grant_type", "")
+    grant_type = form.get("grant_type")
+    if grant_type is None:
+        raise TokenRequestError("invalid_request", "grant_type is required")
     if grant_type == "password":
         username, password = form.get("username", ""), form.get("password", "")
         if not username or not password:
@@ -148,7 +142,7 @@ async def token_post(request: web.Request) -> web.StreamResponse:
     """OAuth2 form: grant_type=password | refresh_token (RFC 6749 sections 4.3 and 6)."""
     service = _service(request)
     client: ClientInfo = client_info(request)
-    form = await _form(request)
+    form = await read_form(request)
     service.check_service(form.get("service"))
     client_id = form.get("client_id", "")
     if not client_id:
@@ -172,7 +166,7 @@ async def token_post(request: web.Request) -> web.StreamResponse:
 @_translating(oauth=True)
 async def revoke(request: web.Request) -> web.StreamResponse:
     """RFC 7009: 200 whether or not the token was known."""
-    form = await _form(request)
+    form = await read_form(request)
     secret = form.get("token", "")
     if not secret:
         raise TokenRequestError("invalid_request", "token is required")

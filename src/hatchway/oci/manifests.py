@@ -1,4 +1,11 @@
-"""Parse manifests and indexes enough to validate them and find what they reference."""
+"""Parse manifests and indexes enough to validate them and find what they reference.
+
+:func:`parse` judges a push: the document must be UTF-8 JSON nested at most
+:data:`MAX_DEPTH` deep, of a supported type, every descriptor typed as the image-spec
+says (:mod:`hatchway.oci.descriptors`). :func:`references` reads a stored manifest for
+what it points at (garbage collection, delete) and never refuses one for a detail a
+push would be refused for.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +13,23 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from hatchway.errors import MANIFEST_INVALID, HatchwayError
+from hatchway.oci import jsondepth
 from hatchway.oci import mediatypes as mt
-from hatchway.oci.digest import Digest
+from hatchway.oci.descriptors import (
+    Descriptor,
+    annotation_map,
+    invalid,
+    optional_media_type,
+    parse_descriptor,
+    stored_descriptor,
+)
+
+__all__ = ["MAX_DEPTH", "MAX_MANIFEST_SIZE", "Descriptor", "Manifest", "parse", "references"]
 
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Descriptor:
-    media_type: str
-    digest: Digest
-    size: int
-    artifact_type: str | None = None
-    annotations: dict[str, str] | None = None
-    urls: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "mediaType": self.media_type,
-            "digest": str(self.digest),
-            "size": self.size,
-        }
-        if self.artifact_type:
-            out["artifactType"] = self.artifact_type
-        if self.annotations:
-            out["annotations"] = self.annotations
-        return out
+# An index entry's platform features sit five levels deep; nothing real nests near 64,
+# and the parser's recursion stays far from Python's limit.
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,41 +61,6 @@ class Manifest:
         return None
 
 
-def _invalid(reason: str) -> HatchwayError:
-    return HatchwayError(MANIFEST_INVALID, "manifest invalid", {"reason": reason})
-
-
-def _descriptor(raw: Any, where: str) -> Descriptor:
-    if not isinstance(raw, dict):
-        raise _invalid(f"{where} must be an object")
-    media_type = raw.get("mediaType")
-    digest = raw.get("digest")
-    size = raw.get("size")
-    if not isinstance(media_type, str) or not media_type:
-        raise _invalid(f"{where}.mediaType must be a non-empty string")
-    if not isinstance(digest, str):
-        raise _invalid(f"{where}.digest must be a string")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise _invalid(f"{where}.size must be a non-negative integer")
-    try:
-        parsed = Digest.parse(digest)
-    except HatchwayError:
-        raise _invalid(f"{where}.digest is not a valid digest") from None
-    artifact_type = raw.get("artifactType")
-    annotations = raw.get("annotations")
-    urls = raw.get("urls") or []
-    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-        raise _invalid(f"{where}.urls must be a list of strings")
-    return Descriptor(
-        media_type,
-        parsed,
-        size,
-        artifact_type if isinstance(artifact_type, str) else None,
-        annotations if isinstance(annotations, dict) else None,
-        tuple(urls),
-    )
-
-
 def detect_media_type(doc: dict[str, Any]) -> str:
     """The manifest's media type: its ``mediaType`` field, else known by its shape."""
     declared = doc.get("mediaType")
@@ -114,62 +76,92 @@ def detect_media_type(doc: dict[str, Any]) -> str:
     return ""
 
 
+def _descriptors(
+    doc: dict[str, Any], key: str, *, index_entries: bool = False
+) -> tuple[Descriptor, ...]:
+    raw = doc.get(key)
+    if raw is None and not index_entries:
+        return ()  # layers may be absent (or null, as Go writes an empty slice)
+    if not isinstance(raw, list):
+        raise invalid(f"{key} must be a list")
+    return tuple(
+        parse_descriptor(item, f"{key}[{i}]", index_entry=index_entries)
+        for i, item in enumerate(raw)
+    )
+
+
 def parse(body: bytes, content_type: str | None = None) -> Manifest:
     """Parse and validate a pushed manifest; raise ``MANIFEST_INVALID`` with the reason."""
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise _invalid("not valid JSON") from None
+        doc = jsondepth.loads(body, MAX_DEPTH)
+    except jsondepth.TooDeepError:
+        raise invalid(f"nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError:
+        raise invalid("not valid JSON (UTF-8)") from None
     if not isinstance(doc, dict):
-        raise _invalid("not a JSON object")
+        raise invalid("not a JSON object")
     declared = doc.get("mediaType")
     if declared is not None and not isinstance(declared, str):
-        raise _invalid("mediaType must be a string")
+        raise invalid("mediaType must be a string")
     # The type must be readable from the bytes alone, so every worker (and every later
     # GET) serves the same Content-Type: Docker types require the field, as distribution
     # does; an OCI manifest or index may omit it and is then known by its shape.
     media_type = detect_media_type(doc)
     if content_type in mt.SUPPORTED_MANIFESTS and media_type != content_type:
         if not declared and content_type in (mt.DOCKER_MANIFEST, mt.DOCKER_MANIFEST_LIST):
-            raise _invalid(f"mediaType is required in a {content_type} manifest")
-        raise _invalid(f"mediaType {media_type!r} does not match Content-Type {content_type!r}")
+            raise invalid(f"mediaType is required in a {content_type} manifest")
+        raise invalid(f"mediaType {media_type!r} does not match Content-Type {content_type!r}")
     if media_type not in mt.SUPPORTED_MANIFESTS:
-        raise _invalid(f"unsupported manifest media type {media_type!r}")
-    if doc.get("schemaVersion") != 2:
-        raise _invalid("schemaVersion must be 2")
-    subject = _descriptor(doc["subject"], "subject") if doc.get("subject") is not None else None
-    artifact_type = doc.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
-        raise _invalid("artifactType must be a string")
-    annotations = doc.get("annotations")
-    if annotations is not None and not isinstance(annotations, dict):
-        raise _invalid("annotations must be an object")
+        raise invalid(f"unsupported manifest media type {media_type!r}")
+    version = doc.get("schemaVersion")
+    if version != 2 or not isinstance(version, int) or isinstance(version, bool):
+        raise invalid("schemaVersion must be 2")
+    subject = doc.get("subject")
+    common: dict[str, Any] = {
+        "subject": parse_descriptor(subject, "subject") if subject is not None else None,
+        "artifact_type": optional_media_type(doc.get("artifactType"), "artifactType"),
+        "annotations": annotation_map(doc.get("annotations"), "annotations"),
+    }
     if media_type in mt.INDEXES:
-        raw = doc.get("manifests")
-        if not isinstance(raw, list):
-            raise _invalid("manifests must be a list")
-        children = tuple(_descriptor(d, f"manifests[{i}]") for i, d in enumerate(raw))
-        return Manifest(
-            media_type,
-            manifests=children,
-            subject=subject,
-            artifact_type=artifact_type,
-            annotations=annotations,
-        )
+        children = _descriptors(doc, "manifests", index_entries=True)
+        return Manifest(media_type, manifests=children, **common)
     if "config" not in doc:
-        raise _invalid("config is required")
-    config = _descriptor(doc["config"], "config")
-    raw_layers = doc.get("layers", [])
-    if not isinstance(raw_layers, list):
-        raise _invalid("layers must be a list")
-    layers = tuple(_descriptor(d, f"layers[{i}]") for i, d in enumerate(raw_layers))
+        raise invalid("config is required")
+    config = parse_descriptor(doc["config"], "config")
+    return Manifest(media_type, config=config, layers=_descriptors(doc, "layers"), **common)
+
+
+def _stored_list(raw: Any) -> tuple[Descriptor, ...]:
+    items = raw if isinstance(raw, list) else []
+    return tuple(d for d in map(stored_descriptor, items) if d is not None)
+
+
+def references(body: bytes) -> Manifest:
+    """What stored manifest bytes reference: config, layers, children and subject.
+
+    Lenient where :func:`parse` is strict, so that a manifest stored by an earlier
+    version (or by distribution) still keeps its blobs from garbage collection.
+    Raises ``MANIFEST_INVALID`` only for bytes that are not a JSON object.
+    """
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        raise invalid("not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise invalid("not a JSON object")
+    layers = _stored_list(doc.get("layers"))
+    fs_layers = doc.get("fsLayers")  # Docker schema 1, as a distribution store may hold
+    if isinstance(fs_layers, list):
+        blob_sums = [
+            {"digest": item.get("blobSum")} for item in fs_layers if isinstance(item, dict)
+        ]
+        layers += _stored_list(blob_sums)
     return Manifest(
-        media_type,
-        config=config,
+        detect_media_type(doc),
+        config=stored_descriptor(doc.get("config")),
         layers=layers,
-        subject=subject,
-        artifact_type=artifact_type,
-        annotations=annotations,
+        manifests=_stored_list(doc.get("manifests")),
+        subject=stored_descriptor(doc.get("subject")),
     )
 
 
@@ -177,6 +169,6 @@ def media_type_of(body: bytes) -> str:
     """The media type of stored (already validated) manifest bytes."""
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return mt.OCI_MANIFEST
     return detect_media_type(doc) if isinstance(doc, dict) else mt.OCI_MANIFEST

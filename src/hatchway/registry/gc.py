@@ -97,7 +97,7 @@ async def _mark(registry: Registry, names: list[str], report: GCReport) -> set[D
             marked.add(d)
             try:
                 body = await registry.blobs.get_small(d)
-                manifest = oci_manifests.parse(body)
+                manifest = oci_manifests.references(body)
             except (PathNotFoundError, HatchwayError):
                 continue
             marked.update(desc.digest for desc in manifest.blobs())

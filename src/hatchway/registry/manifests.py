@@ -207,7 +207,7 @@ class Manifests:
         body = await self._blobs.get_small(d)
         await self._tags.untag_digest(name, d)
         try:
-            subject = oci_manifests.parse(body).subject
+            subject = oci_manifests.references(body).subject
         except HatchwayError:
             subject = None
         if subject is not None:

@@ -6,7 +6,7 @@ import contextlib
 
 from hatchway.errors import MANIFEST_UNKNOWN, NAME_UNKNOWN, HatchwayError
 from hatchway.oci.digest import Digest
-from hatchway.oci.names import validate_tag
+from hatchway.oci.names import is_valid_tag, validate_tag
 from hatchway.registry import layout
 from hatchway.registry.pagination import Page, paginate
 from hatchway.storage.driver import PathNotFoundError, StorageDriver
@@ -24,8 +24,16 @@ class Tags:
     def validate(tag: str) -> str:
         return validate_tag(tag)
 
+    @staticmethod
+    def _unknown_unless_valid(tag: str) -> None:
+        """A tag that breaks the grammar cannot exist: reading or deleting it finds
+        nothing (404, as the spec answers any manifest not found); only a push of it is
+        TAG_INVALID."""
+        if not is_valid_tag(tag):
+            raise HatchwayError(MANIFEST_UNKNOWN, detail={"tag": tag[:200]})
+
     async def get(self, name: str, tag: str) -> Digest:
-        self.validate(tag)
+        self._unknown_unless_valid(tag)
         try:
             link = await self._driver.get_content(layout.tag_current(name, tag))
         except PathNotFoundError:
@@ -38,7 +46,7 @@ class Tags:
         await self._driver.put_content(layout.tag_current(name, tag), str(d).encode())
 
     async def delete(self, name: str, tag: str) -> None:
-        self.validate(tag)
+        self._unknown_unless_valid(tag)
         try:
             await self._driver.delete(layout.tag_dir(name, tag))
         except PathNotFoundError:

@@ -13,7 +13,7 @@ from hatchway.registry.service import Registry
 from hatchway.registry.uploads import invalid_upload
 
 # At most 19 digits: every offset fits in 63 bits, and int() never meets a huge string.
-_CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?(\d{1,19})-(\d{1,19})(?:/(?:\d{1,19}|\*))?")
+_CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?")
 
 
 def registry(request: web.Request) -> Registry:
@@ -27,10 +27,8 @@ def require_delete(request: web.Request) -> Registry:
     return reg
 
 
-def content_range(request: web.Request) -> tuple[int, int] | None:
-    raw = request.headers.get("Content-Range")
-    if raw is None:
-        return None
+def parse_content_range(raw: str) -> tuple[int, int]:
+    """``start-end`` (with an optional ``bytes`` unit and ``/total``) -> (start, end)."""
     match = _CONTENT_RANGE_RE.fullmatch(raw.strip())
     if match is None:
         raise invalid_upload("malformed Content-Range")
@@ -38,6 +36,11 @@ def content_range(request: web.Request) -> tuple[int, int] | None:
     if end < start:
         raise invalid_upload("Content-Range end precedes start")
     return start, end
+
+
+def content_range(request: web.Request) -> tuple[int, int] | None:
+    raw = request.headers.get("Content-Range")
+    return None if raw is None else parse_content_range(raw)
 
 
 def checked_range(request: web.Request) -> tuple[int, int] | None:

@@ -17,7 +17,7 @@ from hatchway.errors import UNSUPPORTED, HatchwayError
 from hatchway.http.access import audit_success, authorize
 from hatchway.http.errors import NOT_FOUND
 from hatchway.http.oci import blobs, listing, manifests, referrers, uploads
-from hatchway.oci.names import validate_name
+from hatchway.oci.names import is_valid_name, validate_name
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 PULL, PUSH, DELETE = frozenset({"pull"}), frozenset({"pull", "push"}), frozenset({"delete"})
@@ -67,6 +67,20 @@ _ROUTES: list[tuple[re.Pattern[str], dict[str, Route]]] = [
 CATALOG = Access(Resource("registry", "catalog"), frozenset({"*"}))
 
 
+def _mount_source(request: web.Request, name: str) -> list[Access]:
+    """Pull on the ``from`` of a cross-repository mount: asked for, not required.
+
+    distribution's challenge names it too, so the client's token carries it; a token
+    or account without it gets a plain upload session instead of the mount (202).
+    """
+    source = request.query.get("from")
+    if request.method != "POST" or "mount" not in request.query or not source:
+        return []
+    if source == name or not is_valid_name(source):
+        return []
+    return [Access(Resource("repository", source), PULL)]
+
+
 async def base(request: web.Request) -> web.StreamResponse:
     await authorize(request, [])
     return web.json_response({})
@@ -89,7 +103,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         params = match.groupdict()
         name = params["name"]
         validate_name(name)
-        await authorize(request, [Access(Resource("repository", name), route.actions)])
+        needed = [Access(Resource("repository", name), route.actions)]
+        await authorize(request, needed, _mount_source(request, name))
         response = await route.handler(request, **params)
         if route.audit is not None:
             reference = params.get("reference") or params["digest"]
