@@ -44,6 +44,7 @@ PAGINATION_NUMBER_INVALID = ErrorCode(
 TAG_INVALID = ErrorCode("TAG_INVALID", "manifest tag did not match URI", 400)
 PAYLOAD_TOO_LARGE = ErrorCode("MANIFEST_INVALID", "payload too large", 413)
 UNKNOWN = ErrorCode("UNKNOWN", "unknown error", 500)
+UNAVAILABLE = ErrorCode("UNAVAILABLE", "service unavailable", 503)
 
 
 class HatchwayError(Exception):
