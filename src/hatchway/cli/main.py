@@ -45,7 +45,7 @@ app.add_typer(token.app, name="token", help="Personal access tokens and robot to
 app.add_typer(
     access.app, name="access", help="Access rules: check decisions, manage the database's rules."
 )
-app.command(name="audit")(audit.audit)
+app.add_typer(audit.app, name="audit")
 app.add_typer(keys.app, name="keys", help="Token signing keys.")
 
 
