@@ -169,10 +169,10 @@ def test_audit_round_trip_and_filters(store: MetadataStore) -> None:
 
 def test_audit_ids_in_order_and_counts_updated_in_place(store: MetadataStore) -> None:
     events = [AuditEvent("login", "failure", f"u{i}", "192.0.2.9") for i in range(3)]
-    ids = store.audit.record_many(events)
+    ids = store.audit.write_batch(events)
     assert len(set(ids)) == 3
     assert [store.audit.list(account=f"u{i}")[0].id for i in range(3)] == ids
-    later = store.audit.record_many(
+    later = store.audit.write_batch(
         [AuditEvent("login", "throttled", "u0")],
         {ids[1]: {"count": 7, "last": "2026-11-23T10:00:00Z", "password": "x"}},
     )
@@ -181,7 +181,7 @@ def test_audit_ids_in_order_and_counts_updated_in_place(store: MetadataStore) ->
     (updated,) = store.audit.list(account="u1")
     assert updated.detail == {"count": 7, "last": "2026-11-23T10:00:00Z", "password": REDACTED}
     assert store.audit.list(account="u2")[0].detail == {}
-    assert store.audit.record_many([]) == []
+    assert store.audit.write_batch([]) == []
 
 
 def test_audit_purge_in_batches(store: MetadataStore, monkeypatch: pytest.MonkeyPatch) -> None:

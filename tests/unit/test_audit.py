@@ -170,10 +170,13 @@ class _Writer:
     def __init__(self) -> None:
         self.batches: list[list[AuditEvent]] = []
 
-    def record_many(
+    def record_many(self, events: Sequence[AuditEvent]) -> None:
+        self.batches.append(list(events))
+
+    def write_batch(
         self, events: Sequence[AuditEvent], updates: Mapping[int, dict[str, Any]] | None = None
     ) -> list[int]:
-        self.batches.append(list(events))
+        self.record_many(events)
         return list(range(len(events)))
 
 

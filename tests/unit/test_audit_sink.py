@@ -43,18 +43,24 @@ class HeldWriter:
         self.inside = threading.Event()
         self.release = threading.Event()
 
-    def record_many(
-        self, events: Sequence[AuditEvent], updates: Mapping[int, dict[str, Any]] | None = None
-    ) -> list[int]:
+    def record_many(self, events: Sequence[AuditEvent]) -> None:
         self.calls.append([e.event + str(e.detail.get("n", "")) for e in events])
         if len(self.calls) == 1:
             self.inside.set()
             self.release.wait(timeout=10)
-        return self.store.audit.record_many(events, updates)
+        self.store.audit.record_many(events)
+
+    def write_batch(
+        self, events: Sequence[AuditEvent], updates: Mapping[int, dict[str, Any]] | None = None
+    ) -> list[int]:
+        return self.store.audit.write_batch(events, updates)
 
 
 class BrokenWriter:
-    def record_many(
+    def record_many(self, events: Sequence[AuditEvent]) -> None:
+        raise OSError("disk full")
+
+    def write_batch(
         self, events: Sequence[AuditEvent], updates: Mapping[int, dict[str, Any]] | None = None
     ) -> list[int]:
         raise OSError("disk full")
@@ -96,7 +102,7 @@ def test_changes_queued_during_a_write_are_committed_together(store: MetadataSto
 def test_a_change_that_cannot_be_written_fails_its_future() -> None:
     sink = AuditSink(BrokenWriter(), interval=3600)
     try:
-        with pytest.raises(AuditWriteError, match="disk full"):
+        with pytest.raises(AuditWriteError, match=r"could not be written \(OSError\)"):
             sink.commit(push(1)).result(timeout=10)
     finally:
         sink.close()

@@ -48,7 +48,11 @@ _REPEATED_OUTCOMES = frozenset({"failure", "throttled"})
 
 
 class AuditWriter(Protocol):
-    def record_many(
+    def record_many(self, events: Sequence[AuditEvent]) -> None:
+        """Insert ``events`` in one transaction."""
+        ...
+
+    def write_batch(
         self, events: Sequence[AuditEvent], updates: Mapping[int, dict[str, Any]] | None = None
     ) -> list[int]:
         """Insert ``events`` and replace the ``detail`` of rows ``updates`` names, in one
@@ -239,7 +243,7 @@ class AuditSink:
             fresh.append(event)
             keys.append(key)
         try:
-            ids = writer.record_many(fresh, {row: e.detail for row, e in updates.items()})
+            ids = writer.write_batch(fresh, {row: e.detail for row, e in updates.items()})
         except Exception:
             log.exception("could not write %d audit events", len(batch))
             self._open.clear()  # their counts are unknown now: start new rows
@@ -273,7 +277,9 @@ class AuditSink:
                 self._writer.record_many(events)
             except Exception as exc:
                 log.exception("could not write %d audit events of changes", len(events))
-                error = AuditWriteError(f"the audit trail could not be written: {exc}")
+                # The type only: the log has the rest, a database error may quote the row.
+                kind = type(exc).__name__
+                error = AuditWriteError(f"the audit trail could not be written ({kind})")
         for _, future in group:
             _resolve(future, error)
 
