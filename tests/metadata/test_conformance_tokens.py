@@ -204,6 +204,35 @@ def test_audit_round_trip_and_filters(store: MetadataStore) -> None:
     assert store.audit.list() == []
 
 
+def test_audit_ids_in_order_and_counts_updated_in_place(store: MetadataStore) -> None:
+    events = [AuditEvent("login", "failure", f"u{i}", "192.0.2.9") for i in range(3)]
+    ids = store.audit.write_batch(events)
+    assert len(set(ids)) == 3
+    assert [store.audit.list(account=f"u{i}")[0].id for i in range(3)] == ids
+    later = store.audit.write_batch(
+        [AuditEvent("login", "throttled", "u0")],
+        {ids[1]: {"count": 7, "last": "2026-11-23T10:00:00Z", "password": "x"}},
+    )
+    assert len(later) == 1
+    assert later[0] not in ids
+    (updated,) = store.audit.list(account="u1")
+    assert updated.detail == {"count": 7, "last": "2026-11-23T10:00:00Z", "password": REDACTED}
+    assert store.audit.list(account="u2")[0].detail == {}
+    assert store.audit.write_batch([]) == []
+
+
+def test_audit_purge_in_batches(store: MetadataStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("hatchway.metadata.audit.PURGE_BATCH", 4)
+    old = [AuditEvent("pull", "success", time=NOW - timedelta(days=100 + i)) for i in range(9)]
+    store.audit.record_many([*old, AuditEvent("push", "success", time=NOW)])
+    cutoff = NOW - timedelta(days=90)
+    assert store.audit.count_before(cutoff) == 9
+    assert store.audit.purge(cutoff) == 9
+    assert store.audit.count_before(cutoff) == 0
+    assert [e.event for e in store.audit.list()] == ["push"]
+    assert store.audit.purge(cutoff) == 0
+
+
 def test_audit_never_stores_secrets(store: MetadataStore) -> None:
     secret = "hw_" + "S" * 43
     store.audit.record(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -95,7 +96,7 @@ def run(tmp_path: Path, *args: str) -> Result:
     return CliRunner().invoke(app, ["audit", *args, "--data", str(tmp_path)])
 
 
-def json_lines(result: Result) -> list[dict[str, object]]:
+def json_lines(result: Result) -> list[dict[str, Any]]:
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in result.output.splitlines()]
 
@@ -192,8 +193,14 @@ class _Writer:
     def __init__(self) -> None:
         self.batches: list[list[AuditEvent]] = []
 
-    def record_many(self, events: list[AuditEvent]) -> None:
+    def record_many(self, events: Sequence[AuditEvent]) -> None:
         self.batches.append(list(events))
+
+    def write_batch(
+        self, events: Sequence[AuditEvent], updates: Mapping[int, dict[str, Any]] | None = None
+    ) -> list[int]:
+        self.record_many(events)
+        return list(range(len(events)))
 
 
 def test_sink_queues_then_logs_and_writes(caplog: pytest.LogCaptureFixture) -> None:
@@ -238,3 +245,84 @@ def test_repeated_pulls_in_one_flush_become_one_event_with_a_count() -> None:
     assert folded[0].time == pull.time
     assert "count" not in folded[2].detail  # bob's single pull
     assert all("count" not in e.detail for e in folded if e.event == "push")
+
+
+def test_purge_deletes_older_events_and_is_itself_audited(
+    tmp_path: Path, store: MetadataStore
+) -> None:
+    result = run(tmp_path, "purge", "--before", "1h")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Deleted 1 audit events older than 20")
+    records = json_lines(run(tmp_path, "--json"))
+    assert [r["event"] for r in records] == ["audit.purge", "pull", "push", "token"]
+    purge = records[0]
+    assert purge["detail"]["deleted"] == 1
+    assert purge["user_agent"] == "hatchway-cli"
+    assert datetime.fromisoformat(str(purge["detail"]["before"])) <= NOW
+
+
+def test_purge_dry_run_counts_and_changes_nothing(tmp_path: Path, store: MetadataStore) -> None:
+    result = run(tmp_path, "purge", "--before", "25m", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Would delete 2 audit events older than ")
+    assert len(json_lines(run(tmp_path, "--json"))) == 4
+
+
+@pytest.mark.parametrize(
+    ("before", "deleted"),
+    [
+        ("2h", 1),
+        ("1d", 0),
+        ("2w", 0),
+        ("0s", 4),
+        ((NOW - timedelta(minutes=15)).isoformat(), 3),
+        ((NOW - timedelta(days=1)).date().isoformat(), 0),
+    ],
+)
+def test_purge_takes_what_the_filters_take(
+    tmp_path: Path, store: MetadataStore, before: str, deleted: int
+) -> None:
+    result = run(tmp_path, "purge", "--before", before)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Deleted {deleted} audit events")
+
+
+def test_days_and_weeks_work_in_the_listing_filters_too(
+    tmp_path: Path, store: MetadataStore
+) -> None:
+    assert len(json_lines(run(tmp_path, "--json", "--since", "1d"))) == 4
+    assert parse_time("1d12h", NOW) == NOW - timedelta(hours=36)
+    assert parse_time("2w", NOW) == NOW - timedelta(days=14)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["purge"], "--before"),
+        (["purge", "--before", "last year"], "invalid time 'last year'"),
+        (["purge", "--before", "2999-01-01"], "is in the future"),
+        (["--json", "purge", "--before", "1h"], "do not apply to `purge`"),
+    ],
+)
+def test_purge_bad_usage(
+    tmp_path: Path, store: MetadataStore, args: list[str], message: str
+) -> None:
+    result = run(tmp_path, *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert len(json_lines(run(tmp_path, "--json"))) == 4
+
+
+def test_purge_uses_data_given_before_the_subcommand(tmp_path: Path, store: MetadataStore) -> None:
+    result = CliRunner().invoke(app, ["audit", "--data", str(tmp_path), "purge", "--before", "2h"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Deleted 1 audit events")
+
+
+def test_a_key_rotation_is_audited(tmp_path: Path, store: MetadataStore) -> None:
+    rotated = CliRunner().invoke(app, ["keys", "rotate", "--data", str(tmp_path)])
+    assert rotated.exit_code == 0, rotated.output
+    (event,) = json_lines(run(tmp_path, "--json", "--event", "keys.rotate"))
+    assert event["detail"]["kid"] == rotated.output.strip()
+    assert event["detail"]["algorithm"] == "ES256"
+    assert event["outcome"] == "success"

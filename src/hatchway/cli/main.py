@@ -21,7 +21,7 @@ COMMANDS = [
     command("tags", "List the tags of a repository."),
     command("inspect", "Print a manifest: its digest and media type, then the JSON."),
     command("delete", "Delete the manifest a tag or digest names."),
-    command("audit", "Print audit events, newest first."),
+    command("audit", "Print audit events, newest first; purge old ones.", "audit:app"),
     command("version", "Print the hatchway version."),
     command("user", "Accounts in the built-in store.", "user:app"),
     command("group", "Groups of accounts.", "group:app"),

@@ -2,26 +2,32 @@
 
 Also the registry's side of the audit trail: refusals of requests that carried
 credentials, and successful pushes, pulls and deletes. The first anonymous 401 of
-Docker's token dance is normal and not recorded.
+Docker's token dance is normal and not recorded. A push or a delete is answered only once
+its event is committed (a ``kill -9`` must not lose the trace of an acknowledged change);
+pulls and refusals are queued.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 from collections.abc import Sequence
 
 from aiohttp import web
 
+from hatchway.audit.sink import AuditWriteError
 from hatchway.auth.access import Access
 from hatchway.auth.challenge import Challenge
 from hatchway.auth.gate import Allowed
 from hatchway.auth.identity.base import ClientInfo
-from hatchway.errors import DENIED, TOOMANYREQUESTS, UNAUTHORIZED, HatchwayError
+from hatchway.errors import DENIED, TOOMANYREQUESTS, UNAUTHORIZED, UNAVAILABLE, HatchwayError
 from hatchway.http.state import AUDIT, GATE, TOKEN_REALM
 from hatchway.metadata.records import AuditEvent, Outcome
 
 ALLOWED = web.RequestKey("allowed", Allowed)
+# Successes that change the registry: their events are durable before the response.
+CHANGES = frozenset({"push", "delete"})
 
 
 class ChallengeError(HatchwayError):
@@ -86,11 +92,11 @@ def _event_name(needed: list[Access]) -> str:
 
 
 def _refused(request: web.Request, needed: list[Access], found: Challenge) -> None:
-    record = request.app[AUDIT]
-    if record is None:
+    sink = request.app[AUDIT]
+    if sink is None:
         return
     repository = next((a.resource.name for a in needed if a.resource.type == "repository"), None)
-    record(
+    sink.record(
         AuditEvent(
             _event_name(needed),
             Outcome.FAILURE if found.failed else Outcome.DENIED,
@@ -104,28 +110,42 @@ def _refused(request: web.Request, needed: list[Access], found: Challenge) -> No
     )
 
 
-def audit_success(
+async def audit_success(
     request: web.Request, event: str, repository: str, reference: str, digest: str | None = None
 ) -> None:
-    """Record a push, pull or delete that succeeded: one deque append, nothing more."""
-    record = request.app[AUDIT]
-    if record is None:
+    """Record a push, pull or delete that succeeded. A pull is one deque append; a change
+    waits until its event is committed (with others', in one transaction), and if that
+    fails the change is not acknowledged: a 503 the client may retry (PUT and DELETE are
+    idempotent), rather than a success the audit trail does not know about."""
+    sink = request.app[AUDIT]
+    if sink is None:
         return
     detail = {"reference": reference}
     if digest and digest != reference:
         detail["digest"] = digest
     subject = request[ALLOWED].principal.subject if ALLOWED in request else ""
-    record(
-        AuditEvent(
-            event,
-            Outcome.SUCCESS,
-            subject or None,
-            request.remote,
-            request.headers.get("User-Agent"),
-            repository=repository,
-            detail=detail,
-        )
+    found = AuditEvent(
+        event,
+        Outcome.SUCCESS,
+        subject or None,
+        request.remote,
+        request.headers.get("User-Agent"),
+        repository=repository,
+        detail=detail,
     )
+    if event not in CHANGES:
+        sink.record(found)
+        return
+    committed = sink.commit(found)
+    try:
+        if not committed.done():  # done at once when the events only go to the log
+            # shield: a client that hangs up must not cancel the write of a change it made.
+            await asyncio.shield(asyncio.wrap_future(committed))
+        committed.result()
+    except AuditWriteError:
+        raise HatchwayError(
+            UNAVAILABLE, "the change was made but could not be audited; retry the request"
+        ) from None
 
 
 def allowed(request: web.Request) -> Allowed:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hatchway.audit.sink import AuditSink
 from hatchway.auth.gate import Gate
 from hatchway.auth.service import TokenService
 from hatchway.config.model import Config
-from hatchway.metadata.records import AuditEvent
 from hatchway.registry.service import Registry
 
 CONFIG = web.AppKey("config", Config)
@@ -22,7 +22,8 @@ GATE = web.AppKey("gate", Gate)
 TOKEN_REALM: web.AppKey[str | None] = web.AppKey("token_realm")
 TOKEN_SERVICE = web.AppKey("token_service", TokenService)
 JWKS: web.AppKey[Callable[[], dict[str, object]]] = web.AppKey("jwks")
-# Queues an audit event (never blocks); None records nothing.
-AUDIT: web.AppKey[Callable[[AuditEvent], None] | None] = web.AppKey("audit")
+# The audit trail: record() queues (never blocks), commit() is awaited before answering a
+# change; None records nothing.
+AUDIT: web.AppKey[AuditSink | None] = web.AppKey("audit")
 # Called on SIGHUP in the worker's loop; each must return at once (set a flag, wake a thread).
 ON_RELOAD: web.AppKey[list[Callable[[], None]]] = web.AppKey("on_reload")

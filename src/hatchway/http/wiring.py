@@ -31,7 +31,7 @@ from hatchway.auth.tokens import KeyStore, TokenIssuer, TokenVerifier, key_direc
 from hatchway.auth.tokens.external import external_verifier
 from hatchway.config import load as config_load
 from hatchway.config.model import Config
-from hatchway.metadata import AuditEvent, MetadataStore
+from hatchway.metadata import MetadataStore
 from hatchway.metadata.engine import database_dsn
 
 
@@ -41,8 +41,8 @@ class AuthParts:
     realm: str | None = None
     token_service: TokenService | None = None
     jwks: Callable[[], dict[str, object]] | None = None
-    # Queues a registry-side audit event (push, pull, delete, refusals); never blocks.
-    audit: Callable[[AuditEvent], None] | None = None
+    # Registry-side audit events (push, pull, delete, refusals).
+    audit: AuditSink | None = None
     policy: PolicySource | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -107,7 +107,7 @@ def key_store(config: Config) -> KeyStore:
 
 def _log_only() -> AuthParts:
     sink = AuditSink(None)
-    return AuthParts(OpenGate(), audit=sink.record, closers=[sink.close])
+    return AuthParts(OpenGate(), audit=sink, closers=[sink.close])
 
 
 def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
@@ -138,9 +138,7 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         assert htpasswd is not None
         authenticator = HtpasswdAuthenticator(Path(htpasswd.path))
         gate = BasicGate([authenticator], source, Limiter(store.attempts))
-        return AuthParts(
-            gate, realm=htpasswd.realm, audit=sink.record, policy=source, closers=closers
-        )
+        return AuthParts(gate, realm=htpasswd.realm, audit=sink, policy=source, closers=closers)
     assert token is not None
     keys = key_store(config)
     local = LocalAuthenticator(store)
@@ -166,7 +164,7 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         realm=token.realm,
         token_service=service,
         jwks=keys.jwks,
-        audit=sink.record,
+        audit=sink,
         policy=source,
         closers=closers,
     )

@@ -1,42 +1,76 @@
-"""``hatchway audit``: read the audit trail (logins, grants, pushes, pulls, refusals).
+"""``hatchway audit``: read the audit trail (logins, grants, pushes, pulls, refusals), and
+``hatchway audit purge`` to delete old events.
 
 Newest first. Text output is aligned columns for reading and ``grep``; ``--json`` prints
-one JSON object per line (times in RFC 3339, UTC) for ``jq`` or a log shipper. The
-servers write events in batches, so the last half second may not be there yet.
+one JSON object per line (times in RFC 3339, UTC) for ``jq`` or a log shipper. Changes
+(pushes, deletes, account, token and rule changes) are written before they are
+acknowledged; the servers write pulls and logins in batches, so the last half second of
+those may not be there yet.
+
+``audit`` is a group that runs its callback when no subcommand is given, so every
+``hatchway audit [filters]`` invocation works as it did before ``purge`` existed.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from hatchway.cli.commands._accounts import audit as record_change
 from hatchway.cli.commands._accounts import errors, open_store, table
 from hatchway.cli.common import ConfigOption, DataOption, fail
 from hatchway.config.model import parse_duration
 from hatchway.metadata import AuditRecord, Outcome
 
 OUTCOMES = tuple(o.value for o in Outcome)
-TimeOption = Annotated[
-    str | None,
-    typer.Option(help="A duration ago (30m, 1h, 168h) or a time (2026-11-23T10:00:00Z)."),
-]
+TIME_HELP = "a duration ago (30m, 12h, 7d, 2w) or a time (2026-11-23, 2026-11-23T10:00:00Z)"
+TimeOption = Annotated[str | None, typer.Option(help=TIME_HELP[0].upper() + TIME_HELP[1:] + ".")]
+_DAYS_RE = re.compile(r"(\d+)([dw])(.*)")
+
+app = typer.Typer(
+    invoke_without_command=True,
+    no_args_is_help=False,
+    help="Print audit events, newest first; `purge` deletes old ones.",
+)
+
+
+@dataclass(frozen=True)
+class _Place:
+    """--config/--data given before a subcommand, for the subcommand to use."""
+
+    config: Path | None
+    data: Path | None
+
+
+def _seconds_ago(value: str) -> float:
+    """Go durations (``90m``, ``168h``) plus days and weeks (``90d``, ``2w``, ``1d12h``)."""
+    text = value.strip()
+    days = _DAYS_RE.fullmatch(text)
+    if days is None:
+        return parse_duration(text)
+    number, unit, rest = days.groups()
+    return int(number) * (86400 if unit == "d" else 604800) + (parse_duration(rest) if rest else 0)
 
 
 def parse_time(value: str, now: datetime) -> datetime:
-    """``1h`` (that long before ``now``) or an ISO 8601 time; a time without zone is UTC."""
+    """``1h`` or ``7d`` (that long before ``now``) or an ISO 8601 date or time; a time
+    without zone is UTC."""
     try:
-        return now - timedelta(seconds=parse_duration(value))
+        return now - timedelta(seconds=_seconds_ago(value))
     except ValueError:
         pass
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise fail(
-            f"invalid time {value[:60]!r}: expected a duration (1h, 30m) or an RFC 3339 time "
-            "(2026-11-23T10:00:00Z)",
+            f"invalid time {value[:60]!r}: expected a duration (1h, 30m, 7d) or an RFC 3339 "
+            "time (2026-11-23T10:00:00Z)",
             2,
         ) from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
@@ -81,7 +115,9 @@ def summary(record: AuditRecord) -> str:
     return " ".join(parts)
 
 
+@app.callback()
 def audit(
+    ctx: typer.Context,
     config: ConfigOption = None,
     data: DataOption = None,
     account: Annotated[str | None, typer.Option(help="Only this account's events.")] = None,
@@ -96,7 +132,13 @@ def audit(
     limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="At most this many.")] = 100,
     json_: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """Print audit events, newest first."""
+    """Print audit events, newest first; `purge` deletes old ones."""
+    if ctx.invoked_subcommand is not None:
+        filters = (account, repository, outcome, event, since, until)
+        if any(f is not None for f in filters) or limit != 100 or json_:
+            raise fail(f"the listing options do not apply to `{ctx.invoked_subcommand}`", 2)
+        ctx.obj = _Place(config, data)
+        return
     if outcome is not None and outcome not in OUTCOMES:
         raise fail(f"unknown outcome {outcome!r}: expected one of {', '.join(OUTCOMES)}", 2)
     now = datetime.now(UTC)
@@ -138,3 +180,38 @@ def audit(
             for r in found
         ],
     )
+
+
+@app.command()
+def purge(
+    ctx: typer.Context,
+    before: Annotated[
+        str,
+        typer.Option(
+            "--before", help=f"Delete the events older than this: {TIME_HELP}.", show_default=False
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count the events it would delete.")
+    ] = False,
+    config: ConfigOption = None,
+    data: DataOption = None,
+) -> None:
+    """Delete audit events older than --before and print how many (itself an audit event)."""
+    place = ctx.obj if isinstance(ctx.obj, _Place) else _Place(None, None)
+    now = datetime.now(UTC)
+    cutoff = parse_time(before, now)
+    if cutoff > now:
+        raise fail(f"--before {before[:60]!r} is in the future: that would delete everything", 2)
+    store = open_store(config or place.config, data or place.data)
+    try:
+        with errors():
+            if dry_run:
+                count = store.audit.count_before(cutoff)
+            else:
+                count = store.audit.purge(cutoff)
+                record_change(store, "audit.purge", None, before=rfc3339(cutoff), deleted=count)
+    finally:
+        store.dispose()
+    verb = "Would delete" if dry_run else "Deleted"
+    typer.echo(f"{verb} {count} audit events older than {rfc3339(cutoff)}.")

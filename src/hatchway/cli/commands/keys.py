@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from hatchway.auth.tokens.keys import KeyState, KeyStore, key_directory
+from hatchway.cli.commands._accounts import audit, errors, open_store
 from hatchway.cli.common import ConfigOption, DataOption, fail, load_config
 from hatchway.config.model import parse_duration
 
@@ -69,14 +70,27 @@ def rotate(
     except ValueError as exc:
         raise fail(str(exc), 2) from None
     store = _store(config, data)
+    metadata = open_store(config, data)  # before rotating: the rotation must be audited
     try:
-        key = store.rotate(
-            activate_at=datetime.now(UTC) + timedelta(seconds=delay), algorithm=algorithm
-        )
-    except ValueError as exc:
-        raise fail(str(exc), 2) from None
-    except OSError as exc:
-        raise fail(f"cannot write the new signing key: {exc}") from None
+        try:
+            key = store.rotate(
+                activate_at=datetime.now(UTC) + timedelta(seconds=delay), algorithm=algorithm
+            )
+        except ValueError as exc:
+            raise fail(str(exc), 2) from None
+        except OSError as exc:
+            raise fail(f"cannot write the new signing key: {exc}") from None
+        with errors():
+            audit(
+                metadata,
+                "keys.rotate",
+                None,
+                kid=key.kid,
+                algorithm=key.algorithm,
+                activates=_time(key.activated),
+            )
+    finally:
+        metadata.dispose()
     typer.echo(key.kid)
 
 

@@ -109,7 +109,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         if route.audit is not None:
             reference = params.get("reference") or params["digest"]
             digest = response.headers.get("Docker-Content-Digest")
-            audit_success(request, route.audit, name, reference, digest)
+            await audit_success(request, route.audit, name, reference, digest)
         return response
     raise HatchwayError(NOT_FOUND, detail={"path": request.path[:200]})
 
