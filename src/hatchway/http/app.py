@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from hatchway.config.model import Config
-from hatchway.http import maintenance, token
+from hatchway.http import api, maintenance, token
 from hatchway.http.errors import error_middleware
 from hatchway.http.oci import routes
 from hatchway.http.state import (
@@ -48,7 +48,7 @@ def create_app(
     when it changes and on SIGHUP.
     """
     app = web.Application(
-        middlewares=[error_middleware], handler_args={"read_bufsize": READ_BUFSIZE}
+        middlewares=[error_middleware, api.api_errors], handler_args={"read_bufsize": READ_BUFSIZE}
     )
     app[CONFIG] = config
     app[CONFIG_PATH] = config_path
@@ -62,6 +62,7 @@ def create_app(
         app[TOKEN_SERVICE] = parts.token_service
         app[JWKS] = parts.jwks
         token.setup(app)
+        api.setup(app)
 
     async def close_auth(app: web.Application) -> None:
         parts.close()
