@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from hatchway.config.model import Config
-from hatchway.http import forwarded, maintenance, token
+from hatchway.http import api, forwarded, maintenance, token
 from hatchway.http.errors import error_middleware
 from hatchway.http.oci import routes
 from hatchway.http.state import (
@@ -48,7 +48,7 @@ def create_app(
     ``config_path`` is the file ``config`` came from: access rules are re-read from it
     when it changes and on SIGHUP.
     """
-    middlewares: list[Middleware] = [error_middleware]
+    middlewares: list[Middleware] = [error_middleware, api.api_errors]
     if config.http.trustedproxies:
         proxies = forwarded.TrustedProxies(config.http.trustedproxies)
         middlewares.insert(0, forwarded.middleware(proxies))
@@ -65,6 +65,7 @@ def create_app(
         app[TOKEN_SERVICE] = parts.token_service
         app[JWKS] = parts.jwks
         token.setup(app)
+        api.setup(app)
 
     async def close_auth(app: web.Application) -> None:
         parts.close()

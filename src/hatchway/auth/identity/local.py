@@ -72,6 +72,10 @@ class LocalAuthenticator:
         self._accounts[name] = (now, account)
         return account
 
+    def forget(self, name: str) -> None:
+        """Drop the remembered row now (this worker changed the password)."""
+        self._accounts.pop(name, None)
+
     def authenticate(self, username: str, secret: str, client: ClientInfo) -> Principal | None:
         if not username or not secret or len(secret) > _MAX_SECRET or len(username) > 255:
             return None

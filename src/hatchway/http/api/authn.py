@@ -1,0 +1,102 @@
+"""Who is calling the management API: one place that reads credentials and checks them.
+
+Schemes, tried in order: HTTP Basic (password, or an access token as the password) and
+``Authorization: Bearer hw_...`` (an access token alone). Each scheme only *reads* the
+request into :class:`Presented`; checking goes through the token service's ``login`` (the
+same authenticators, the same limiter: 429 with Retry-After, the same dummy bcrypt for
+unknown accounts, the same failure audit as ``/auth/token``). A session-cookie scheme
+joins by adding a reader to ``SCHEMES`` and a branch in :func:`_verify`.
+
+Every failure is the same 401 (``WWW-Authenticate: Basic realm="hatchway"``): unknown
+account, wrong password and revoked token are not told apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from hatchway.auth.credentials.pat import looks_like_token, secret_hash
+from hatchway.auth.identity.base import ClientInfo
+from hatchway.auth.selfservice import Caller, SelfService
+from hatchway.auth.service import TokenRequestError, TokenService
+from hatchway.http.access import client_info
+from hatchway.http.api.errors import ApiError, throttled, unauthorized
+
+
+@dataclass(frozen=True, slots=True)
+class Presented:
+    """Credentials as read from the request, not yet checked."""
+
+    scheme: str  # "basic" | "bearer"
+    username: str  # "" for a bearer token: the token names its account
+    secret: str
+
+
+def _basic(request: web.Request) -> Presented | None:
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise unauthorized("malformed Basic credentials") from None
+    username, sep, password = decoded.partition(":")
+    if not sep or not username or not password:
+        raise unauthorized("malformed Basic credentials")
+    return Presented("basic", username, password)
+
+
+def _bearer(request: web.Request) -> Presented | None:
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return Presented("bearer", "", secret.strip())
+
+
+SCHEMES: tuple[Callable[[web.Request], Presented | None], ...] = (_basic, _bearer)
+
+
+def _verify(
+    service: TokenService, selfservice: SelfService, presented: Presented, client: ClientInfo
+) -> Caller:
+    """Check the credentials (blocking: bcrypt, SQL) through the token service's login."""
+    username = presented.username
+    if presented.scheme == "bearer":
+        # The token names its account; login then checks it as Basic would, throttled.
+        # An unknown token still goes through login (as ""), so it counts as a failure
+        # of this address and is audited like any other.
+        found = (
+            selfservice.store.tokens.find_active(secret_hash(presented.secret))
+            if looks_like_token(presented.secret)
+            else None
+        )
+        username = found[1].name if found is not None else ""
+    try:
+        principal, backend = service.login(username, presented.secret, client)
+    except TokenRequestError as exc:
+        if exc.status == 429:
+            raise throttled(exc.retry_after) from None
+        raise unauthorized("incorrect username or password") from None
+    return selfservice.caller(principal, backend)
+
+
+async def authenticate(
+    request: web.Request, service: TokenService, selfservice: SelfService
+) -> Caller:
+    presented = None
+    for scheme in SCHEMES:
+        presented = scheme(request)
+        if presented is not None:
+            break
+    if presented is None:
+        raise unauthorized()
+    return await asyncio.to_thread(_verify, service, selfservice, presented, client_info(request))
+
+
+__all__ = ["SCHEMES", "ApiError", "Presented", "authenticate"]

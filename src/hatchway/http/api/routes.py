@@ -1,0 +1,237 @@
+"""``/api/v1``: the management API's endpoints, declared once in ``ROUTES``.
+
+The table feeds both the router and the OpenAPI document (:mod:`.openapi`), so a route
+cannot exist without being documented. Handlers stay thin: read the body, call
+:class:`SelfService` in a thread, turn its refusals into API errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from hatchway.auth.access import ScopeError
+from hatchway.auth.identity.base import ClientInfo
+from hatchway.auth.identity.local import LocalAuthenticator
+from hatchway.auth.selfservice import (
+    Caller,
+    NoPassword,
+    NotInStore,
+    NotPermitted,
+    SelfService,
+    WrongPassword,
+)
+from hatchway.http.access import client_info
+from hatchway.http.api import models
+from hatchway.http.api.authn import authenticate
+from hatchway.http.api.errors import PREFIX, ApiError, json_response, read_model
+from hatchway.http.state import TOKEN_SERVICE
+from hatchway.metadata import AccessToken, ConflictError, MetadataError, NotFoundError
+
+SELF_SERVICE = web.AppKey("self_service", SelfService)
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: the OpenAPI cache keys on it
+class Route:
+    method: str
+    path: str  # under PREFIX
+    handler: _Handler
+    summary: str
+    body: type[BaseModel] | None = None
+    responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
+    authenticated: bool = True
+    errors: tuple[int, ...] = ()
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """The domain's refusals -> API errors (one place, by type)."""
+    try:
+        yield
+    except NotPermitted as exc:
+        raise ApiError(403, "DENIED", str(exc)) from None
+    except WrongPassword as exc:
+        raise ApiError(403, "WRONG_PASSWORD", str(exc)) from None
+    except (NoPassword, NotInStore) as exc:
+        raise ApiError(409, "NOT_APPLICABLE", str(exc)) from None
+    except NotFoundError as exc:
+        raise ApiError(404, "NOT_FOUND", str(exc)) from None
+    except ConflictError as exc:
+        raise ApiError(409, "CONFLICT", str(exc)) from None
+    except (ScopeError, MetadataError, ValueError) as exc:
+        raise ApiError(422, "INVALID_REQUEST", str(exc)) from None
+
+
+async def _caller(request: web.Request) -> tuple[SelfService, Caller]:
+    selfservice = request.app[SELF_SERVICE]
+    return selfservice, await authenticate(request, request.app[TOKEN_SERVICE], selfservice)
+
+
+def token_info(token: AccessToken) -> models.TokenInfo:
+    return models.TokenInfo(
+        name=token.name,
+        scopes=list(token.scopes),
+        created=token.created_at,
+        expires=token.expires_at,
+        last_used=token.last_used_at,
+        last_used_address=token.last_used_addr,
+    )
+
+
+async def get_me(request: web.Request) -> web.StreamResponse:
+    selfservice, caller = await _caller(request)
+    profile = await asyncio.to_thread(selfservice.me, caller)
+    method: Literal["password", "token"] = "token" if profile.token is not None else "password"
+    return json_response(
+        models.Me.model_validate(
+            {
+                "name": profile.name,
+                "kind": profile.kind,
+                "admin": profile.admin,
+                "groups": list(profile.groups),
+                "created": profile.created,
+                "backend": profile.backend,
+                "authentication": models.Authentication(
+                    method=method,
+                    token=token_info(profile.token) if profile.token is not None else None,
+                ),
+            }
+        )
+    )
+
+
+async def put_password(request: web.Request) -> web.StreamResponse:
+    selfservice, caller = await _caller(request)
+    body = await read_model(request, models.PasswordChange)
+    with _refusals():
+        await asyncio.to_thread(
+            selfservice.change_password,
+            caller,
+            body.old_password,
+            body.new_password,
+            client_info(request),
+        )
+    return web.Response(status=204, headers={"Cache-Control": "no-store"})
+
+
+async def list_tokens(request: web.Request) -> web.StreamResponse:
+    selfservice, caller = await _caller(request)
+    found = await asyncio.to_thread(selfservice.tokens, caller)
+    return json_response(models.TokenList(tokens=[token_info(t) for t in found]))
+
+
+async def create_token(request: web.Request) -> web.StreamResponse:
+    selfservice, caller = await _caller(request)
+    body = await read_model(request, models.TokenCreate)
+    with _refusals():
+        record, secret = await asyncio.to_thread(
+            lambda: selfservice.create_token(
+                caller,
+                name=body.name,
+                scopes=body.scope_list(),
+                expires=body.expires,
+                client=client_info(request),
+            )
+        )
+    created = models.TokenCreated(**token_info(record).model_dump(), secret=secret)
+    return json_response(created, status=201)
+
+
+async def delete_token(request: web.Request) -> web.StreamResponse:
+    selfservice, caller = await _caller(request)
+    name = request.match_info["name"]
+    with _refusals():
+        await asyncio.to_thread(selfservice.revoke_token, caller, name, client_info(request))
+    return web.Response(status=204, headers={"Cache-Control": "no-store"})
+
+
+async def openapi_document(request: web.Request) -> web.StreamResponse:
+    from hatchway.http.api.openapi import document
+
+    return web.json_response(document(ROUTES))
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/me",
+        get_me,
+        "Who the credentials belong to, and how they signed in",
+        responses={200: models.Me},
+    ),
+    Route(
+        "PUT",
+        "/me/password",
+        put_password,
+        "Change the password (password sign-in only; ends docker sessions)",
+        body=models.PasswordChange,
+        responses={204: None},
+        errors=(403, 409),
+    ),
+    Route(
+        "GET",
+        "/me/tokens",
+        list_tokens,
+        "The account's live access tokens (never their secrets)",
+        responses={200: models.TokenList},
+    ),
+    Route(
+        "POST",
+        "/me/tokens",
+        create_token,
+        "Create an access token; the secret is in this response only",
+        body=models.TokenCreate,
+        responses={201: models.TokenCreated},
+        errors=(403, 409),
+    ),
+    Route(
+        "DELETE",
+        "/me/tokens/{name}",
+        delete_token,
+        "Revoke a live access token by name",
+        responses={204: None},
+        errors=(404,),
+    ),
+    Route(
+        "GET",
+        "/openapi.json",
+        openapi_document,
+        "This document",
+        responses={200: None},
+        authenticated=False,
+    ),
+)
+
+
+def setup(app: web.Application, selfservice: SelfService) -> None:
+    app[SELF_SERVICE] = selfservice
+    for route in ROUTES:
+        app.router.add_route(route.method, PREFIX + route.path, route.handler)
+
+
+def self_service_for(app: web.Application) -> SelfService | None:
+    """Built from the token service's parts: its store, local verifier, audit and limiter."""
+    service = app[TOKEN_SERVICE]
+    local = next((a for a in service.authenticators if isinstance(a, LocalAuthenticator)), None)
+    if local is None:
+        return None
+    limiter = service.limiter
+
+    def count_failure(name: str, client: ClientInfo) -> None:
+        # A wrong old password is a failed login: the same limiter as /auth/token.
+        limiter.record_failure(name, client.address)
+
+    return SelfService(
+        service.store,
+        local.verifier,
+        service.audit,
+        on_failure=count_failure,
+        on_password_change=local.forget,
+    )
