@@ -128,13 +128,14 @@ class SelfService:
         verifier: PasswordVerifier,
         audit: Callable[[AuditEvent], None],
         *,
-        on_failure: Callable[[str, ClientInfo], None] | None = None,
+        guard: Callable[[str, ClientInfo, Callable[[], bool]], bool] | None = None,
         on_password_change: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.verifier = verifier
         self._audit = audit
-        self._on_failure = on_failure
+        # Runs the old-password check under the login throttle (counted before bcrypt).
+        self._guard = guard
         self._on_password_change = on_password_change
 
     def caller(self, principal: Principal, backend: str) -> Caller:
@@ -164,9 +165,17 @@ class SelfService:
         account = self.store.accounts.get(caller.name) if caller.backend == LOCAL_BACKEND else None
         if account is None or account.password_hash is None:
             raise NoPassword("this account's password is kept outside hatchway (htpasswd file)")
-        if not self.verifier.verify(caller.name, old, account.password_hash):
-            if self._on_failure is not None:
-                self._on_failure(caller.name, client)
+        stored = account.password_hash
+
+        def old_matches() -> bool:
+            return self.verifier.verify(caller.name, old, stored)
+
+        matched = (
+            self._guard(caller.name, client, old_matches)
+            if self._guard is not None
+            else old_matches()
+        )
+        if not matched:
             self._record("user.passwd", caller, client, Outcome.FAILURE, reason="old password")
             raise WrongPassword("the old password is incorrect")
         hashed = hash_password(new)  # ValueError: empty or over bcrypt's 72 bytes

@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from hatchway.auth.access import ScopeError
+from hatchway.auth.credentials.ratelimit import Throttled
 from hatchway.auth.identity.base import ClientInfo
 from hatchway.auth.identity.local import LocalAuthenticator
 from hatchway.auth.selfservice import (
@@ -30,7 +31,7 @@ from hatchway.auth.selfservice import (
 from hatchway.http.access import client_info
 from hatchway.http.api import models
 from hatchway.http.api.authn import authenticate
-from hatchway.http.api.errors import PREFIX, ApiError, json_response, read_model
+from hatchway.http.api.errors import PREFIX, ApiError, json_response, read_model, throttled
 from hatchway.http.state import TOKEN_SERVICE
 from hatchway.metadata import AccessToken, ConflictError, MetadataError, NotFoundError
 
@@ -59,6 +60,8 @@ def _refusals() -> Iterator[None]:
         raise ApiError(403, "DENIED", str(exc)) from None
     except WrongPassword as exc:
         raise ApiError(403, "WRONG_PASSWORD", str(exc)) from None
+    except Throttled as exc:
+        raise throttled(exc.wait) from None
     except (NoPassword, NotInStore) as exc:
         raise ApiError(409, "NOT_APPLICABLE", str(exc)) from None
     except NotFoundError as exc:
@@ -224,14 +227,15 @@ def self_service_for(app: web.Application) -> SelfService | None:
         return None
     limiter = service.limiter
 
-    def count_failure(name: str, client: ClientInfo) -> None:
-        # A wrong old password is a failed login: the same limiter as /auth/token.
-        limiter.record_failure(name, client.address)
+    def guard(name: str, client: ClientInfo, check: Callable[[], bool]) -> bool:
+        # A wrong old password is a failed login: the same limiter as /auth/token,
+        # counted before the password is checked.
+        return limiter.login(name, client.address, lambda: True if check() else None) is not None
 
     return SelfService(
         service.store,
         local.verifier,
         service.audit,
-        on_failure=count_failure,
+        guard=guard,
         on_password_change=local.forget,
     )
