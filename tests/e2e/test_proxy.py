@@ -7,6 +7,7 @@ import http.client
 import json
 import re
 import ssl
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -71,14 +72,20 @@ def client_from(address: str, verify: ssl.SSLContext | bool = True) -> httpx.Cli
     )
 
 
-def logged_addresses(server: Server, path: str) -> list[str]:
-    """The client address of each access-log line for ``path``."""
+def logged_addresses(server: Server, path: str, count: int) -> list[str]:
+    """The client address of each access-log line for ``path``, once there are ``count``
+    (aiohttp writes a line after its response has gone out)."""
     pattern = re.compile(r"hatchway\.access: (\S+) \[[^\]]*\] \"\S+ (\S+) ")
-    return [
-        m.group(1)
-        for m in map(pattern.search, server.log().splitlines())
-        if m and m.group(2).startswith(path)
-    ]
+    deadline = time.monotonic() + 10
+    while True:
+        found = [
+            m.group(1)
+            for m in map(pattern.search, server.log().splitlines())
+            if m and m.group(2).startswith(path)
+        ]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 def test_realm_behind_a_tls_proxy_is_https(
@@ -114,7 +121,7 @@ def test_clients_behind_the_proxy_are_told_apart(
         r = owner.get(url, auth=("alice", PASSWORD))
         assert r.status_code == 200, r.text
         assert owner.get(url, auth=("alice", pat)).status_code == 200
-    assert logged_addresses(server, "/auth/token") == ["127.0.0.2"] * 7 + ["127.0.0.3"] * 2
+    assert logged_addresses(server, "/auth/token", 9) == ["127.0.0.2"] * 7 + ["127.0.0.3"] * 2
     listed = hatchway_cli(server.data, "token", "list", "--user", "alice").stdout
     assert listed.splitlines()[1].split()[-1] == "127.0.0.3", listed
 
@@ -145,7 +152,7 @@ def test_forwarded_headers_count_only_from_a_trusted_peer(tmp_path: Path) -> Non
             r = trusted.get(server.url + "/v2/", headers=spoofed)
             assert challenge_of(r).params["realm"] == "https://evil.example/auth/token"
         # (start_server's own readiness check was the first, from 127.0.0.1)
-        assert logged_addresses(server, "/v2/")[-2:] == ["127.0.0.2", "203.0.113.77"]
+        assert logged_addresses(server, "/v2/", 3)[-2:] == ["127.0.0.2", "203.0.113.77"]
     finally:
         server.stop()
 
@@ -163,6 +170,6 @@ def test_without_trusted_proxies_nothing_is_believed(tmp_path: Path) -> None:
         header = conn.getresponse().getheader("WWW-Authenticate") or ""
         conn.close()
         assert f'realm="{server.url}/auth/token"' in header
-        assert set(logged_addresses(server, "/v2/")) == {"127.0.0.1"}
+        assert set(logged_addresses(server, "/v2/", 2)) == {"127.0.0.1"}
     finally:
         server.stop()
