@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,13 +33,18 @@ FIELDS = {
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[MetadataStore]:
+def at() -> datetime:
+    """The events' clock: now when the test runs (not at import; the suite runs long before
+    it gets here), since --since/--until durations count back from the real clock."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def store(tmp_path: Path, at: datetime) -> Iterator[MetadataStore]:
     opened = MetadataStore(f"sqlite:///{tmp_path / 'hatchway.db'}")
     opened.audit.record_many(
         [
-            AuditEvent(
-                "login", "failure", "mallory", "198.51.100.7", time=NOW - timedelta(hours=3)
-            ),
+            AuditEvent("login", "failure", "mallory", "198.51.100.7", time=at - timedelta(hours=3)),
             AuditEvent(
                 "token",
                 "partial",
@@ -49,7 +54,7 @@ def store(tmp_path: Path) -> Iterator[MetadataStore]:
                 scopes_requested=("repository:team/app:pull,push",),
                 scopes_granted=("repository:team/app:pull",),
                 detail={"method": "basic", "denied": ["push denied: no rule allows push"]},
-                time=NOW - timedelta(minutes=30),
+                time=at - timedelta(minutes=30),
             ),
             AuditEvent(
                 "push",
@@ -58,7 +63,7 @@ def store(tmp_path: Path) -> Iterator[MetadataStore]:
                 "192.0.2.1",
                 repository="team/app",
                 detail={"reason": "insufficient scope"},
-                time=NOW - timedelta(minutes=20),
+                time=at - timedelta(minutes=20),
             ),
             AuditEvent(
                 "pull",
@@ -67,7 +72,7 @@ def store(tmp_path: Path) -> Iterator[MetadataStore]:
                 "192.0.2.1",
                 repository="team/app",
                 detail={"reference": "1.0", "digest": "sha256:" + "a" * 64},
-                time=NOW - timedelta(minutes=10),
+                time=at - timedelta(minutes=10),
             ),
         ]
     )
@@ -111,13 +116,13 @@ def test_text_newest_first_and_aligned(tmp_path: Path, store: MetadataStore) -> 
     assert "requested=repository:team/app:pull,push" in lines[3]
 
 
-def test_json_lines(tmp_path: Path, store: MetadataStore) -> None:
+def test_json_lines(tmp_path: Path, store: MetadataStore, at: datetime) -> None:
     records = json_lines(run(tmp_path, "--json"))
     assert [r["event"] for r in records] == ["pull", "push", "token", "login"]
     assert all(set(r) == FIELDS for r in records)
     pull = records[0]
-    assert pull["time"] == (NOW - timedelta(minutes=10)).isoformat().replace("+00:00", "Z")
-    assert datetime.fromisoformat(str(pull["time"])) == NOW - timedelta(minutes=10)
+    assert pull["time"] == (at - timedelta(minutes=10)).isoformat().replace("+00:00", "Z")
+    assert datetime.fromisoformat(str(pull["time"])) == at - timedelta(minutes=10)
     assert pull["repository"] == "team/app"
     assert pull["detail"] == {"reference": "1.0", "digest": "sha256:" + "a" * 64}
     token = records[2]
@@ -135,14 +140,24 @@ def test_json_lines(tmp_path: Path, store: MetadataStore) -> None:
         (["--event", "login"], ["login"]),
         (["--since", "1h"], ["pull", "push", "token"]),
         (["--since", "25m", "--until", "15m"], ["push"]),
-        (["--until", (NOW - timedelta(hours=1)).isoformat()], ["login"]),
-        (["--since", (NOW - timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%SZ")], ["pull"]),
+        (["--until", lambda at: (at - timedelta(hours=1)).isoformat()], ["login"]),
+        (
+            ["--since", lambda at: (at - timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%SZ")],
+            ["pull"],
+        ),
         (["--limit", "2"], ["pull", "push"]),
         (["--account", "nobody"], []),
     ],
 )
-def test_filters(tmp_path: Path, store: MetadataStore, args: list[str], events: list[str]) -> None:
-    assert [r["event"] for r in json_lines(run(tmp_path, "--json", *args))] == events
+def test_filters(
+    tmp_path: Path,
+    store: MetadataStore,
+    at: datetime,
+    args: list[str | Callable[[datetime], str]],
+    events: list[str],
+) -> None:
+    given = [arg(at) if callable(arg) else arg for arg in args]
+    assert [r["event"] for r in json_lines(run(tmp_path, "--json", *given))] == events
 
 
 @pytest.mark.parametrize(
