@@ -216,7 +216,8 @@ class BlobUpload:
         if held is None or held > region.size:
             self._forget(desc.digest)
             return None
-        return location_of(r), held
+        location = location_of(r) if r.headers.get("Location") else httpx.URL(record.location)
+        return location, held
 
     def _start(self) -> httpx.URL:
         r = self._send("POST", f"/v2/{self.repo}/blobs/uploads/")
