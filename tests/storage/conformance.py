@@ -395,6 +395,30 @@ class DriverConformance:
             with pytest.raises(PathNotFoundError):
                 await driver.list(path)
 
+    @async_test
+    async def test_list_version_changes_when_children_come_or_go(
+        self, driver: StorageDriver
+    ) -> None:
+        await driver.put_content("/v/a", b"x")
+        seen = [await driver.list_version("/v")]
+        assert await driver.list_version("/v") == seen[0]  # nothing changed
+        await driver.put_content("/v/b", b"x")
+        seen.append(await driver.list_version("/v"))
+        await driver.put_content("/elsewhere", b"x")
+        await driver.move("/elsewhere", "/v/c")
+        seen.append(await driver.list_version("/v"))
+        await driver.delete("/v/a")
+        seen.append(await driver.list_version("/v"))
+        tokens = [v for v in seen if v is not None]  # None: the driver cannot tell now
+        assert len(set(tokens)) == len(tokens), seen
+
+    @async_test
+    async def test_list_version_missing_and_file(self, driver: StorageDriver) -> None:
+        await driver.put_content("/v/file", b"x")
+        for path in ("/nope", "/v/nope", "/v/file"):
+            with pytest.raises(PathNotFoundError):
+                await driver.list_version(path)
+
     # -- move ---------------------------------------------------------------------------
 
     @async_test

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,26 @@ class TestFilesystemDriver(DriverConformance):
             assert await driver.list("/a") == ["/a/file"]
         finally:
             stray.unlink()
+
+
+def _settle(directory: str) -> None:
+    past = time.time() - 60
+    os.utime(directory, (past, past))
+
+
+@async_test
+async def test_list_version_trusts_only_a_settled_mtime(tmp_path: Path) -> None:
+    # Two changes within the mtime's granularity can leave it as it was, so a directory
+    # changed in the last seconds has no version; a settled one has, until it changes.
+    driver = FilesystemDriver(str(tmp_path / "root"))
+    await driver.put_content("/d/a", b"x")
+    directory = driver.local_path("/d") or ""
+    assert await driver.list_version("/d") is None
+    _settle(directory)
+    settled = await driver.list_version("/d")
+    assert settled is not None
+    assert await driver.list_version("/d") == settled
+    await driver.put_content("/d/sub/b", b"x")
+    assert await driver.list_version("/d") is None
+    _settle(directory)
+    assert await driver.list_version("/d") not in (None, settled)

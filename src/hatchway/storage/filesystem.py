@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 
@@ -24,6 +25,10 @@ _THREAD_WRITE = 256 * 1024
 # it durable at the end has little left to flush (one long stall otherwise).
 _WRITEBACK_EVERY = 16 * 1024 * 1024
 _SYNC_FILE_RANGE_WRITE = 2
+# A directory's mtime has the filesystem's timestamp granularity (a clock tick on ext4,
+# seconds on some), so two changes close together can leave the same mtime: only one
+# older than this is trusted to change again with the next change.
+_MTIME_SETTLED = 2.0
 
 
 def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
@@ -210,6 +215,20 @@ class FilesystemDriver:
         except (FileNotFoundError, NotADirectoryError):
             raise PathNotFoundError(path) from None
         return [f"{base}/{n}" for n in names if "~" not in n]
+
+    async def list_version(self, path: str) -> str | None:
+        full = self.root if path == "/" else self._full(path)
+        try:
+            st = os.stat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            raise PathNotFoundError(path) from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise PathNotFoundError(path)
+        # Adding or removing an entry sets the directory's mtime to "now"; a later
+        # change than a settled mtime always moves it (nlink too, for subdirectories).
+        if abs(time.time() - st.st_mtime) < _MTIME_SETTLED:
+            return None
+        return f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_nlink}"
 
     def _move_sync(self, source: str, dest: str, src_full: str, dest_full: str) -> None:
         if not os.path.exists(src_full):
