@@ -1,7 +1,13 @@
-"""Filesystem driver: crash-safe by temp file + fsync + rename + directory fsync.
+"""Filesystem driver: crash-safe by temp file + sync + rename + sync.
 
-Small metadata operations call the OS directly (microseconds on a local disk); fsync
-and bulk reads go to a thread so a slow disk never stalls the event loop.
+Small files and renames are made durable by group commit (storage/groupsync.py): one
+syncfs(2) round covers the writes of every concurrent request. Where there is no
+syncfs, each file and its directory are fsynced. Blob data is fsynced on its own when
+an upload commits.
+
+Small metadata operations call the OS directly (microseconds on a local disk); syncing,
+creating and renaming files and bulk reads go to a thread so a slow disk or a journal
+commit never stalls the event loop.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 from hatchway.storage.driver import FileInfo, PathNotFoundError, StorageError, check_path
+from hatchway.storage.groupsync import GroupSync, syncfs
 
 READ_CHUNK = 1024 * 1024
 _THREAD_WRITE = 256 * 1024
@@ -49,6 +56,11 @@ def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
 
 
 _start_writeback = _load_sync_file_range()
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _fsync_dir(directory: str) -> None:
@@ -114,6 +126,7 @@ class FilesystemDriver:
         # is atomic. "~" can never appear in a key, so it never collides with data.
         self._scratch = os.path.join(self.root, "~tmp")
         os.makedirs(self._scratch, exist_ok=True)
+        self._group = GroupSync(self.root) if syncfs is not None else None
 
     def _full(self, path: str) -> str:
         return self.root + check_path(path)
@@ -121,8 +134,9 @@ class FilesystemDriver:
     def _scratch_name(self) -> str:
         return os.path.join(self._scratch, uuid.uuid4().hex)
 
-    def _makedirs(self, directory: str) -> None:
-        """Create missing directories, fsyncing each parent so the new entries survive."""
+    def _makedirs(self, directory: str, sync: bool = True) -> None:
+        """Create missing directories, fsyncing each parent so the new entries survive
+        (unless ``sync`` is False: the caller makes them durable with a group round)."""
         missing = []
         while not os.path.isdir(directory):
             missing.append(directory)
@@ -136,7 +150,8 @@ class FilesystemDriver:
                 continue
             except NotADirectoryError:
                 raise StorageError(f"a parent of {new[len(self.root) :]} is a file") from None
-            _fsync_dir(os.path.dirname(new))
+            if sync:
+                _fsync_dir(os.path.dirname(new))
 
     def local_path(self, path: str) -> str | None:
         return self._full(path)
@@ -172,10 +187,41 @@ class FilesystemDriver:
             raise
         _fsync_dir(directory)
 
+    def _write_temp(self, path: str, full: str, data: bytes) -> str:
+        """The content in a new scratch file (not yet durable); its directory made."""
+        self._makedirs(os.path.dirname(full), sync=False)
+        tmp = self._scratch_name()
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+        except BaseException as exc:
+            _unlink_quietly(tmp)
+            if isinstance(exc, OSError):
+                raise StorageError(f"cannot write {path}: {exc.strerror}") from None
+            raise
+        return tmp
+
+    def _publish(self, path: str, tmp: str, full: str) -> None:
+        try:
+            os.replace(tmp, full)
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc.strerror}") from None
+
     async def put_content(self, path: str, data: bytes) -> None:
-        # All of it in one worker thread: creating, syncing and renaming wait on the
-        # filesystem journal, which must never stall the event loop.
-        await asyncio.to_thread(self._put_content_sync, path, self._full(path), data)
+        full = self._full(path)
+        if self._group is None:
+            await asyncio.to_thread(self._put_content_sync, path, full, data)
+            return
+        await self._group.run(
+            lambda: self._write_temp(path, full, data),
+            lambda tmp: self._publish(path, tmp, full),
+            _unlink_quietly,
+        )
 
     async def reader(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:
         try:
@@ -230,19 +276,26 @@ class FilesystemDriver:
             return None
         return f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}:{st.st_nlink}"
 
-    def _move_sync(self, source: str, dest: str, src_full: str, dest_full: str) -> None:
+    def _move_sync(
+        self, source: str, dest: str, src_full: str, dest_full: str, sync: bool = True
+    ) -> None:
         if not os.path.exists(src_full):
             raise PathNotFoundError(source)
         directory = os.path.dirname(dest_full)
-        self._makedirs(directory)
+        self._makedirs(directory, sync)
         try:
             os.replace(src_full, dest_full)
         except OSError as exc:
             raise StorageError(f"move {source} -> {dest} failed: {exc.strerror}") from None
-        _fsync_dir(directory)
+        if sync:
+            _fsync_dir(directory)
 
     async def move(self, source: str, dest: str) -> None:
-        await asyncio.to_thread(self._move_sync, source, dest, self._full(source), self._full(dest))
+        src_full, dest_full = self._full(source), self._full(dest)
+        if self._group is None:
+            await asyncio.to_thread(self._move_sync, source, dest, src_full, dest_full)
+            return
+        await self._group.run(lambda: self._move_sync(source, dest, src_full, dest_full, False))
 
     async def delete(self, path: str) -> None:
         full = self._full(path)
