@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hatchway.storage import groupsync
+from hatchway.storage import filesystem, groupsync
 from hatchway.storage.driver import InvalidPathError, PathNotFoundError, StorageDriver, StorageError
 from hatchway.storage.filesystem import FilesystemDriver
 from tests.storage.conformance import DriverConformance
@@ -61,6 +61,18 @@ class TestFilesystemDriver(DriverConformance):
             assert await driver.list("/a") == ["/a/file"]
         finally:
             stray.unlink()
+
+
+class TestFilesystemDriverWithoutSyncfs(DriverConformance):
+    """The same suite on the path for systems without syncfs(2): fsync per file."""
+
+    @pytest.fixture
+    def driver(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FilesystemDriver:
+        monkeypatch.setattr(filesystem, "syncfs", None)
+        return FilesystemDriver(str(tmp_path / "root"))
+
+    def leftovers(self, driver: StorageDriver) -> list[str]:
+        return TestFilesystemDriver.leftovers(TestFilesystemDriver(), driver)
 
 
 def _settle(directory: str) -> None:
