@@ -394,6 +394,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="raw-socket pull rounds (default 3)")
     p.add_argument("--quick", action="store_true", help="small sizes, short durations")
     p.add_argument("--tmpdir", help="parent directory for the registries' data")
+    p.add_argument(
+        "--groupcommit",
+        choices=("auto", "true", "false"),
+        default="auto",
+        help="hatchway storage.filesystem.groupcommit (default auto: on only when --tmpdir "
+        'is on a filesystem other than "/")',
+    )
     p.add_argument("--json", help="also write results to this file")
     a = p.parse_args()
     a.sizes = a.sizes or ([1, 16, 64] if a.quick else [1, 64, 512])
@@ -423,7 +430,8 @@ def main() -> int:
             if name == "hatchway" and args.hatchway_url:
                 servers.append(Server(name, args.hatchway_url.rstrip("/"), pid=args.hatchway_pid))
             elif name == "hatchway":
-                servers.append(start_hatchway(args.hatchway_bin, tmp / name, args.workers))
+                env = {"HATCHWAY_STORAGE_FILESYSTEM_GROUPCOMMIT": args.groupcommit}
+                servers.append(start_hatchway(args.hatchway_bin, tmp / name, args.workers, env=env))
             else:
                 servers.append(
                     start_distribution(args.distribution_bin, tmp / name, args.dist_cache)
@@ -443,7 +451,8 @@ def main() -> int:
             print(
                 f"\nratio = hatchway/distribution (rates: higher is better for hatchway; "
                 f"memory: lower is better). distribution cache: {args.dist_cache}; "
-                f"hatchway workers: {args.workers}; 2-core shared machine, client and "
+                f"hatchway workers: {args.workers}, groupcommit: {args.groupcommit}; "
+                f"2-core shared machine, client and "
                 f"servers compete for CPU.\n"
             )
             print(res.table(names))

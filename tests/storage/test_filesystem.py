@@ -18,9 +18,11 @@ from tests.support.aio import async_test
 
 
 class TestFilesystemDriver(DriverConformance):
+    """Bound with group commit (syncfs rounds) on; below, once more with fsync per file."""
+
     @pytest.fixture
     def driver(self, tmp_path: Path) -> FilesystemDriver:
-        return FilesystemDriver(str(tmp_path / "root"))
+        return FilesystemDriver(str(tmp_path / "root"), group_commit=True)
 
     def leftovers(self, driver: StorageDriver) -> list[str]:
         """Temp files of put_content or delete left on disk: the driver's scratch
@@ -63,13 +65,14 @@ class TestFilesystemDriver(DriverConformance):
             stray.unlink()
 
 
-class TestFilesystemDriverWithoutSyncfs(DriverConformance):
-    """The same suite on the path for systems without syncfs(2): fsync per file."""
+class TestFilesystemDriverFsyncPerFile(DriverConformance):
+    """The same suite without group commit (its default on the "/" filesystem, and
+    where there is no syncfs(2)): each file and directory fsynced on its own."""
 
     @pytest.fixture
     def driver(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FilesystemDriver:
         monkeypatch.setattr(filesystem, "syncfs", None)
-        return FilesystemDriver(str(tmp_path / "root"))
+        return FilesystemDriver(str(tmp_path / "root"), group_commit=True)
 
     def leftovers(self, driver: StorageDriver) -> list[str]:
         return TestFilesystemDriver.leftovers(TestFilesystemDriver(), driver)
@@ -127,7 +130,7 @@ async def test_concurrent_writes_share_their_syncs(
 ) -> None:
     # Alone, each file takes a sync of its content and one of its directory (and one
     # per new directory); 32 at once are made durable by a few rounds together.
-    driver = FilesystemDriver(str(tmp_path / "root"))
+    driver = FilesystemDriver(str(tmp_path / "root"), group_commit=True)
     syncs = SyncCalls(monkeypatch)
     await asyncio.gather(*(driver.put_content(f"/g/{i}/link", b"%d" % i) for i in range(32)))
     for i in range(32):
@@ -139,7 +142,7 @@ async def test_concurrent_writes_share_their_syncs(
 async def test_content_is_durable_before_it_is_visible(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    driver = FilesystemDriver(str(tmp_path / "root"))
+    driver = FilesystemDriver(str(tmp_path / "root"), group_commit=True)
     dest = driver.local_path("/o/link") or ""
     visible_at_sync: list[bool] = []
     real = groupsync.syncfs
@@ -160,7 +163,7 @@ async def test_content_is_durable_before_it_is_visible(
 async def test_a_failed_sync_fails_the_write_and_shows_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    driver = FilesystemDriver(str(tmp_path / "root"))
+    driver = FilesystemDriver(str(tmp_path / "root"), group_commit=True)
     await driver.put_content("/f/old", b"old")
 
     def failing(fd: int) -> None:
@@ -180,7 +183,7 @@ async def test_a_failed_sync_fails_the_write_and_shows_nothing(
 
 @async_test
 async def test_a_cancelled_writer_leaves_the_others_alone(tmp_path: Path) -> None:
-    driver = FilesystemDriver(str(tmp_path / "root"))
+    driver = FilesystemDriver(str(tmp_path / "root"), group_commit=True)
     tasks = [asyncio.ensure_future(driver.put_content(f"/c/{i}", b"x")) for i in range(8)]
     await asyncio.sleep(0)
     tasks[3].cancel()
@@ -192,3 +195,9 @@ async def test_a_cancelled_writer_leaves_the_others_alone(tmp_path: Path) -> Non
             assert await driver.get_content(f"/c/{i}") == b"x"
     await driver.put_content("/c/after", b"y")  # and the group still works
     assert os.listdir(os.path.join(driver.root, "~tmp")) == []
+
+
+def test_group_commit_by_default_only_on_a_filesystem_of_its_own() -> None:
+    # syncfs waits for all that is pending on the filesystem: on "/", the whole machine.
+    assert not filesystem._own_filesystem("/")
+    assert filesystem._own_filesystem("/proc")
