@@ -430,7 +430,9 @@ def main() -> int:
             if name == "hatchway" and args.hatchway_url:
                 servers.append(Server(name, args.hatchway_url.rstrip("/"), pid=args.hatchway_pid))
             elif name == "hatchway":
-                env = {"HATCHWAY_STORAGE_FILESYSTEM_GROUPCOMMIT": args.groupcommit}
+                env = {}  # only when asked: older hatchways reject the unknown key
+                if args.groupcommit != "auto":
+                    env["HATCHWAY_STORAGE_FILESYSTEM_GROUPCOMMIT"] = args.groupcommit
                 servers.append(start_hatchway(args.hatchway_bin, tmp / name, args.workers, env=env))
             else:
                 servers.append(
