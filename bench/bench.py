@@ -124,71 +124,98 @@ def clamp(x: int, lo: int, hi: int) -> int:
     return max(lo, min(hi, x))
 
 
-async def bench(args: argparse.Namespace, servers: list[Server], res: Results, tmp: Path) -> None:
-    chunk = args.chunk_mib * MiB
-    blobs = Blobs()
-    plan: dict[int, list[list[int]]] = {}  # size -> variants: [mono, chunked, chunked-fresh]
-    nxt = 1
-    for s in args.sizes:
-        reps = clamp(
-            (32 if args.quick else 256) // s, 1 if args.quick else 2, 8 if args.quick else 32
-        )
-        n_chunked = reps if s > args.chunk_mib else 0
-        counts = (reps, n_chunked, n_chunked)
-        plan[s] = [list(range(nxt + sum(counts[:i]), nxt + sum(counts[: i + 1]))) for i in range(3)]
-        nxt += sum(counts)
-    t0 = time.perf_counter()
-    for s, lists in plan.items():
-        for v in (v for vs in lists for v in vs):
-            blobs.digest(v, s * MiB)
-    print(f"digests precomputed in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+WORKLOADS = ("push", "pull", "manifest-put", "manifest-get", "manifest-head", "tags", "catalog")
 
-    pool = None
-    if args.client_procs > 1:
-        pool = ProcessPoolExecutor(args.client_procs, mp_context=get_context("spawn"))
-    regs: list[Reg] = []
-    sessions: list[aiohttp.ClientSession] = []
 
-    def session(**kw: Any) -> aiohttp.ClientSession:
+class Bench:
+    """One run: both registries, the workloads chosen with --workloads, one result table."""
+
+    def __init__(self, args: argparse.Namespace, res: Results, tmp: Path) -> None:
+        self.args, self.res, self.tmp = args, res, tmp
+        self.blobs = Blobs()
+        self.regs: list[Reg] = []
+        self.sessions: list[aiohttp.ClientSession] = []
+        self.pool: ProcessPoolExecutor | None = None
+        self.flip = 0
+        # size (MiB) -> variants: [mono, chunked, chunked-fresh]
+        self.plan: dict[int, list[list[int]]] = {}
+
+    def session(self, **kw: Any) -> aiohttp.ClientSession:
         conn = aiohttp.TCPConnector(**kw)
-        sessions.append(
-            aiohttp.ClientSession(connector=conn, timeout=TIMEOUT, auto_decompress=False)
-        )
-        return sessions[-1]
+        sess = aiohttp.ClientSession(connector=conn, timeout=TIMEOUT, auto_decompress=False)
+        self.sessions.append(sess)
+        return sess
 
-    try:
-        if pool is not None:  # spawn + import aiohttp now, not inside a timed window
-            list(pool.map(warm_proc, range(args.client_procs * 2)))
-        for srv in servers:
-            regs.append(Reg(srv.name, srv.base, session(limit=64), srv.pid))
-            await wait_ready(srv, regs[-1].session)
-            t0 = time.perf_counter()
-            await setup(regs[-1], args.tags, args.repos)
-            print(
-                f"{srv.name}: ready at {srv.base}, setup {time.perf_counter() - t0:.1f}s",
-                file=sys.stderr,
+    def order(self) -> list[Reg]:
+        """Alternate which registry goes first, against order bias."""
+        self.flip += 1
+        return self.regs if self.flip % 2 else self.regs[::-1]
+
+    def make_plan(self) -> None:
+        args, nxt = self.args, 1
+        for s in args.sizes:
+            reps = clamp(
+                (32 if args.quick else 256) // s, 1 if args.quick else 2, 8 if args.quick else 32
             )
-        for reg in regs:  # PSS splits pages shared between forked workers
-            pids = tree_pids(reg.pid) if reg.pid else []
-            for key, file in (("VmRSS", "status"), ("Pss", "smaps_rollup")):
-                kib = mem_kib(pids, key, file) / 1024 if pids else None
-                res.add(f"{key.lower()[-3:]} after setup", "MiB", "/proc", reg.name, kib)
+            n_chunked = reps if s > args.chunk_mib else 0
+            counts = (reps, n_chunked, n_chunked)
+            self.plan[s] = [
+                list(range(nxt + sum(counts[:i]), nxt + sum(counts[: i + 1]))) for i in range(3)
+            ]
+            nxt += sum(counts)
+        t0 = time.perf_counter()
+        for s, lists in self.plan.items():
+            for v in (v for vs in lists for v in vs):
+                self.blobs.digest(v, s * MiB)
+        print(f"digests precomputed in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
-        flip = 0  # alternate which registry goes first, against order bias
+    async def run(self, servers: list[Server]) -> None:
+        args, res = self.args, self.res
+        self.make_plan()
+        if args.client_procs > 1:
+            self.pool = ProcessPoolExecutor(args.client_procs, mp_context=get_context("spawn"))
+        try:
+            if self.pool is not None:  # spawn + import aiohttp now, not inside a timed window
+                list(self.pool.map(warm_proc, range(args.client_procs * 2)))
+            wanted = set(args.workloads)
+            tags = args.tags if "tags" in wanted else []
+            repos = args.repos if "catalog" in wanted else 0
+            for srv in servers:
+                self.regs.append(Reg(srv.name, srv.base, self.session(limit=64), srv.pid))
+                await wait_ready(srv, self.regs[-1].session)
+                t0 = time.perf_counter()
+                await setup(self.regs[-1], tags, repos)
+                print(
+                    f"{srv.name}: ready at {srv.base}, setup {time.perf_counter() - t0:.1f}s",
+                    file=sys.stderr,
+                )
+            for reg in self.regs:  # PSS splits pages shared between forked workers
+                pids = tree_pids(reg.pid) if reg.pid else []
+                for key, file in (("VmRSS", "status"), ("Pss", "smaps_rollup")):
+                    kib = mem_kib(pids, key, file) / 1024 if pids else None
+                    res.add(f"{key.lower()[-3:]} after setup", "MiB", "/proc", reg.name, kib)
+            if "push" in wanted:
+                await self.pushes()
+            if "pull" in wanted:
+                await self.pulls(pushed="push" in wanted)
+            await self.rates(wanted)
+        finally:
+            for sess in self.sessions:
+                await sess.close()
+            if self.pool is not None:
+                self.pool.shutdown(wait=True, cancel_futures=True)
 
-        def order() -> list[Reg]:
-            nonlocal flip
-            flip += 1
-            return regs if flip % 2 else regs[::-1]
-
+    async def pushes(self) -> None:
         # Blob transfers: one kept-alive connection, as a client pushing one layer does (a
         # pool would spread consecutive PATCHes over connections, hence server workers).
         # "new conn/req" rows make that spreading deliberate: a new connection per request.
-        single = {r.name: replace(r, session=session(limit=1)) for r in regs}
-        fresh = {r.name: replace(r, session=session(force_close=True)) for r in regs}
-        for s, (mono, chunked, chunked_fresh) in plan.items():
+        args, res, blobs = self.args, self.res, self.blobs
+        chunk = args.chunk_mib * MiB
+        single = {r.name: replace(r, session=self.session(limit=1)) for r in self.regs}
+        fresh = {r.name: replace(r, session=self.session(force_close=True)) for r in self.regs}
+        for s, (mono, chunked, chunked_fresh) in self.plan.items():
             size = s * MiB
-            for reg in order():
+            for reg in self.order():
                 os.sync()  # don't let one server's writeback land in the other's figure
                 one = single[reg.name]
                 with RssPeak(reg.pid) as peak:
@@ -217,89 +244,112 @@ async def bench(args: argparse.Namespace, servers: list[Server], res: Results, t
                     )
                     res.add(f"sum VmHWM after {s} MiB pushes", "MiB", "/proc", reg.name, hwm)
 
-        for s, (mono, *_) in plan.items():
+    async def pulls(self, pushed: bool) -> None:
+        """GET one blob per size: an aiohttp round, then --rounds raw-socket rounds.
+
+        Each round pulls from both registries (order alternating), so each round has its
+        own same-run ratio; a ratio that swings between rounds shows in the table.
+        """
+        args, res = self.args, self.res
+        single = {r.name: replace(r, session=self.session(limit=1)) for r in self.regs}
+        for s, (mono, *_) in self.plan.items():
             if s <= args.chunk_mib:
                 continue
-            digest = blobs.digest(mono[0], s * MiB)
+            size = s * MiB
+            digest = self.blobs.digest(mono[0], size)
+            if not pushed:  # untimed: the blob the push workload would have left
+                for reg in self.regs:
+                    await single[reg.name].push_mono("bench/blobs", self.blobs, mono[0], size)
             reps = 2 if args.quick else clamp(1024 // s, 3, 16)
             rbuf = memoryview(bytearray(MiB))
-            for reg in (single[r.name] for r in order()):
-                await throughput([partial(reg.pull, "bench/blobs", digest, s * MiB)])  # warm-up
-                jobs = [partial(reg.pull, "bench/blobs", digest, s * MiB)] * reps
+            for reg in (single[r.name] for r in self.order()):
+                await throughput([partial(reg.pull, "bench/blobs", digest, size)])  # warm-up
+                jobs = [partial(reg.pull, "bench/blobs", digest, size)] * reps
                 res.add(f"pull {s} MiB", "MB/s", "aiohttp", reg.name, *await throughput(jobs))
-                raw = partial(asyncio.to_thread, reg.pull_raw, "bench/blobs", digest, rbuf, s * MiB)
-                rate, cpu = await throughput([raw] * reps)
-                res.add(f"pull {s} MiB", "MB/s", "raw socket", reg.name, rate, cpu)
+            for rnd in range(1, args.rounds + 1):
+                for reg in (single[r.name] for r in self.order()):
+                    raw = partial(
+                        asyncio.to_thread, reg.pull_raw, "bench/blobs", digest, rbuf, size
+                    )
+                    rate, cpu = await throughput([raw] * reps)
+                    label = f"pull {s} MiB, round {rnd}"
+                    res.add(label, "MB/s", "raw socket", reg.name, rate, cpu)
 
+    async def rates(self, wanted: set[str]) -> None:
+        args, res = self.args, self.res
         accept = {"Accept": OCI_MANIFEST}
-        specs = [
+        put_body = manifest("@SEQ@")
+        specs: list[tuple[str, str, str, str, dict[str, str], bytes | None, bool]] = [
             (
+                "manifest-put",
                 "manifest PUT by tag",
                 "PUT",
                 "/v2/bench/put/manifests/@TAG@",
                 {"Content-Type": OCI_MANIFEST},
-                201,
-                manifest("@SEQ@"),
+                put_body,
                 True,
             ),
             (
+                "manifest-get",
                 "manifest GET by tag",
                 "GET",
                 "/v2/bench/m/manifests/latest",
                 accept,
-                200,
                 None,
                 False,
             ),
             (
+                "manifest-head",
                 "manifest HEAD by tag",
                 "HEAD",
                 "/v2/bench/m/manifests/latest",
                 accept,
-                200,
-                None,
-                False,
-            ),
-            (
-                f"tags list ({args.tags} tags)",
-                "GET",
-                "/v2/bench/tags/tags/list",
-                {},
-                200,
-                None,
-                False,
-            ),
-            (
-                f"catalog n=1000 ({args.repos} repos)",
-                "GET",
-                "/v2/_catalog?n=1000",
-                {},
-                200,
                 None,
                 False,
             ),
         ]
+        specs += [
+            (
+                "tags",
+                f"tags list ({n} tags)",
+                "GET",
+                f"/v2/bench/tags-{n}/tags/list",
+                {},
+                None,
+                False,
+            )
+            for n in args.tags
+        ]
+        specs.append(
+            (
+                "catalog",
+                f"catalog n=1000 ({args.repos} repos)",
+                "GET",
+                "/v2/_catalog?n=1000",
+                {},
+                None,
+                False,
+            )
+        )
         wrk = None if args.no_wrk else shutil.which("wrk")
-        for label, method, path, hdrs, code, body, vary in specs:
+        for key, label, method, path, hdrs, body, vary in specs:
+            if key not in wanted:
+                continue
+            code = 201 if method == "PUT" else 200
             for conc in args.conc:
-                for reg in order():
+                for reg in self.order():
                     spec = Spec(method, reg.base + path, hdrs, code, body, vary)
                     procs = args.client_procs if conc > 1 else 1
-                    r = await run_rate(spec, conc, args.duration, pool, procs)
+                    r = await run_rate(spec, conc, args.duration, self.pool, procs)
                     client = "aiohttp" + (f" x{procs}" if procs > 1 else "")
                     work = f"{label} c={conc}"
                     cpu = r.cpu / r.elapsed
                     res.add(work, "req/s", client, reg.name, r.ok / r.elapsed, cpu, r.errors)
                     # wrk cannot do HEAD: it waits for a body after Content-Length.
                     if wrk and conc > 1 and method == "GET":
-                        r = run_wrk(spec, conc, args.duration, args.wrk_threads, tmp)
+                        r = run_wrk(spec, conc, args.duration, args.wrk_threads, self.tmp)
                         client = f"wrk -t{args.wrk_threads}"
                         res.add(work, "req/s", client, reg.name, r.ok / r.elapsed, None, r.errors)
-    finally:
-        for sess in sessions:
-            await sess.close()
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def parse_args() -> argparse.Namespace:
@@ -323,7 +373,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--chunk-mib", type=int, default=8, help="PATCH chunk size (default 8)")
     p.add_argument("--duration", type=float, help="seconds per rate workload (default 5)")
     p.add_argument("--conc", type=ints, default=[1, 32], help="concurrencies (default 1,32)")
-    p.add_argument("--tags", type=int, help="tags in the tags-list repo (default 100)")
+    p.add_argument(
+        "--tags", type=ints, help="tags-list repositories, by tag count (default 100,1000)"
+    )
     p.add_argument("--repos", type=int, help="repositories for the catalog (default 1000)")
     p.add_argument(
         "--client-procs",
@@ -333,13 +385,30 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--no-wrk", action="store_true", help="don't add wrk rows for c>1 GETs")
     p.add_argument("--wrk-threads", type=int, default=2)
+    p.add_argument(
+        "--workloads",
+        type=lambda s: [w for w in s.split(",") if w],
+        default=list(WORKLOADS),
+        help=f"comma-separated subset of {','.join(WORKLOADS)} (default all)",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="raw-socket pull rounds (default 3)")
     p.add_argument("--quick", action="store_true", help="small sizes, short durations")
     p.add_argument("--tmpdir", help="parent directory for the registries' data")
+    p.add_argument(
+        "--groupcommit",
+        choices=("auto", "true", "false"),
+        default="auto",
+        help="hatchway storage.filesystem.groupcommit (default auto: on only when --tmpdir "
+        'is on a filesystem other than "/")',
+    )
     p.add_argument("--json", help="also write results to this file")
     a = p.parse_args()
     a.sizes = a.sizes or ([1, 16, 64] if a.quick else [1, 64, 512])
     a.duration = a.duration or (1.0 if a.quick else 5.0)
-    a.tags = a.tags or (20 if a.quick else 100)
+    a.tags = a.tags or ([20] if a.quick else [100, 1000])
+    unknown = set(a.workloads) - set(WORKLOADS)
+    if unknown:
+        p.error(f"unknown workload(s): {', '.join(sorted(unknown))}; choose from {WORKLOADS}")
     a.repos = a.repos or (100 if a.quick else 1000)
     return a
 
@@ -361,12 +430,15 @@ def main() -> int:
             if name == "hatchway" and args.hatchway_url:
                 servers.append(Server(name, args.hatchway_url.rstrip("/"), pid=args.hatchway_pid))
             elif name == "hatchway":
-                servers.append(start_hatchway(args.hatchway_bin, tmp / name, args.workers))
+                env = {}  # only when asked: older hatchways reject the unknown key
+                if args.groupcommit != "auto":
+                    env["HATCHWAY_STORAGE_FILESYSTEM_GROUPCOMMIT"] = args.groupcommit
+                servers.append(start_hatchway(args.hatchway_bin, tmp / name, args.workers, env=env))
             else:
                 servers.append(
                     start_distribution(args.distribution_bin, tmp / name, args.dist_cache)
                 )
-        asyncio.run(bench(args, servers, res, tmp))
+        asyncio.run(Bench(args, res, tmp).run(servers))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -381,7 +453,8 @@ def main() -> int:
             print(
                 f"\nratio = hatchway/distribution (rates: higher is better for hatchway; "
                 f"memory: lower is better). distribution cache: {args.dist_cache}; "
-                f"hatchway workers: {args.workers}; 2-core shared machine, client and "
+                f"hatchway workers: {args.workers}, groupcommit: {args.groupcommit}; "
+                f"2-core shared machine, client and "
                 f"servers compete for CPU.\n"
             )
             print(res.table(names))

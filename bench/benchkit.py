@@ -405,16 +405,21 @@ async def bounded(n: int, jobs: Sequence[Callable[[], Awaitable[None]]]) -> None
     await asyncio.gather(*(one(j) for j in jobs))
 
 
-async def setup(reg: Reg, n_tags: int, n_repos: int) -> None:
-    """Untimed: blobs + manifests for the manifest, tags-list and catalog workloads."""
+async def setup(reg: Reg, tag_counts: Sequence[int], n_repos: int) -> None:
+    """Untimed: blobs + manifests for the manifest, tags-list and catalog workloads.
+
+    Each tag count gets its own repository, ``bench/tags-<count>``.
+    """
     for data in (CONFIG, LAYER):
         await reg.put_small("bench/m", data)
         await reg.put_small("bench/put", data, "bench/m")
-        await reg.put_small("bench/tags", data, "bench/m")
+        for n in tag_counts:
+            await reg.put_small(f"bench/tags-{n}", data, "bench/m")
     await reg.put_manifest("bench/m", "latest", manifest("base"))
     body = manifest("tags")
-    tag = partial(reg.put_manifest, "bench/tags", body=body)
-    await bounded(16, [partial(tag, ref=f"t{i:03d}") for i in range(n_tags)])
+    for n in tag_counts:
+        tag = partial(reg.put_manifest, f"bench/tags-{n}", body=body)
+        await bounded(16, [partial(tag, ref=f"t{i:04d}") for i in range(n)])
 
     async def make_repo(i: int) -> None:
         repo = f"bench/cat/r{i:04d}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +48,34 @@ def test_get_serves_the_exact_bytes(client: httpx.Client, repo: str) -> None:
     assert r.headers["Docker-Content-Digest"] == digest
     assert r.headers["Content-Length"] == str(len(DATA))
     assert r.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+
+
+def _server_congestion_control(server_port: int, client_port: int) -> list[str]:
+    """``ss``'s view of the server end of one loopback connection, as words."""
+    flt = f"( sport = :{server_port} and dport = :{client_port} )"
+    out = subprocess.run(
+        ["ss", "-tinH", "state", "established", flt],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.split()
+
+
+def test_a_loopback_download_is_not_paced(server: Server, client: httpx.Client, repo: str) -> None:
+    """BBR, this machine's default, paces a loopback download at a rate guessed from
+    CPU scheduling, which made pull throughput swing; hatchway sends with reno there."""
+    digest = push_blob(client, repo, os.urandom(16 * MiB))
+    host, port = server.addr.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        request = f"GET /v2/{repo}/blobs/{digest} HTTP/1.1\r\nHost: {server.addr}\r\n\r\n"
+        sock.sendall(request.encode())
+        # The head has arrived, so the server is sending the body (blocked on us).
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        words = _server_congestion_control(int(port), sock.getsockname()[1])
+    assert words, "ss did not find the connection"
+    assert not any(w.startswith("bbr") for w in words), words
+    assert "reno" in words or "cubic" in words, words
 
 
 def test_empty_blob_is_served(client: httpx.Client, repo: str) -> None:

@@ -138,6 +138,14 @@ def acked() -> Acked:
     return Acked()
 
 
+@pytest.fixture(params=["fsync", "groupcommit"])
+def durability(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Both ways small writes are made durable: one fsync per file (the default on the
+    "/" filesystem, where the tests' data is) and group commit (syncfs rounds)."""
+    on = "true" if request.param == "groupcommit" else "false"
+    return {"HATCHWAY_STORAGE_FILESYSTEM_GROUPCOMMIT": on}
+
+
 def push_baseline(client: httpx.Client, acked: Acked) -> None:
     acked.push(client, "crash/app", make_image("app-1"), "1.0")
     acked.push(client, "crash/app", make_image("app-2"), "latest")
@@ -146,8 +154,10 @@ def push_baseline(client: httpx.Client, acked: Acked) -> None:
     acked.blob(client, "crash/app", os.urandom(3 * MiB))
 
 
-def test_kill_during_monolithic_push(tmp_path: Path, acked: Acked) -> None:
-    srv = start_server(tmp_path, workers=1)
+def test_kill_during_monolithic_push(
+    tmp_path: Path, acked: Acked, durability: dict[str, str]
+) -> None:
+    srv = start_server(tmp_path, workers=1, env=durability)
     try:
         push_baseline(srv.client, acked)
         body = SlowBody(BIG, first=24 * MiB)
@@ -168,7 +178,7 @@ def test_kill_during_monolithic_push(tmp_path: Path, acked: Acked) -> None:
     assert not thread.is_alive()
     assert isinstance(outcome[0], httpx.HTTPError), outcome  # never acknowledged
 
-    srv = start_server(tmp_path, workers=1, data=srv.data)
+    srv = start_server(tmp_path, workers=1, data=srv.data, env=durability)
     try:
         client = srv.client
         for repo in ("crash/fresh", "crash/app", "crash/other"):
@@ -191,8 +201,10 @@ def test_kill_during_monolithic_push(tmp_path: Path, acked: Acked) -> None:
         srv.stop()
 
 
-def test_kill_during_chunked_upload_then_resume(tmp_path: Path, acked: Acked) -> None:
-    srv = start_server(tmp_path, workers=1)
+def test_kill_during_chunked_upload_then_resume(
+    tmp_path: Path, acked: Acked, durability: dict[str, str]
+) -> None:
+    srv = start_server(tmp_path, workers=1, env=durability)
     data = BIG[: 24 * MiB]
     digest = sha256(data)
     try:
@@ -227,7 +239,7 @@ def test_kill_during_chunked_upload_then_resume(tmp_path: Path, acked: Acked) ->
     thread.join(timeout=30)
     assert isinstance(outcome[0], httpx.HTTPError), outcome
 
-    srv = start_server(tmp_path, workers=1, data=srv.data)
+    srv = start_server(tmp_path, workers=1, data=srv.data, env=durability)
     try:
         client = srv.client
         assert client.head(f"/v2/crash/app/blobs/{digest}").status_code == 404
@@ -254,8 +266,10 @@ def test_kill_during_chunked_upload_then_resume(tmp_path: Path, acked: Acked) ->
         srv.stop()
 
 
-def test_kill_right_after_acknowledged_pushes(tmp_path: Path, acked: Acked) -> None:
-    srv = start_server(tmp_path, workers=2)
+def test_kill_right_after_acknowledged_pushes(
+    tmp_path: Path, acked: Acked, durability: dict[str, str]
+) -> None:
+    srv = start_server(tmp_path, workers=2, env=durability)
     try:
         client = srv.client
         push_baseline(client, acked)
@@ -287,7 +301,7 @@ def test_kill_right_after_acknowledged_pushes(tmp_path: Path, acked: Acked) -> N
     finally:
         ensure_dead(srv)
 
-    srv = start_server(tmp_path, workers=2, data=srv.data)
+    srv = start_server(tmp_path, workers=2, data=srv.data, env=durability)
     try:
         acked.verify(srv.client)
         ok = srv.client.get(

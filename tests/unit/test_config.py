@@ -117,6 +117,22 @@ def test_readme_config_loads(tmp_path: Path) -> None:
     assert config.storage.maintenance.uploadpurging.interval == 24 * 3600
 
 
+@pytest.mark.parametrize(("value", "option"), [("true", True), ("false", False), ("auto", None)])
+def test_filesystem_groupcommit(tmp_path: Path, value: str, option: bool | None) -> None:
+    config = load_text(
+        tmp_path, f"storage:\n  filesystem: {{rootdirectory: /x, groupcommit: {value}}}\n"
+    )
+    expected: dict[str, object] = {"rootdirectory": "/x"}
+    if option is not None:
+        expected["groupcommit"] = option
+    assert config.storage.driver() == ("filesystem", expected)
+
+
+def test_filesystem_groupcommit_rejects_other_values(tmp_path: Path) -> None:
+    text = "storage:\n  filesystem: {rootdirectory: /x, groupcommit: sometimes}\n"
+    assert "groupcommit" in config_error(tmp_path, text)
+
+
 def test_inmemory_storage(tmp_path: Path) -> None:
     config = load_text(tmp_path, 'version: "0.1"\nstorage:\n  inmemory: {}\n')
     assert config.storage.driver() == ("inmemory", {})

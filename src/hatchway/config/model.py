@@ -99,6 +99,9 @@ class HTTP(Section):
 
 class Filesystem(Section):
     rootdirectory: str = "./hatchway-data"
+    # hatchway: make small writes durable in shared syncfs rounds (storage/groupsync.py).
+    # "auto": when rootdirectory is on a filesystem of its own, not the one "/" is on.
+    groupcommit: bool | Literal["auto"] = "auto"
 
 
 class Delete(Section):
@@ -130,7 +133,10 @@ class Storage(Section):
         if self.inmemory is not None:
             return "inmemory", {}
         fs = self.filesystem or Filesystem()
-        return "filesystem", {"rootdirectory": fs.rootdirectory}
+        options: dict[str, Any] = {"rootdirectory": fs.rootdirectory}
+        if fs.groupcommit != "auto":
+            options["groupcommit"] = fs.groupcommit
+        return "filesystem", options
 
 
 class AccessLog(Section):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 from hatchway.errors import MANIFEST_UNKNOWN, NAME_UNKNOWN, HatchwayError
 from hatchway.oci.digest import Digest
@@ -14,11 +15,20 @@ from hatchway.storage.driver import PathNotFoundError, StorageDriver
 _CONFIRMED_REPOSITORIES = 4096
 
 
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    version: str  # the driver's list_version of the tags directory
+    tags: list[str]  # complete tags, sorted (shared: callers must not modify)
+    pending: frozenset[str]  # directories without a current link when listed
+
+
 class Tags:
     def __init__(self, driver: StorageDriver) -> None:
         self._driver = driver
         # repository -> tags known to be complete (insertion order = recency)
         self._confirmed: dict[str, set[str]] = {}
+        # repository -> its last listing, valid while the directory's version holds
+        self._listings: dict[str, _Listing] = {}
 
     @staticmethod
     def validate(tag: str) -> str:
@@ -53,6 +63,41 @@ class Tags:
             raise HatchwayError(MANIFEST_UNKNOWN, detail={"tag": tag}) from None
 
     async def all(self, name: str) -> list[str]:
+        """The repository's tags, sorted; a listing is kept while the tags directory's
+        version says no tag came or went (a 1,000-tag listing costs milliseconds)."""
+        try:
+            version = await self._driver.list_version(layout.tags(name))
+        except PathNotFoundError:
+            self._listings.pop(name, None)
+            return []
+        cached = self._listings.get(name)
+        if (
+            version is not None
+            and cached is not None
+            and cached.version == version
+            and not await self._completed(name, cached.pending)
+        ):
+            return cached.tags
+        tags, pending = await self._walk(name)
+        if version is not None:
+            self._listings.pop(name, None)
+            self._listings[name] = _Listing(version, tags, pending)
+            while len(self._listings) > _CONFIRMED_REPOSITORIES:
+                self._listings.pop(next(iter(self._listings)))
+        return tags
+
+    async def _completed(self, name: str, pending: frozenset[str]) -> bool:
+        """Whether a tag that was half made (directory, no link yet) has its link now."""
+        for tag in pending:
+            try:
+                await self._driver.stat(layout.tag_current(name, tag))
+            except PathNotFoundError:
+                continue
+            return True
+        return False
+
+    async def _walk(self, name: str) -> tuple[list[str], frozenset[str]]:
+        """List the tags directory: (complete tags, sorted; half-made tag names)."""
         try:
             paths = await self._driver.list(layout.tags(name))
         except PathNotFoundError:
@@ -72,7 +117,7 @@ class Tags:
         self._confirmed[name] = confirmed
         while len(self._confirmed) > _CONFIRMED_REPOSITORIES:
             self._confirmed.pop(next(iter(self._confirmed)))
-        return sorted(confirmed)
+        return sorted(confirmed), frozenset(listed - confirmed)
 
     async def list(self, name: str, n: int | None, last: str | None) -> Page:
         tags = await self.all(name)

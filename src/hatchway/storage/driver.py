@@ -92,6 +92,11 @@ class StorageDriver(Protocol):
     async def list(self, path: str) -> list[str]:
         """Full paths of the direct children of a directory."""
 
+    async def list_version(self, path: str) -> str | None:
+        """A token that changes whenever a direct child of directory ``path`` is added or
+        removed, so a caller may keep a listing while it stays the same; None when the
+        driver cannot tell at the moment (list again). PathNotFoundError if absent."""
+
     async def move(self, source: str, dest: str) -> None:
         """Rename atomically, replacing ``dest``; durable when it returns."""
 

@@ -11,7 +11,9 @@ from hatchway.storage.memory import MemoryDriver
 
 
 def _filesystem(options: dict[str, Any]) -> StorageDriver:
-    return FilesystemDriver(str(options["rootdirectory"]))
+    return FilesystemDriver(
+        str(options["rootdirectory"]), group_commit=options.get("groupcommit", "auto")
+    )
 
 
 def _memory(options: dict[str, Any]) -> StorageDriver:

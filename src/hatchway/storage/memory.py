@@ -44,6 +44,7 @@ class MemoryWriter:
     async def cancel(self) -> None:
         if not self._closed:
             self._closed = True
+            self._driver._generation += 1
             self._driver._files.pop(self._path, None)
             self._driver._mtimes.pop(self._path, None)
 
@@ -66,6 +67,8 @@ class MemoryDriver:
         self._mtimes: dict[str, float] = {}
         # Only paths someone holds or waits for: the table never outgrows the requests.
         self._locks: dict[str, _HeldLock] = {}
+        # Bumped whenever a key appears or goes: a list_version for every directory.
+        self._generation = 0
 
     def _exists(self, path: str) -> bool:
         return path in self._files or self._is_dir(path)
@@ -121,6 +124,8 @@ class MemoryDriver:
 
     def _set(self, path: str, data: bytearray) -> None:
         self._check_file_slot(path)
+        if path not in self._files:
+            self._generation += 1
         self._files[path] = data
         self._mtimes[path] = time.time()
 
@@ -162,12 +167,18 @@ class MemoryDriver:
             raise PathNotFoundError(path)
         return sorted(children)
 
+    async def list_version(self, path: str) -> str | None:
+        if path != "/" and not self._is_dir(check_path(path)):
+            raise PathNotFoundError(path)
+        return str(self._generation)
+
     async def move(self, source: str, dest: str) -> None:
         data = self._get(source)
         if check_path(dest) == source:
             return
         del self._files[source]
         del self._mtimes[source]
+        self._generation += 1
         try:
             self._set(dest, data)
         except StorageError:
@@ -182,6 +193,7 @@ class MemoryDriver:
         for p in doomed:
             del self._files[p]
             del self._mtimes[p]
+        self._generation += 1
 
     async def touch(self, path: str) -> None:
         self._get(path)

@@ -7,6 +7,7 @@ from aiohttp.abc import AbstractStreamWriter
 from multidict import CIMultiDict
 
 from hatchway.http.oci.common import registry, require_delete
+from hatchway.http.tcp import unpaced_on_loopback
 from hatchway.oci.digest import Digest
 
 
@@ -41,7 +42,10 @@ async def get(request: web.Request, name: str, digest: str) -> web.StreamRespons
         "Accept-Ranges": "bytes",
     }
     if info.local_path is not None:
-        # Zero-copy: aiohttp uses sendfile(2) and handles Range/HEAD itself.
+        # Zero-copy: aiohttp uses sendfile(2) and handles Range/HEAD itself. asyncio's
+        # sendfile already asks for the whole remaining count per call.
+        if request.method != "HEAD" and request.transport is not None:
+            unpaced_on_loopback(request.transport.get_extra_info("socket"))
         return _BlobFileResponse(info.local_path, headers=headers)
     headers["Content-Length"] = str(info.size)
     response = web.StreamResponse(headers=headers)
