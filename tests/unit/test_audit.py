@@ -248,7 +248,7 @@ def test_repeated_pulls_in_one_flush_become_one_event_with_a_count() -> None:
 
 
 def test_purge_deletes_older_events_and_is_itself_audited(
-    tmp_path: Path, store: MetadataStore
+    tmp_path: Path, store: MetadataStore, now: datetime
 ) -> None:
     result = run(tmp_path, "purge", "--before", "1h")
     assert result.exit_code == 0, result.output
@@ -258,7 +258,7 @@ def test_purge_deletes_older_events_and_is_itself_audited(
     purge = records[0]
     assert purge["detail"]["deleted"] == 1
     assert purge["user_agent"] == "hatchway-cli"
-    assert datetime.fromisoformat(str(purge["detail"]["before"])) <= NOW
+    assert datetime.fromisoformat(str(purge["detail"]["before"])) <= now
 
 
 def test_purge_dry_run_counts_and_changes_nothing(tmp_path: Path, store: MetadataStore) -> None:
@@ -275,14 +275,20 @@ def test_purge_dry_run_counts_and_changes_nothing(tmp_path: Path, store: Metadat
         ("1d", 0),
         ("2w", 0),
         ("0s", 4),
-        ((NOW - timedelta(minutes=15)).isoformat(), 3),
-        ((NOW - timedelta(days=1)).date().isoformat(), 0),
+        (ago(timedelta(minutes=15), ISO), 3),
+        (lambda now: (now - timedelta(days=1)).date().isoformat(), 0),
     ],
 )
 def test_purge_takes_what_the_filters_take(
-    tmp_path: Path, store: MetadataStore, before: str, deleted: int
+    tmp_path: Path,
+    store: MetadataStore,
+    now: datetime,
+    before: str | Callable[[datetime], str],
+    deleted: int,
 ) -> None:
-    result = run(tmp_path, "purge", "--before", before)
+    # Absolute times are placed around the test's own clock, as the events are.
+    cutoff = before(now) if callable(before) else before
+    result = run(tmp_path, "purge", "--before", cutoff)
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"Deleted {deleted} audit events")
 
