@@ -271,32 +271,18 @@ class FilesystemDriver:
             raise PathNotFoundError(path) from None
 
     def _put_content_sync(self, path: str, full: str, data: bytes) -> None:
-        directory = os.path.dirname(full)
-        self._makedirs(directory)
-        tmp = self._scratch_name()
+        tmp = self._write_temp(path, full, data, sync=True)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self._file_mode)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            self._rename_into(tmp, full)
-        except OSError as exc:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise StorageError(f"cannot write {path}: {exc.strerror}") from None
+            self._publish(path, tmp, full, sync=True)
         except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            _unlink_quietly(tmp)
             raise
-        _fsync_dir(directory)
+        _fsync_dir(os.path.dirname(full))
 
-    def _write_temp(self, path: str, full: str, data: bytes) -> str:
-        """The content in a new scratch file (not yet durable); its directory made."""
-        self._makedirs(os.path.dirname(full), sync=False)
+    def _write_temp(self, path: str, full: str, data: bytes, sync: bool = False) -> str:
+        """The content in a new scratch file, its directory made; both fsynced with
+        ``sync``, else left for the caller's group round to make durable."""
+        self._makedirs(os.path.dirname(full), sync)
         tmp = self._scratch_name()
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self._file_mode)
@@ -304,6 +290,8 @@ class FilesystemDriver:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
+                if sync:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
         except BaseException as exc:
@@ -313,9 +301,9 @@ class FilesystemDriver:
             raise
         return tmp
 
-    def _publish(self, path: str, tmp: str, full: str) -> None:
+    def _publish(self, path: str, tmp: str, full: str, sync: bool = False) -> None:
         try:
-            self._rename_into(tmp, full, sync=False)
+            self._rename_into(tmp, full, sync)
         except OSError as exc:
             raise StorageError(f"cannot write {path}: {exc.strerror}") from None
 
