@@ -22,7 +22,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hatchway.auth.access import ScopeError
 from hatchway.cli.common import fail, load_config
-from hatchway.metadata import AuditEvent, MetadataError, MetadataStore, Outcome, database_dsn
+from hatchway.metadata import (
+    AccessToken,
+    AuditEvent,
+    MetadataError,
+    MetadataStore,
+    Outcome,
+    RefreshToken,
+    database_dsn,
+)
 
 PasswordStdinOption = Annotated[
     bool,
@@ -92,6 +100,13 @@ def audit(store: MetadataStore, event: str, account: str | None, **detail: Any) 
 
 def when(value: datetime | None, empty: str = "-") -> str:
     return value.strftime("%Y-%m-%d %H:%M:%SZ") if value is not None else empty
+
+
+def status(record: AccessToken | RefreshToken) -> str:
+    """A token's or login session's state, for the STATUS column of ``--all`` listings."""
+    if record.revoked_at is not None:
+        return "revoked"
+    return "active" if record.active() else "expired"
 
 
 def table(header: list[str], rows: list[list[str]]) -> None:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from hatchway.cli.commands._accounts import audit, errors, open_store, table, when
+from hatchway.cli.commands._accounts import audit, errors, open_store, status, table, when
 from hatchway.cli.common import ConfigOption, DataOption, fail
 from hatchway.metadata import Account, RefreshToken
 from hatchway.metadata.accounts import LOCAL_BACKEND
@@ -35,12 +35,6 @@ def _kind(session: RefreshToken, accounts: dict[str, Account]) -> str:
     if session.access_token_id is not None:
         kind += f" (token {session.access_token_id})"
     return kind
-
-
-def _status(session: RefreshToken) -> str:
-    if session.revoked_at is not None:
-        return "revoked"
-    return "active" if session.active() else "expired"
 
 
 @app.command("list")
@@ -69,7 +63,7 @@ def list_(
             s.last_used_addr or "-",
             when(s.expires_at, "never"),
         ]
-        + ([_status(s)] if all_ else [])
+        + ([status(s)] if all_ else [])
         for s in sessions
     ]
     table(header, rows)

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from hatchway.auth.credentials.pat import create_token, parse_expiry
-from hatchway.cli.commands._accounts import audit, errors, open_store, table, when
+from hatchway.cli.commands._accounts import audit, errors, open_store, status, table, when
 from hatchway.cli.common import ConfigOption, DataOption, fail
 
 app = typer.Typer(help="Manage personal access tokens and robot tokens.", no_args_is_help=True)
@@ -90,16 +90,10 @@ def list_(
             when(t.last_used_at, "never"),
             t.last_used_addr or "-",
         ]
-        + ([_status(t.revoked_at is not None, t.active())] if all_ else [])
+        + ([status(t)] if all_ else [])
         for t in found
     ]
     table(header + (["STATUS"] if all_ else []), rows)
-
-
-def _status(revoked: bool, active: bool) -> str:
-    if revoked:
-        return "revoked"
-    return "active" if active else "expired"
 
 
 @app.command("revoke")
