@@ -1,0 +1,315 @@
+"""Workload identity end to end: a real ``hatchway serve`` trusting a local issuer served
+on loopback; skopeo logs in with a GitHub-Actions-shaped ID token and pushes and pulls,
+httpx exchanges tokens (RFC 8693), and every attack is answered 401, never 500."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from tests.support.authkit import (
+    ADMIN,
+    ADMIN_PASSWORD,
+    HAVE_SKOPEO,
+    SERVICE,
+    Skopeo,
+    access_claim,
+    assert_refused,
+    create_pat,
+    hatchway_cli,
+    jwt_payload,
+    log_mark,
+    stderr,
+)
+from tests.support.images import make_image, write_oci_layout
+from tests.support.layouts import layout_blobs
+from tests.support.oidc_issuer import LocalIssuer, local_issuer, new_key
+from tests.support.server import Server, start_server
+
+pytestmark = [pytest.mark.e2e]
+
+EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
+JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
+
+
+def federated_config(issuer: LocalIssuer) -> str:
+    doc: dict[str, Any] = {
+        "version": "0.1",
+        "storage": {"delete": {"enabled": True}},
+        "auth": {"token": {"expiration": 300}},
+        "access": [
+            {"name": "ci-acme", "repository": "acme/*", "action": ["pull", "push"]},
+            {"name": "k8s-builder", "repository": "cluster/*", "action": ["pull"]},
+        ],
+        "identity": {
+            "federation": [
+                {
+                    "issuer": issuer.url,
+                    "audience": "hatchway",
+                    "jwksinsecure": True,
+                    "match": {"repository": "acme/*", "ref": "refs/heads/main"},
+                    "account": "ci-acme",
+                    "name": "github-acme",
+                },
+                {
+                    "issuer": issuer.url,
+                    "audience": "hatchway",
+                    "jwksinsecure": True,
+                    "match": {"kubernetes.io.namespace": "ci", "sub": "system:serviceaccount:*"},
+                    "account": "k8s-builder",
+                },
+            ]
+        },
+    }
+    return json.dumps(doc)
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[LocalIssuer]:
+    with local_issuer() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory, issuer: LocalIssuer) -> Iterator[Server]:
+    server = start_server(
+        tmp_path_factory.mktemp("federation"),
+        config=federated_config(issuer),
+        env={"HATCHWAY_ADMIN_PASSWORD": ADMIN_PASSWORD},
+    )
+    try:
+        # The robots do not exist at start: a warning, not a refusal to start.
+        assert "no account ci-acme yet" in server.log()
+        for robot in ("ci-acme", "k8s-builder"):
+            hatchway_cli(server.data, "user", "add-robot", robot)
+        time.sleep(1.1)  # past the server's one-second memory of the missing accounts
+        yield server
+    finally:
+        server.stop()
+
+
+def exchange(server: Server, subject_token: str, scope: str = "", **extra: str) -> httpx.Response:
+    form = {
+        "grant_type": EXCHANGE,
+        "subject_token": subject_token,
+        "subject_token_type": ID_TOKEN,
+        "service": SERVICE,
+        **extra,
+    }
+    if scope:
+        form["scope"] = scope
+    return httpx.post(server.url + "/auth/token", data=form, timeout=30)
+
+
+def basic_grant(server: Server, password: str, scope: str, user: str = "x") -> httpx.Response:
+    params = {"service": SERVICE, "scope": scope, "offline_token": "true"}
+    return httpx.get(server.url + "/auth/token", params=params, auth=(user, password), timeout=30)
+
+
+@pytest.mark.skipif(not HAVE_SKOPEO, reason="skopeo is not installed")
+def test_skopeo_login_with_an_id_token_pushes_and_pulls(
+    registry: Server, issuer: LocalIssuer, tmp_path: Path
+) -> None:
+    src = tmp_path / "layout"
+    write_oci_layout(src, make_image("federated", layer_sizes=(20_000,)), tag="1.0")
+    skopeo = Skopeo(tmp_path / "skopeo")
+    ok = skopeo.login(registry.addr, "github-actions", issuer.github(repository="acme/app"))
+    assert b"Login Succeeded" in ok.stdout
+    ref = f"docker://{registry.addr}/acme/app:1.0"
+    skopeo.push(src, "1.0", ref)
+    out = tmp_path / "out"
+    skopeo.pull(ref, out, "1.0")
+    assert layout_blobs(out) == layout_blobs(src)
+    # The robot's rules bound it: nothing outside acme/*.
+    mark = log_mark(registry)
+    result = skopeo.push(src, "1.0", f"docker://{registry.addr}/other/app:1.0", check=False)
+    assert result.returncode != 0, stderr(result)
+    assert_refused(registry, "other/app", since=mark)
+    # A token from a branch the entry does not trust cannot log in.
+    bad = Skopeo(tmp_path / "skopeo-feature")
+    result = bad.login(registry.addr, "x", issuer.github(ref="refs/heads/feature"), check=False)
+    assert result.returncode != 0
+
+
+def test_token_exchange_answers_as_rfc_8693(registry: Server, issuer: LocalIssuer) -> None:
+    id_token = issuer.github(repository="acme/app", lifetime=120)
+    id_exp = jwt_payload(id_token)["exp"]
+    scope = "repository:acme/app:pull,push,delete repository:other/x:pull"
+    r = exchange(registry, id_token, scope)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["issued_token_type"] == ACCESS_TOKEN
+    assert body["token_type"] == "Bearer"
+    assert body["token"] == body["access_token"]
+    assert "refresh_token" not in body
+    assert 0 < body["expires_in"] <= 120
+    assert body["scope"] == "repository:acme/app:pull,push"
+    assert r.headers["Cache-Control"] == "no-store"
+    claims = jwt_payload(body["access_token"])
+    assert claims["sub"] == "ci-acme"
+    assert claims["exp"] <= id_exp  # never longer-lived than the ID token
+    assert access_claim(body["access_token"]) == {("repository", "acme/app"): {"pull", "push"}}
+    # The registry takes it.
+    bearer = {"Authorization": f"Bearer {body['access_token']}"}
+    r = httpx.get(registry.url + "/v2/acme/app/tags/list", headers=bearer, timeout=30)
+    assert r.status_code in (200, 404), r.text
+    # A Kubernetes token, as :jwt, for the other entry.
+    k8s = issuer.kubernetes(namespace="ci", serviceaccount="builder")
+    r = exchange(registry, k8s, "repository:cluster/base:pull,push", subject_token_type=JWT_TYPE)
+    assert r.status_code == 200, r.text
+    assert r.json()["scope"] == "repository:cluster/base:pull"
+    assert jwt_payload(r.json()["access_token"])["sub"] == "k8s-builder"
+
+
+def test_basic_login_with_an_id_token_has_no_refresh_token(
+    registry: Server, issuer: LocalIssuer
+) -> None:
+    id_token = issuer.github(repository="acme/app", lifetime=90)
+    r = basic_grant(registry, id_token, "repository:acme/app:pull", user="anything-at-all")
+    assert r.status_code == 200, r.text
+    assert "refresh_token" not in r.json()
+    assert r.json()["expires_in"] <= 90
+    assert jwt_payload(r.json()["token"])["sub"] == "ci-acme"
+    form = {
+        "grant_type": "password",
+        "username": "ci",
+        "password": id_token,
+        "client_id": "test",
+        "access_type": "offline",
+        "service": SERVICE,
+        "scope": "repository:acme/app:pull",
+    }
+    r = httpx.post(registry.url + "/auth/token", data=form, timeout=30)
+    assert r.status_code == 200, r.text
+    assert "refresh_token" not in r.json()
+    # Passwords still work as passwords.
+    r = basic_grant(registry, ADMIN_PASSWORD, "repository:acme/app:pull", user=ADMIN)
+    assert r.status_code == 200, r.text
+    assert jwt_payload(r.json()["token"])["sub"] == ADMIN
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def attacks(issuer: LocalIssuer) -> dict[str, str]:
+    good = issuer.github(repository="acme/app")
+    claims = jwt.decode(good, options={"verify_signature": False})
+    header = {"alg": "HS256", "typ": "JWT", "kid": issuer.signing.kid}
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    secret = json.dumps(issuer.jwks()).encode()
+    hs256 = (
+        f"{signing_input}.{b64(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())}"
+    )
+    head, _, signature = good.split(".")
+    tampered_claims = {**claims, "repository": "acme/other"}
+    tampered = f"{head}.{b64(json.dumps(tampered_claims).encode())}.{signature}"
+    now = int(time.time())
+    return {
+        "alg none": jwt.encode(claims, None, algorithm="none", headers={"kid": header["kid"]}),
+        "HS256 keyed with the JWKS": hs256,
+        "unknown issuer": issuer.github(claims={"iss": "https://token.actions.example"}),
+        "wrong audience": issuer.github(audience="sigstore"),
+        "expired": issuer.github(claims={"exp": now - 120}),
+        "not yet valid": issuer.github(claims={"nbf": now + 300}),
+        "kid not in the JWKS": issuer.github(key=new_key()),
+        "claim mismatch": issuer.github(repository="evil/app"),
+        "tampered signature": tampered,
+    }
+
+
+def test_every_attack_is_refused_with_401(registry: Server, issuer: LocalIssuer) -> None:
+    scope = "repository:acme/app:pull,push"
+    for name, token in attacks(issuer).items():
+        r = exchange(registry, token, scope)
+        assert r.status_code == 401, (name, r.status_code, r.text)
+        body = r.json()
+        assert body["error"] == "invalid_request", (name, body)
+        assert token not in r.text
+        assert "access_token" not in body
+        r = basic_grant(registry, token, scope)
+        assert r.status_code == 401, (name, r.status_code, r.text)
+        assert r.json()["errors"][0]["code"] == "UNAUTHORIZED"
+
+
+def test_refusals_do_not_throttle_the_robots_other_credentials(
+    registry: Server, issuer: LocalIssuer
+) -> None:
+    pat = create_pat(registry, "ci-acme", "fallback", ["repository:acme/*:pull"])
+    wrong = issuer.github(audience="elsewhere")
+    for _ in range(30):  # beyond every throttle threshold (5 per pair, 20 per address)
+        assert (
+            basic_grant(registry, wrong, "repository:acme/app:pull", "ci-acme").status_code == 401
+        )
+    r = basic_grant(registry, pat, "repository:acme/app:pull", "ci-acme")
+    assert r.status_code == 200, r.text
+    r = basic_grant(registry, issuer.github(), "repository:acme/app:pull", "ci-acme")
+    assert r.status_code == 200, r.text
+    r = basic_grant(registry, ADMIN_PASSWORD, "repository:acme/app:pull", ADMIN)
+    assert r.status_code == 200, r.text
+
+
+def test_audit_records_issuer_subject_and_entry(registry: Server, issuer: LocalIssuer) -> None:
+    token = issuer.github(repository="acme/audited")
+    assert exchange(registry, token, "repository:acme/audited:pull").status_code == 200
+    refused = issuer.github(repository="acme/audited", audience="sigstore")
+    assert exchange(registry, refused, "repository:acme/audited:pull").status_code == 401
+    deadline = time.monotonic() + 10
+    while True:
+        out = hatchway_cli(
+            registry.data, "audit", "--account", "ci-acme", "--json", "--since", "1h"
+        ).stdout
+        events = [json.loads(line) for line in out.splitlines() if line.strip()]
+        grants = [e for e in events if e["event"] == "token" and "acme/audited" in str(e)]
+        failures = [
+            e
+            for e in events
+            if e["event"] == "login" and "another audience" in json.dumps(e.get("detail"))
+        ]
+        if (grants and failures) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert grants, events
+    detail = grants[0]["detail"]
+    assert detail["issuer"] == issuer.url
+    assert detail["subject"] == "repo:acme/audited:ref:refs/heads/main"
+    assert detail["federation"] == "github-acme"
+    assert detail["method"] == "token-exchange"
+    assert failures, events
+    assert failures[0]["detail"]["issuer"] == issuer.url
+    assert token not in out
+    assert refused not in out
+
+
+def test_exchange_form_errors(registry: Server, issuer: LocalIssuer) -> None:
+    token = issuer.github()
+    cases = {
+        "no subject token": ({"subject_token": ""}, "invalid_request"),
+        "access token type": ({"subject_token_type": ACCESS_TOKEN}, "invalid_request"),
+        "actor": ({"actor_token": token, "actor_token_type": ID_TOKEN}, "invalid_request"),
+        "refresh wanted": (
+            {"requested_token_type": "urn:ietf:params:oauth:token-type:refresh_token"},
+            "invalid_request",
+        ),
+        "other audience": ({"audience": "someone-else"}, "invalid_target"),
+    }
+    for name, (extra, error) in cases.items():
+        subject = extra.pop("subject_token", token)
+        r = exchange(registry, subject, "repository:acme/app:pull", **extra)
+        assert r.status_code == 400, (name, r.text)
+        assert r.json()["error"] == error, (name, r.text)
+    r = exchange(registry, token, "repository:acme/app")
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "invalid_scope"
