@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from benchkit import (
     start_hatchway,
     wait_ready,
 )
+from localissuer import DISTINCT_LUA, LocalIssuer
 
 PASSWORD = "bench-admin-password"
 BASIC = "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
@@ -73,6 +75,87 @@ async def push_manifest(session: aiohttp.ClientSession, base: str, headers: dict
         r.raise_for_status()
 
 
+ROBOT = "bench-ci"
+
+
+async def federated_rows(
+    args: argparse.Namespace,
+    tmp: Path,
+    hatchway_bin: str,
+    session: aiohttp.ClientSession,
+    servers: list[Server],
+) -> list[tuple[str, float, float | None]]:
+    """Federated grants: a GitHub-Actions-shaped ID token as the password, one worker, the
+    issuer's JWKS cached (fetched once at start), for the entry's robot account."""
+    issuer = LocalIssuer()
+    try:
+        config = {
+            **TOKEN_CONFIG,
+            "identity": {
+                "federation": [
+                    {
+                        "issuer": issuer.url,
+                        "audience": "hatchway",
+                        "jwksinsecure": True,
+                        "match": {"repository": "acme/*", "ref": "refs/heads/main"},
+                        "account": ROBOT,
+                    }
+                ]
+            },
+        }
+        env = {"HATCHWAY_ADMIN_PASSWORD": PASSWORD}
+        fed = start_hatchway(hatchway_bin, tmp / "hf", 1, config, env)
+        servers.append(fed)
+        await wait_ready(fed, session)
+        where = ["--config", str(tmp / "hf" / "hatchway.yml"), "--data", str(tmp / "hf" / "data")]
+        cli = [hatchway_bin, "user", "add-robot", ROBOT, *where]
+        subprocess.run(cli, capture_output=True, check=True)
+        await asyncio.sleep(1.2)  # past the server's memory of the account being missing
+        id_token = issuer.github_token("acme/app", "hatchway")
+        basic = "Basic " + base64.b64encode(f"ci:{id_token}".encode()).decode()
+        url = f"{fed.base}/auth/token?service=hatchway&scope=repository:{ROBOT}/app:pull,push"
+        async with session.get(url, headers={"Authorization": basic}) as r:
+            r.raise_for_status()
+        grant = Spec("GET", url, {"Authorization": basic}, 200)
+        rows: list[tuple[str, float, float | None]] = [
+            (f"federated grants/s, 1 worker, c={conc}", rate(grant, conc, args.duration, tmp), None)
+            for conc in (1, 32)
+        ]
+        rows.append(
+            (
+                "federated grants/s, a new ID token each, c=32",
+                distinct_rate(issuer, url, args.duration, tmp),
+                None,
+            )
+        )
+        fed.stop()
+        return rows
+    finally:
+        issuer.close()
+
+
+def distinct_rate(issuer: LocalIssuer, url: str, duration: float, tmp: Path) -> float:
+    """Grants/s when no ID token repeats, so each is verified in full (signature and all),
+    not answered from the verified-token memory: wrk sends each of many tokens once."""
+    count = 12_000
+    path = tmp / "basic-tokens.txt"
+    with path.open("w") as out:
+        for _ in range(count):
+            token = issuer.github_token("acme/app", "hatchway")
+            out.write("Basic " + base64.b64encode(f"ci:{token}".encode()).decode() + "\n")
+    script = tmp / "distinct.lua"
+    script.write_text(DISTINCT_LUA % {"path": path, "threads": 2})
+    argv = ["wrk", "-t2", "-c32", f"-d{max(1, round(duration))}s", "-s", str(script), url]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    m = re.search(r"(\d+) requests in ([\d.]+)(ms|s)\b", out)
+    if m is None or "Non-2xx" in out:
+        raise RuntimeError(f"wrk: unexpected output\n{out}")
+    done = int(m.group(1))
+    if done > count:
+        print(f"  warning: {done} requests for {count} tokens; some repeated", file=sys.stderr)
+    return done / (float(m.group(2)) * (1e-3 if m.group(3) == "ms" else 1.0))
+
+
 def rate(spec: Spec, conc: int, duration: float, tmp: Path) -> float:
     got = run_wrk(spec, conc, duration, 2, tmp)
     if got.errors:
@@ -105,6 +188,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> list[tuple[str, float, flo
                     )
                 )
             one.stop()
+            rows += await federated_rows(args, tmp, hatchway_bin, session, servers)
 
             h_open = start_hatchway(hatchway_bin, tmp / "ho", args.workers)
             h_auth = start_hatchway(hatchway_bin, tmp / "ha", args.workers, TOKEN_CONFIG, env)

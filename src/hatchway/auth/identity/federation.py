@@ -17,9 +17,11 @@ does; numbers and booleans match as JSON writes them (``true``, ``42``).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -37,6 +39,8 @@ from hatchway.config.identity_federation import FederationEntry
 log = logging.getLogger("hatchway.auth.federation")
 
 LEEWAY = 60  # seconds, the most the issue allows for clock skew
+CACHE_TTL = 60.0  # a verified token string is verified again after this long
+CACHE_SIZE = 4096
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat")
 _MAX_SHOWN = 200  # how much of a claimed issuer or subject the audit trail keeps
 
@@ -81,6 +85,29 @@ class FederationRefused(Exception):
         self.issuer = issuer
         self.subject = subject
         self.entry = entry
+
+
+def _segment(part: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _peek(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The header and claims of a JWT-shaped string, unverified: only to route it to its
+    issuer's keys and entries (``jwt.decode`` below checks everything, signature first)."""
+    if (
+        not isinstance(token, str)
+        or not token.startswith("eyJ")
+        or len(token) > MAX_TOKEN_LENGTH
+        or token.count(".") != 2
+    ):
+        return None
+    head, payload, _ = token.split(".")
+    header, claims = _segment(head), _segment(payload)
+    return (header, claims) if header is not None and claims is not None else None
 
 
 def _claimed(value: object) -> str | None:
@@ -154,6 +181,7 @@ class Federation:
         self.entries = [Trusted(e, e.label(i)) for i, e in enumerate(entries)]
         self._by_issuer: dict[str, list[Trusted]] = {}
         self._keys: dict[str, IssuerKeys] = {}
+        self._cache: dict[str, tuple[FederatedIdentity, Mapping[str, jwt.PyJWK], float]] = {}
         for trusted in self.entries:
             issuer = trusted.entry.issuer
             self._by_issuer.setdefault(issuer, []).append(trusted)
@@ -173,25 +201,42 @@ class Federation:
 
         Unverified: it only tells a password from an ID token and picks the keys.
         """
-        if not token.startswith("eyJ") or token.count(".") != 2 or len(token) > MAX_TOKEN_LENGTH:
-            return None
-        try:
-            payload = jwt.decode(token, options={"verify_signature": False})
-        except jwt.InvalidTokenError:
-            return None
-        issuer = payload.get("iss")
+        peeked = _peek(token)
+        issuer = peeked[1].get("iss") if peeked is not None else None
         return issuer if isinstance(issuer, str) and issuer in self._by_issuer else None
 
     def verify(self, token: str, *, wait: bool = True) -> FederatedIdentity:
         """The identity ``token`` proves, or :class:`FederationRefused`. Blocks up to the
-        key fetch timeout if the issuer's keys must be fetched (call it in a thread)."""
-        if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        key fetch timeout if the issuer's keys must be fetched (call it in a thread).
+
+        The answer for an exact token string is remembered (a CI job sends its one ID
+        token with every login) while it is unexpired, for at most :data:`CACHE_TTL`,
+        and only while its issuer's key set is the one that verified it.
+        """
+        now = time.time()
+        hit = self._cache.get(token)
+        if hit is not None:
+            identity, keys, checked = hit
+            if (
+                now - checked < CACHE_TTL
+                and identity.expires_at + LEEWAY > now
+                and self._keys[identity.issuer].keys is keys
+            ):
+                return identity
+            self._cache.pop(token, None)
+        identity, keys = self._verify(token, wait=wait)
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[token] = (identity, keys, now)
+        return identity
+
+    def _verify(
+        self, token: str, *, wait: bool
+    ) -> tuple[FederatedIdentity, Mapping[str, jwt.PyJWK]]:
+        peeked = _peek(token)
+        if peeked is None:
             raise FederationRefused("the ID token is malformed")
-        try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
-        except jwt.InvalidTokenError:
-            raise FederationRefused("the ID token is malformed") from None
+        header, unverified = peeked
         issuer = unverified.get("iss")
         claimed: dict[str, Any] = {
             "issuer": _claimed(issuer),
@@ -209,10 +254,12 @@ class Federation:
             raise FederationRefused("the ID token's algorithm is not allowed", **claimed)
         if kid is not None and not isinstance(kid, str):
             raise FederationRefused("the ID token is malformed", **claimed)
+        keys = self._keys[issuer]
         try:
-            key = self._key(issuer, kid, wait=wait)
+            key = self._key(keys, kid, wait=wait)
         except TokenError:
             raise FederationRefused("the ID token is signed by an unknown key", **claimed) from None
+        verified_with = keys.keys
         if key.algorithm_name != alg:
             raise FederationRefused("the ID token's algorithm does not match its key", **claimed)
         trusted = self._by_issuer[issuer]
@@ -235,11 +282,12 @@ class Federation:
         for candidate in trusted:
             entry = candidate.entry
             if entry.audience in audiences and claims_match(claims, entry.match):
-                return FederatedIdentity(candidate, issuer, subject, expires, claims)
+                identity = FederatedIdentity(candidate, issuer, subject, expires, claims)
+                return identity, verified_with
         raise FederationRefused("the ID token's claims match no federation entry", **claimed)
 
-    def _key(self, issuer: str, kid: str | None, *, wait: bool) -> jwt.PyJWK:
-        keys = self._keys[issuer]
+    @staticmethod
+    def _key(keys: IssuerKeys, kid: str | None, *, wait: bool) -> jwt.PyJWK:
         try:
             return keys.resolve(kid)
         except KeysRefreshing as pending:

@@ -98,6 +98,11 @@ def pick(keys: Mapping[str, jwt.PyJWK], kid: str | None) -> jwt.PyJWK | None:
 
 
 class IssuerKeys(Protocol):
+    @property
+    def keys(self) -> Mapping[str, jwt.PyJWK]:
+        """kid -> key; a new mapping each time the keys are loaded again."""
+        ...
+
     def start(self) -> object:
         """Begin loading (in the background where that means the network)."""
         ...
