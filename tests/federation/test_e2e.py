@@ -218,7 +218,7 @@ def attacks(issuer: LocalIssuer) -> dict[str, str]:
     tampered = f"{head}.{b64(json.dumps(tampered_claims).encode())}.{signature}"
     now = int(time.time())
     return {
-        "alg none": jwt.encode(claims, None, algorithm="none", headers={"kid": header["kid"]}),
+        "alg none": jwt.encode(claims, "", algorithm="none", headers={"kid": header["kid"]}),
         "HS256 keyed with the JWKS": hs256,
         "unknown issuer": issuer.github(claims={"iss": "https://token.actions.example"}),
         "wrong audience": issuer.github(audience="sigstore"),
@@ -313,3 +313,28 @@ def test_exchange_form_errors(registry: Server, issuer: LocalIssuer) -> None:
     r = exchange(registry, token, "repository:acme/app")
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "invalid_scope"
+
+
+def test_an_entry_whose_account_is_missing_or_a_person_grants_nothing(
+    tmp_path: Path, issuer: LocalIssuer
+) -> None:
+    config = json.loads(federated_config(issuer))
+    config["identity"]["federation"] = [
+        {**config["identity"]["federation"][0], "account": "ghost", "name": "ghost"}
+    ]
+    server = start_server(
+        tmp_path, config=json.dumps(config), env={"HATCHWAY_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    )
+    try:
+        token = issuer.github(repository="acme/app")
+        r = exchange(server, token, "repository:acme/app:pull")
+        assert r.status_code == 401, r.text
+        assert r.json()["error_description"] == "no robot account for this identity"
+        # Made a person's account while serving: still no grant (a robot's only).
+        hatchway_cli(server.data, "user", "add", "ghost", "--password-stdin", stdin="pw-0123-x\n")
+        time.sleep(1.1)
+        r = exchange(server, token, "repository:acme/app:pull")
+        assert r.status_code == 401, r.text
+        assert "is not a robot account" in server.log()
+    finally:
+        server.stop()

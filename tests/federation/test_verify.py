@@ -134,7 +134,7 @@ def test_claim_globs() -> None:
 def test_alg_none_is_refused(issuer: LocalIssuer) -> None:
     fed = federation(entry(issuer))
     good = jwt.decode(issuer.github(), options={"verify_signature": False})
-    unsigned = jwt.encode(good, None, algorithm="none", headers={"kid": issuer.signing.kid})
+    unsigned = jwt.encode(good, "", algorithm="none", headers={"kid": issuer.signing.kid})
     assert refused(fed, unsigned) == "the ID token's algorithm is not allowed"
     stripped = issuer.github().rsplit(".", 1)[0] + "."
     assert refused(fed, stripped).startswith("the ID token")
