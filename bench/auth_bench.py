@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import os
 import re
 import shutil
 import subprocess
@@ -117,24 +118,23 @@ async def federated_rows(
         async with session.get(url, headers={"Authorization": basic}) as r:
             r.raise_for_status()
         grant = Spec("GET", url, {"Authorization": basic}, 200)
-        rows: list[tuple[str, float, float | None]] = [
-            (f"federated grants/s, 1 worker, c={conc}", rate(grant, conc, args.duration, tmp), None)
-            for conc in (1, 32)
-        ]
-        rows.append(
-            (
-                "federated grants/s, a new ID token each, c=32",
-                distinct_rate(issuer, url, args.duration, tmp),
-                None,
-            )
-        )
+        rows: list[tuple[str, float, float | None]] = []
+        for conc in (1, 32):
+            got, cpu = rate_and_cpu(grant, conc, args.duration, tmp, fed)
+            rows.append((f"federated grants/s, 1 worker, c={conc}", got, None))
+        rows.append(("federated grant, server CPU ms per grant, c=32", cpu, None))
+        before = tree_cpu(fed)
+        got, done = distinct_rate(issuer, url, args.duration, tmp)
+        fresh_cpu = 1000 * (tree_cpu(fed) - before) / max(1, done)
+        rows.append(("federated grants/s, a new ID token each, c=32", got, None))
+        rows.append(("  same, server CPU ms per grant", fresh_cpu, None))
         fed.stop()
         return rows
     finally:
         issuer.close()
 
 
-def distinct_rate(issuer: LocalIssuer, url: str, duration: float, tmp: Path) -> float:
+def distinct_rate(issuer: LocalIssuer, url: str, duration: float, tmp: Path) -> tuple[float, int]:
     """Grants/s when no ID token repeats, so each is verified in full (signature and all),
     not answered from the verified-token memory: wrk sends each of many tokens once."""
     count = 12_000
@@ -153,7 +153,34 @@ def distinct_rate(issuer: LocalIssuer, url: str, duration: float, tmp: Path) -> 
     done = int(m.group(1))
     if done > count:
         print(f"  warning: {done} requests for {count} tokens; some repeated", file=sys.stderr)
-    return done / (float(m.group(2)) * (1e-3 if m.group(3) == "ms" else 1.0))
+    return done / (float(m.group(2)) * (1e-3 if m.group(3) == "ms" else 1.0)), done
+
+
+def tree_cpu(server: Server) -> float:
+    """CPU seconds used so far by the server's processes (supervisor and its workers)."""
+    assert server.proc is not None
+    root, total = server.proc.pid, 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(stat.parent.name) == root or int(fields[1]) == root:
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def rate_and_cpu(
+    spec: Spec, conc: int, duration: float, tmp: Path, server: Server
+) -> tuple[float, float]:
+    """Requests/s, and the server's CPU milliseconds per request: under load from other
+    programs the rate falls, the CPU per request much less (1000 / it = one core's rate)."""
+    before = tree_cpu(server)
+    got = run_wrk(spec, conc, duration, 2, tmp)
+    used = tree_cpu(server) - before
+    if got.errors:
+        print(f"  warning: {got.errors} failed requests for {spec.url}", file=sys.stderr)
+    return got.ok / got.elapsed, 1000 * used / max(1, got.ok)
 
 
 def rate(spec: Spec, conc: int, duration: float, tmp: Path) -> float:
@@ -187,6 +214,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> list[tuple[str, float, flo
                         None,
                     )
                 )
+            _, password_cpu = rate_and_cpu(grant, 32, args.duration, tmp, one)
+            rows.append(("token grant, server CPU ms per grant, c=32", password_cpu, None))
             one.stop()
             rows += await federated_rows(args, tmp, hatchway_bin, session, servers)
 
@@ -275,7 +304,8 @@ def main() -> int:
     print(f"{'workload':52} {'figure':>10} {'ratio':>8}")
     for label, figure, ratio in rows:
         shown = f"{ratio:8.2f}" if ratio is not None else " " * 8
-        print(f"{label:52} {figure:10.0f} {shown}")
+        value = f"{figure:10.0f}" if figure >= 100 else f"{figure:10.3f}"  # ms per grant
+        print(f"{label:52} {value} {shown}")
     return 0
 
 
