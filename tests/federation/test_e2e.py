@@ -20,7 +20,6 @@ import pytest
 from tests.support.authkit import (
     ADMIN,
     ADMIN_PASSWORD,
-    HAVE_SKOPEO,
     SERVICE,
     Skopeo,
     access_claim,
@@ -33,7 +32,7 @@ from tests.support.authkit import (
 )
 from tests.support.images import make_image, write_oci_layout
 from tests.support.layouts import layout_blobs
-from tests.support.oidc_issuer import LocalIssuer, local_issuer, new_key
+from tests.support.oidc_issuer import JWKS_PATH, LocalIssuer, local_issuer, new_key
 from tests.support.server import Server, start_server
 
 pytestmark = [pytest.mark.e2e]
@@ -118,7 +117,6 @@ def basic_grant(server: Server, password: str, scope: str, user: str = "x") -> h
     return httpx.get(server.url + "/auth/token", params=params, auth=(user, password), timeout=30)
 
 
-@pytest.mark.skipif(not HAVE_SKOPEO, reason="skopeo is not installed")
 def test_skopeo_login_with_an_id_token_pushes_and_pulls(
     registry: Server, issuer: LocalIssuer, tmp_path: Path
 ) -> None:
@@ -338,3 +336,51 @@ def test_an_entry_whose_account_is_missing_or_a_person_grants_nothing(
         assert "is not a robot account" in server.log()
     finally:
         server.stop()
+
+
+def test_rotation_and_a_jwks_file_on_a_running_server(tmp_path: Path) -> None:
+    """The issuer adds a key: the server fetches its JWKS once more and takes the new kid;
+    made-up kids after that fetch nothing for a minute. A cluster with no reachable issuer
+    is trusted through a JWKS file."""
+    cluster = LocalIssuer(url="https://kubernetes.default.svc.cluster.local", keys=[new_key()])
+    jwks_file = tmp_path / "cluster-jwks.json"
+    jwks_file.write_text(json.dumps(cluster.jwks()))
+    with local_issuer() as issuer:
+        config = json.loads(federated_config(issuer))
+        config["identity"]["federation"] = [
+            config["identity"]["federation"][0],
+            {
+                "issuer": cluster.url,
+                "audience": "hatchway",
+                "jwks": str(jwks_file),
+                "match": {"sub": "system:serviceaccount:ci:builder"},
+                "account": "k8s-builder",
+            },
+        ]
+        server = start_server(
+            tmp_path, config=json.dumps(config), env={"HATCHWAY_ADMIN_PASSWORD": ADMIN_PASSWORD}
+        )
+        try:
+            for robot in ("ci-acme", "k8s-builder"):
+                hatchway_cli(server.data, "user", "add-robot", robot)
+            time.sleep(1.1)
+            scope = "repository:acme/app:pull"
+            assert exchange(server, issuer.github(), scope).status_code == 200
+            assert issuer.hits[JWKS_PATH] == 1
+            issuer.rotate()
+            for _ in range(3):
+                r = exchange(server, issuer.github(), scope)
+                assert r.status_code == 200, r.text
+            assert issuer.hits[JWKS_PATH] == 2
+            stranger = new_key()
+            for _ in range(3):
+                r = exchange(server, issuer.github(key=stranger), scope)
+                assert r.status_code == 401, r.text
+            assert issuer.hits[JWKS_PATH] == 2
+
+            k8s = cluster.kubernetes(namespace="ci", serviceaccount="builder")
+            r = exchange(server, k8s, "repository:cluster/base:pull", subject_token_type=JWT_TYPE)
+            assert r.status_code == 200, r.text
+            assert jwt_payload(r.json()["access_token"])["sub"] == "k8s-builder"
+        finally:
+            server.stop()
