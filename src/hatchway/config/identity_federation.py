@@ -2,10 +2,10 @@
 
 One entry per trust relationship: a CI system's or a cluster's OpenID issuer, the
 audience its tokens must name, globs every listed claim must match, and the robot account
-a matching token acts as. Checked at load: unknown keys, an empty audience, a glob-less
-issuer URL that could not be fetched safely, a ``match`` that is not claim -> string.
-Whether ``account`` exists is checked at start, against the database
-(:func:`hatchway.auth.identity.federation.check_federation`).
+a matching token acts as. Checked at load: unknown keys, a missing or empty audience, an
+issuer or ``jwks`` URL that could not be fetched safely (https, or http on loopback with
+``jwksinsecure``), a ``match`` that is not claim -> string. Whether ``account`` is a robot
+is checked at start, against the database (:func:`hatchway.auth.federated.check_federation`).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from hatchway.config.identity_federation import FederationEntry
 
 log = logging.getLogger("hatchway.auth.federation")
 
-LEEWAY = 60  # seconds, the most the issue allows for clock skew
+LEEWAY = 60  # seconds of clock skew allowed on exp, nbf and iat (no more)
 CACHE_TTL = 60.0  # a verified token string is verified again after this long
 CACHE_SIZE = 4096
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat")
