@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -384,3 +385,50 @@ def test_rotation_and_a_jwks_file_on_a_running_server(tmp_path: Path) -> None:
             assert jwt_payload(r.json()["access_token"])["sub"] == "k8s-builder"
         finally:
             server.stop()
+
+
+def test_docker_login_with_an_id_token_as_the_readme_workflow_does(
+    registry: Server, issuer: LocalIssuer, tmp_path: Path
+) -> None:
+    """``echo $ID_TOKEN | docker login -u github-actions --password-stdin`` (the docker CLI
+    logs in client-side, no engine): no refresh token, so docker keeps the ID token itself,
+    and uses it for the next token grant."""
+    src = tmp_path / "layout"
+    write_oci_layout(src, make_image("docker-login", layer_sizes=(10_000,)), tag="1.0")
+    skopeo = Skopeo(tmp_path / "skopeo")
+    skopeo.login(registry.addr, "ci", issuer.github(repository="acme/app"))
+    skopeo.push(src, "1.0", f"docker://{registry.addr}/acme/docker:1.0")
+
+    config_dir = tmp_path / "docker-config"
+    config_dir.mkdir()
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "DOCKER_CONFIG": str(config_dir),
+        "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock",
+    }
+    id_token = issuer.github(repository="acme/app")
+
+    def docker(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        cmd = ["docker", *args]
+        return subprocess.run(
+            cmd, input=stdin, capture_output=True, text=True, env=env, timeout=120, check=False
+        )
+
+    login = docker(
+        "login", "-u", "github-actions", "--password-stdin", registry.addr, stdin=id_token
+    )
+    assert login.returncode == 0, login.stderr
+    assert "Login Succeeded" in login.stdout
+    auth = json.loads((config_dir / "config.json").read_text())["auths"][registry.addr]
+    assert "identitytoken" not in auth
+    assert base64.b64decode(auth["auth"]).decode() == f"github-actions:{id_token}"
+    inspect = docker("manifest", "inspect", "--insecure", f"{registry.addr}/acme/docker:1.0")
+    assert inspect.returncode == 0, inspect.stderr
+    assert json.loads(inspect.stdout)["schemaVersion"] == 2
+
+    refused = docker(
+        "login", "-u", "x", "--password-stdin", registry.addr, stdin=issuer.github(audience="aws")
+    )
+    assert refused.returncode != 0
+    assert "the ID token is for another audience" in refused.stderr
