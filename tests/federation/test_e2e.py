@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ from tests.support.authkit import (
 from tests.support.images import make_image, write_oci_layout
 from tests.support.layouts import layout_blobs
 from tests.support.oidc_issuer import JWKS_PATH, LocalIssuer, local_issuer, new_key
-from tests.support.server import Server, start_server
+from tests.support.server import HATCHWAY, Server, start_server
 
 pytestmark = [pytest.mark.e2e]
 
@@ -432,3 +433,26 @@ def test_docker_login_with_an_id_token_as_the_readme_workflow_does(
     )
     assert refused.returncode != 0
     assert "the ID token is for another audience" in refused.stderr
+
+
+def test_hatchway_login_and_push_with_an_id_token(
+    registry: Server, issuer: LocalIssuer, tmp_path: Path
+) -> None:
+    src = tmp_path / "layout"
+    write_oci_layout(src, make_image("hatchway-cli", layer_sizes=(5_000,)), tag="1.0")
+    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "docker"), "HOME": str(tmp_path)}
+
+    def hatchway(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        cmd = [HATCHWAY, *args]
+        return subprocess.run(
+            cmd, input=stdin, capture_output=True, text=True, env=env, timeout=120, check=False
+        )
+
+    login = hatchway(
+        "login", "-u", "ci", "--password-stdin", "--insecure", registry.addr, stdin=issuer.github()
+    )
+    assert login.returncode == 0, login.stderr
+    push = hatchway("push", "--insecure", f"{src}:1.0", f"{registry.addr}/acme/cli:1.0")
+    assert push.returncode == 0, push.stderr
+    denied = hatchway("push", "--insecure", f"{src}:1.0", f"{registry.addr}/other/cli:1.0")
+    assert denied.returncode != 0
