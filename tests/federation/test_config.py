@@ -42,10 +42,11 @@ def load_error(tmp_path: Path, entries: list[dict[str, Any]], **top: Any) -> str
 
 def test_a_github_entry_loads(tmp_path: Path) -> None:
     config = load(write(tmp_path, [entry(match={"repository": "acme/*"})]), environ={})
+    assert config.identity is not None
     (loaded,) = config.identity.federation
     assert loaded.discovery_url == f"{GITHUB}/.well-known/openid-configuration"
     assert loaded.match == {"repository": "acme/*"}
-    assert load(None, environ={}).identity.federation == []
+    assert load(None, environ={}).identity is None
 
 
 def test_bad_entries_are_refused_naming_the_key(tmp_path: Path) -> None:

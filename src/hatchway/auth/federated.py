@@ -28,6 +28,7 @@ from hatchway.auth.identity.federation import (
 from hatchway.auth.identity.local import account_principal
 from hatchway.auth.policy.engine import granted
 from hatchway.auth.service import TokenRequestError, TokenResponse, TokenService
+from hatchway.config.identity_federation import FederationEntry
 from hatchway.config.model import Config
 from hatchway.errors import ConfigError
 from hatchway.metadata import Account, MetadataStore
@@ -176,11 +177,15 @@ def _error(method: str) -> str:
     return "invalid_request" if method == "token-exchange" else "invalid_grant"
 
 
+def federation_entries(config: Config) -> list[FederationEntry]:
+    return config.identity.federation if config.identity is not None else []
+
+
 def check_federation(config: Config) -> None:
     """At start: federation needs the built-in token service; each entry's account should
     be a robot (a missing one is a warning: it may be added while hatchway runs; a person's
     account is an error: an ID token must never act as a person). JWKS files must load."""
-    entries = config.identity.federation
+    entries = federation_entries(config)
     if not entries:
         return
     token = config.auth.token if config.auth is not None else None
@@ -217,8 +222,9 @@ def check_federation(config: Config) -> None:
 
 def federated_grants(config: Config, service: TokenService) -> FederatedGrants | None:
     """For one worker (after fork): the grants, with every issuer's keys being fetched."""
-    if not config.identity.federation:
+    entries = federation_entries(config)
+    if not entries:
         return None
-    federation = Federation(config.identity.federation)
+    federation = Federation(entries)
     federation.start()
     return FederatedGrants(federation, service)

@@ -1,17 +1,19 @@
-"""``identity:``: where accounts come from besides the local database.
+"""``identity:``: where accounts come from besides the local database (which stays first).
 
-Each source is optional and has its own module; this is the root that names them.
+Each source is its own model in its own module (``identity_federation``, ...); every one is
+optional and checked when the configuration loads.
 """
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hatchway.config.identity_federation import FederationEntry, check_entries
-from hatchway.config.section import Section
 
 
-class IdentityConfig(Section):
+class IdentityConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     federation: list[FederationEntry] = Field(default_factory=list)
 
     @field_validator("federation")

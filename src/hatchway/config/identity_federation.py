@@ -13,9 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
-
-from hatchway.config.section import Section
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _ACCOUNT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
 MAX_MATCH = 32
@@ -26,8 +24,10 @@ def is_url(value: str) -> bool:
     return "://" in value
 
 
-class FederationEntry(Section):
+class FederationEntry(BaseModel):
     """One trusted issuer (and audience, claims) mapped to one robot account."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     issuer: str = Field(min_length=1, max_length=2048)
     audience: str = Field(min_length=1, max_length=2048)  # required: no default

@@ -11,10 +11,9 @@ import re
 import urllib.parse
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from hatchway.config.identity import IdentityConfig
-from hatchway.config.section import Section
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -44,6 +43,10 @@ def _cidrs(value: Any) -> Any:
     if isinstance(value, str):
         return [part for part in re.split(r"[,\s]+", value) if part]
     return value
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class TLS(Section):
@@ -233,7 +236,7 @@ class Config(Section):
     access: list[dict[str, Any]] | None = None
     database: Database = Field(default_factory=Database)
     health: dict[str, Any] | None = None
-    identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    identity: IdentityConfig | None = None
 
     @property
     def auth_mode(self) -> Literal["none", "token", "htpasswd"]:
