@@ -201,6 +201,9 @@ class Federation:
 
         Unverified: it only tells a password from an ID token and picks the keys.
         """
+        hit = self._cache.get(token)
+        if hit is not None:  # verified lately: the same job logging in again
+            return hit[0].issuer
         peeked = _peek(token)
         issuer = peeked[1].get("iss") if peeked is not None else None
         return issuer if isinstance(issuer, str) and issuer in self._by_issuer else None
