@@ -65,6 +65,7 @@ def create_app(
         app[TOKEN_SERVICE] = parts.token_service
         app[JWKS] = parts.jwks
         token.setup(app)
+        app[REGISTRY].attach_index(parts.token_service.store.index)
         api.setup(app)
 
     async def close_auth(app: web.Application) -> None:
