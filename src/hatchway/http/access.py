@@ -131,7 +131,7 @@ async def audit_success(
     if digest and digest != reference:
         detail["digest"] = digest
     if credential:  # the access token's name, when one was used
-        detail["credential"] = credential
+        detail["token_name"] = credential
     if via:
         detail["via"] = via
     subject = request[ALLOWED].principal.subject if ALLOWED in request else ""
