@@ -156,7 +156,22 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
 
 _LATENCY_RE = re.compile(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 _RATE_RE = re.compile(r"Requests/sec:\s+([\d.]+)")
+_COUNT_RE = re.compile(r"(\d+) requests in")
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and its children, from Linux ``/proc``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def run_wrk(url: str, token: str, conc: int, duration: float) -> dict[str, float]:
@@ -181,6 +196,8 @@ def run_wrk(url: str, token: str, conc: int, duration: float) -> dict[str, float
     found = {f"p{p}": float(v) * _UNITS[u] for p, v, u in _LATENCY_RE.findall(out)}
     rate = _RATE_RE.search(out)
     found["rps"] = float(rate.group(1)) if rate else 0.0
+    count = _COUNT_RE.search(out)
+    found["requests"] = float(count.group(1)) if count else 0.0
     return found
 
 
@@ -282,11 +299,15 @@ def main() -> int:
         rows = []
         for conc in [int(c) for c in args.conc.split(",")]:
             for label, user, target in cases:
+                cpu = server_cpu(server.pid)
                 found = run_wrk(target, tokens[user], conc, args.duration)
+                used = server_cpu(server.pid) - cpu
+                found["cpu_ms"] = 1000 * used / found["requests"] if found["requests"] else 0.0
                 rows.append({"case": label, "as": user, "c": conc, **found})
                 print(
                     f"{label:42} {user:5} c={conc:<3} p50 {found.get('p50', 0):7.2f} ms  "
-                    f"p99 {found.get('p99', 0):7.2f} ms  {found['rps']:8.0f} req/s",
+                    f"p99 {found.get('p99', 0):7.2f} ms  {found['rps']:6.0f} req/s  "
+                    f"server CPU {found['cpu_ms']:5.2f} ms/req",
                     flush=True,
                 )
         figures["rows"] = rows
