@@ -99,7 +99,11 @@ class Indexer:
     async def manifest_pushed(
         self, name: str, digest: Digest, tag: str | None, actor: Actor | None
     ) -> None:
-        pushed = Pushed(utcnow(), actor.account, actor.credential) if actor is not None else None
+        pushed = None
+        if actor is not None:  # cut to the columns' widths (an htpasswd name may be longer)
+            account = actor.account[:128] if actor.account else None
+            credential = actor.credential[:64] if actor.credential else None
+            pushed = Pushed(utcnow(), account, credential)
         await self._guarded(name, [digest], [tag] if tag else [], digest, pushed)
 
     async def tag_deleted(self, name: str, tag: str) -> None:
