@@ -49,6 +49,7 @@ def fold_accounts(rows: Iterable[Row[Any]]) -> list[Account]:
             created_at=row.created_at,
             password_hash=row.password_hash,
             password_changed_at=row.password_changed_at,
+            source=row.source or LOCAL_BACKEND,
         )
         for row, names in by_id.values()
     ]
@@ -92,7 +93,9 @@ class AccountStore:
         kind: AccountKind = AccountKind.USER,
         password_hash: str | None = None,
         admin: bool = False,
+        source: str | None = None,
     ) -> Account:
+        """``source``: None (local), or the identity source that made the account."""
         check_name("account", name, ACCOUNT_NAME_RE)
         if kind is AccountKind.ROBOT and password_hash is not None:
             raise MetadataError("robot accounts have no password, only tokens")
@@ -107,6 +110,7 @@ class AccountStore:
                         admin=admin,
                         created_at=now,
                         password_changed_at=now if password_hash else None,
+                        source=source,
                     )
                 )
         except IntegrityError:

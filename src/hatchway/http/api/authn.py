@@ -82,6 +82,8 @@ def _verify(
     except TokenRequestError as exc:
         if exc.status == 429:
             raise throttled(exc.retry_after) from None
+        if exc.status == 503:
+            raise ApiError(503, "UNAVAILABLE", exc.description) from None
         raise unauthorized("incorrect username or password") from None
     return selfservice.caller(principal, backend)
 
