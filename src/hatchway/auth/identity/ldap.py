@@ -192,6 +192,8 @@ class LdapAuthenticator:
                 log.warning("LDAP user %r: an account of that name exists; refused", username)
                 return None
             return found
+        self._forget(username)
+        self._forget(created.account)
         log.info("created account %s for LDAP entry %s", username, entry.dn)
         self._event("account.create", username, client, {"source": LDAP_BACKEND, "admin": admin})
         return created
