@@ -82,7 +82,7 @@ def test_bad_settings_are_refused(tmp_path: Path, change: dict[str, Any], messag
 def test_unknown_identity_source_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "config.yml"
     path.write_text(yaml.safe_dump({"identity": {"kerberos": {}}}))
-    with pytest.raises(ConfigError, match="identity.kerberos: unknown key"):
+    with pytest.raises(ConfigError, match=r"identity\.kerberos: unknown key"):
         load(path, environ={})
 
 
