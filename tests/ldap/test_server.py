@@ -66,7 +66,11 @@ def ldap_server(tmp: Path, slapd: Slapd, mode: str = "token", **ldap: Any) -> Se
 
 
 def grant(server: Server, user: str, password: str, *scopes: str, **params: str) -> httpx.Response:
-    query = [("service", SERVICE), *(("scope", s) for s in scopes), *params.items()]
+    query: list[tuple[str, str | int | float | bool | None]] = [
+        ("service", SERVICE),
+        *(("scope", s) for s in scopes),
+        *params.items(),
+    ]
     return httpx.get(server.url + "/auth/token", params=query, auth=(user, password), timeout=60)
 
 
