@@ -379,3 +379,26 @@ def test_tokens_of_removed_or_disabled_users_stop(own_slapd: Slapd, tmp_path: Pa
         assert grant(server, "frank", pats["frank"]).status_code == 200
     finally:
         server.stop()
+
+
+def test_ldap_logins_are_throttled_and_audited(server: Server, slapd: Slapd) -> None:
+    statuses = [grant(server, "dave", f"wrong-{i}").status_code for i in range(8)]
+    assert statuses[0] == 401
+    assert 429 in statuses, statuses
+    binds = slapd.operations()[0]
+    # While throttled, the right password is not even tried against the directory.
+    response = grant(server, "dave", PASSWORDS["dave"])
+    assert response.status_code == 429
+    assert response.headers["Retry-After"]
+    assert slapd.operations()[0] == binds
+    store = store_of(server)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            outcomes = {e.outcome for e in store.audit.list(account="dave", event="login")}
+            if {"failure", "throttled"} <= outcomes or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert {"failure", "throttled"} <= outcomes
+    finally:
+        store.dispose()
