@@ -67,7 +67,7 @@ def check_identity(config: Config) -> None:
     else:
         log.info("identity.ldap: %s answers", found.url)
     finally:
-        directory.close()
+        directory.close(wait=True)  # the server forks its workers next: no threads left
 
 
 def ldap_backend(

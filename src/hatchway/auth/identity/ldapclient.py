@@ -224,8 +224,9 @@ class Directory:
         except concurrent.futures.TimeoutError:
             raise IdentityUnavailable("the directory did not answer in time") from None
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+    def close(self, *, wait: bool = False) -> None:
+        """Close the pools; ``wait``: also for this client's threads to end (before a fork)."""
+        self._executor.shutdown(wait=wait, cancel_futures=True)
         self._service.close()
         self._binds.close()
 

@@ -12,7 +12,7 @@ import pytest
 
 from hatchway.auth.identity.base import IdentityUnavailable
 from hatchway.auth.identity.ldapclient import Directory, normalize_dn
-from tests.ldap.conftest import ldap_config
+from tests.identity.conftest import ldap_config
 from tests.support.server import free_port
 from tests.support.slapd import (
     ADMINS,

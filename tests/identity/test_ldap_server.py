@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from hatchway.metadata import MetadataStore
-from tests.ldap.conftest import ldap_settings
+from tests.identity.conftest import ldap_settings
 from tests.support.authkit import (
     ADMIN,
     ADMIN_PASSWORD,
