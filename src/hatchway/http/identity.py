@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from hatchway.config.identity_ldap import LdapConfig
 from hatchway.config.model import Config
 from hatchway.errors import ConfigError
-from hatchway.metadata import MetadataStore
+from hatchway.metadata import Account, MetadataStore
 from hatchway.metadata.records import AuditEvent
 
 log = logging.getLogger("hatchway.auth.ldap")
@@ -76,6 +76,7 @@ def ldap_backend(
     *,
     reserved: Callable[[str], bool] | None,
     audit: Callable[[AuditEvent], None] | None,
+    accounts: Callable[[str], Account | None] | None = None,
 ) -> LdapAuthenticator | None:
     """The LDAP authenticator for one worker, or None when none is configured."""
     found = ldap_config(config)
@@ -84,7 +85,9 @@ def ldap_backend(
     from hatchway.auth.identity.ldap import LdapAuthenticator
     from hatchway.auth.identity.ldapclient import Directory
 
-    authenticator = LdapAuthenticator(Directory(found), store, reserved=reserved, audit=audit)
+    authenticator = LdapAuthenticator(
+        Directory(found), store, reserved=reserved, audit=audit, accounts=accounts
+    )
 
     def probe() -> None:
         # Opens the first service connection now rather than at the first login.

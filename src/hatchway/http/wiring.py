@@ -158,7 +158,9 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
     reserved: Callable[[str], bool] = local.has_local_account
     if htpasswd is not None:
         reserved = _either(local.has_local_account, from_file.has_user)
-    directory = ldap_backend(config, store, reserved=reserved, audit=sink.record)
+    directory = ldap_backend(
+        config, store, reserved=reserved, audit=sink.record, accounts=local.cached_account
+    )
     if directory is not None:
         authenticators.append(directory)
         local.federated[directory.backend] = directory

@@ -61,8 +61,11 @@ class LdapAuthenticator:
         *,
         reserved: Callable[[str], bool] | None = None,
         audit: Callable[[AuditEvent], None] | None = None,
+        accounts: Callable[[str], Account | None] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        """``accounts``: how to read an account row (the local backend's, which remembers
+        rows for a second); default: the store, each time."""
         config = directory.config
         self.directory = directory
         self.store = store
@@ -72,6 +75,7 @@ class LdapAuthenticator:
         self.refresh_interval = timedelta(seconds=config.refreshinterval)
         self.membership_cache = timedelta(seconds=config.membershipcache)
         self._audit = audit
+        self._accounts = accounts or store.accounts.get
         self._clock = clock
         self._links: dict[str, tuple[float, ExternalIdentity | None]] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -218,7 +222,7 @@ class LdapAuthenticator:
         self._forget(link.account)
 
     def _principal(self, link: ExternalIdentity) -> Principal:
-        account = self.store.accounts.get(link.account)
+        account = self._accounts(link.account)
         local_groups = account.groups if account is not None else frozenset()
         admin = bool(link.groups & self.admingroups)
         return Principal(subject=link.account, groups=link.groups | local_groups, admin=admin)

@@ -90,6 +90,10 @@ class LocalAuthenticator:
         self._accounts[name] = (now, account)
         return account
 
+    def cached_account(self, name: str) -> Account | None:
+        """The account row as :meth:`_account` remembers it (for the LDAP backend)."""
+        return self._account(name)
+
     def forget(self, name: str) -> None:
         """Drop the remembered row now (this worker changed the password)."""
         self._accounts.pop(name, None)
