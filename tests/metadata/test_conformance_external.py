@@ -22,7 +22,7 @@ def test_create_makes_a_passwordless_account(store: MetadataStore) -> None:
     assert (made.account, made.external_id, made.groups, made.disabled) == (
         "alice",
         DN,
-        {DEVS},
+        frozenset({DEVS}),
         False,
     )
     account = store.accounts.get("alice")
