@@ -7,8 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from hatchway.metadata import ConflictError, InvalidNameError, MetadataStore
+from hatchway.metadata import ConflictError, InvalidNameError, MetadataError, MetadataStore
 from hatchway.metadata.records import utcnow
+from tests.metadata.factories import HASH
 
 DN = "uid=alice,ou=people,dc=example,dc=com"
 DEVS = "cn=devs,ou=groups,dc=example,dc=com"
@@ -93,3 +94,16 @@ def test_update_disable_and_delete(store: MetadataStore) -> None:
     store.accounts.delete("alice")
     assert store.external.get("alice") is None
     assert store.external.find("ldap", moved) is None
+
+
+def test_no_local_password_and_sessions_end_with_the_account(store: MetadataStore) -> None:
+    store.external.create(
+        "alice", source="ldap", external_id=DN, groups=frozenset(), admin=False, now=utcnow()
+    )
+    with pytest.raises(MetadataError, match="account of ldap"):
+        store.accounts.set_password("alice", HASH)
+    store.refresh_tokens.create(
+        "alice", backend="ldap", client_id="docker", token_hash="a" * 64, access_token_id=None
+    )
+    store.accounts.delete("alice")
+    assert store.refresh_tokens.find_active("a" * 64) is None

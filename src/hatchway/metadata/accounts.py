@@ -136,12 +136,18 @@ class AccountStore:
     def set_password(self, name: str, password_hash: str) -> None:
         with self._db.write() as conn:
             row = conn.execute(
-                select(accounts.c.id, accounts.c.kind).where(accounts.c.name == name)
+                select(accounts.c.id, accounts.c.kind, accounts.c.source).where(
+                    accounts.c.name == name
+                )
             ).first()
             if row is None:
                 raise NotFoundError(f"no account named {name!r}")
             if row.kind == AccountKind.ROBOT.value:
                 raise MetadataError(f"{name!r} is a robot account: it has no password")
+            if row.source is not None and row.source != LOCAL_BACKEND:
+                raise MetadataError(
+                    f"{name!r} is an account of {row.source}: its password is kept there"
+                )
             now = utcnow()
             conn.execute(
                 update(accounts)
@@ -157,14 +163,17 @@ class AccountStore:
                 raise NotFoundError(f"no account named {name!r}")
 
     def delete(self, name: str) -> None:
-        """Delete the account; its tokens and memberships go with it."""
+        """Delete the account; its tokens, memberships and sessions go with it (also a
+        federated account's: it would be made again at its next login, not its sessions)."""
         with self._db.write() as conn:
+            source = conn.scalar(select(accounts.c.source).where(accounts.c.name == name))
             done = conn.execute(delete(accounts).where(accounts.c.name == name))
             if done.rowcount == 0:
                 raise NotFoundError(f"no account named {name!r}")
             conn.execute(
                 delete(refresh_tokens).where(
-                    refresh_tokens.c.subject == name, refresh_tokens.c.backend == LOCAL_BACKEND
+                    refresh_tokens.c.subject == name,
+                    refresh_tokens.c.backend.in_({LOCAL_BACKEND, source or LOCAL_BACKEND}),
                 )
             )
 
