@@ -5,6 +5,7 @@ the connection pool, and a directory that is gone."""
 from __future__ import annotations
 
 import concurrent.futures
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -209,6 +210,38 @@ def test_directory_down_is_unavailable(own_slapd: Slapd) -> None:
             directory.check_password(f"uid=alice,ou=people,{SUFFIX}", "x", _nothing)
         # ... and back: the pool drops dead connections and opens new ones.
         own_slapd.start()
+        assert directory.find_user("alice") is not None
+    finally:
+        directory.close()
+
+
+def test_a_restart_leaves_no_dead_connections_behind(own_slapd: Slapd) -> None:
+    directory = Directory(ldap_config(own_slapd, poolsize=3))
+    try:
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            assert all(pool.map(lambda _: directory.find_user("alice"), range(30)))
+        own_slapd.stop()
+        own_slapd.start()
+        for _ in range(3):  # each would meet a dead pooled connection without the drain
+            assert directory.find_user("alice") is not None
+    finally:
+        directory.close()
+
+
+def test_a_stalled_directory_times_out(own_slapd: Slapd) -> None:
+    """slapd stopped (SIGSTOP): connections are accepted, nothing answers."""
+    directory = Directory(ldap_config(own_slapd, timeout=1))
+    try:
+        assert directory.find_user("alice") is not None
+        assert own_slapd.process is not None
+        own_slapd.process.send_signal(signal.SIGSTOP)
+        try:
+            with pytest.raises(IdentityUnavailable):
+                directory.find_user("alice")
+            with pytest.raises(IdentityUnavailable):
+                directory.check_password(f"uid=alice,ou=people,{SUFFIX}", "x", _nothing)
+        finally:
+            own_slapd.process.send_signal(signal.SIGCONT)
         assert directory.find_user("alice") is not None
     finally:
         directory.close()

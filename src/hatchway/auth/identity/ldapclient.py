@@ -107,7 +107,9 @@ class Pool:
             try:
                 yield conn
             except _CONNECTION_ERRORS:
+                # The server went away (or restarted): the idle ones are as dead as this one.
                 _close(conn)
+                self.close()
                 raise
             except BaseException:
                 self._idle.put(conn)  # an answer (wrong password, no such entry): still usable
