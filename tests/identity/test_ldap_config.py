@@ -40,6 +40,21 @@ def test_the_readme_example_loads(tmp_path: Path) -> None:
     assert ldap.nestedgroups == "none"
 
 
+def test_from_the_environment() -> None:
+    environ = {
+        "HATCHWAY_AUTH_TOKEN_SERVICE": "hatchway",
+        "HATCHWAY_IDENTITY_LDAP_URL": "ldap://ldap.example.com",
+        "HATCHWAY_IDENTITY_LDAP_STARTTLS": "true",
+        "HATCHWAY_IDENTITY_LDAP_USERBASE": "ou=people,dc=example,dc=com",
+        "HATCHWAY_IDENTITY_LDAP_ADMINGROUPS": '["cn=a,dc=example,dc=com", "cn=b,dc=example,dc=com"]',  # noqa: E501
+    }
+    ldap = load(None, environ=environ).identity.ldap
+    assert ldap.starttls is True
+    assert ldap.admingroups == ["cn=a,dc=example,dc=com", "cn=b,dc=example,dc=com"]
+    one = {**environ, "HATCHWAY_IDENTITY_LDAP_ADMINGROUPS": "cn=a,dc=example,dc=com"}
+    assert load(None, environ=one).identity.ldap.admingroups == ["cn=a,dc=example,dc=com"]
+
+
 def test_durations(tmp_path: Path) -> None:
     ldap = _load(tmp_path, {**BASE, "timeout": "2s", "refreshinterval": "5m"}).identity.ldap
     assert (ldap.timeout, ldap.refreshinterval) == (2.0, 300.0)

@@ -28,6 +28,19 @@ def _duration(value: Any) -> float:
 Duration = Annotated[float, BeforeValidator(_duration)]
 
 
+def _dn_list(value: Any) -> Any:
+    """From the environment: a YAML/JSON list (``["cn=a,dc=x", "cn=b,dc=x"]``), or one DN
+    (DNs hold commas, so no comma-separated form)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import yaml
+
+            return yaml.safe_load(text)
+        return [text] if text else []
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -132,7 +145,7 @@ class LdapConfig(_Section):
     groupfilter: str | None = None  # e.g. (member={dn}); {username} may appear too
     # Membership from an attribute of the user entry (memberOf; AD, OpenLDAP's overlay).
     groupattribute: str | None = None
-    admingroups: list[str] = Field(default_factory=list)
+    admingroups: Annotated[list[str], BeforeValidator(_dn_list)] = Field(default_factory=list)
     # none: direct groups only; inchain: AD resolves nesting (1.2.840.113556.1.4.1941);
     # recursive: hatchway follows groups of groups, at most ``nestingdepth`` levels.
     nestedgroups: Literal["none", "inchain", "recursive"] = "none"
