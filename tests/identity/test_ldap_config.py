@@ -48,11 +48,17 @@ def test_from_the_environment() -> None:
         "HATCHWAY_IDENTITY_LDAP_USERBASE": "ou=people,dc=example,dc=com",
         "HATCHWAY_IDENTITY_LDAP_ADMINGROUPS": '["cn=a,dc=example,dc=com", "cn=b,dc=example,dc=com"]',  # noqa: E501
     }
-    ldap = load(None, environ=environ).identity.ldap
+    ldap: Any = _section(environ)
     assert ldap.starttls is True
     assert ldap.admingroups == ["cn=a,dc=example,dc=com", "cn=b,dc=example,dc=com"]
     one = {**environ, "HATCHWAY_IDENTITY_LDAP_ADMINGROUPS": "cn=a,dc=example,dc=com"}
-    assert load(None, environ=one).identity.ldap.admingroups == ["cn=a,dc=example,dc=com"]
+    assert _section(one).admingroups == ["cn=a,dc=example,dc=com"]
+
+
+def _section(environ: dict[str, str]) -> Any:
+    identity = load(None, environ=environ).identity
+    assert identity is not None
+    return identity.ldap
 
 
 def test_durations(tmp_path: Path) -> None:
