@@ -170,11 +170,27 @@ def test_group_rules_by_dn_and_local_groups(server: Server) -> None:
         }
 
 
-def test_admin_and_local_accounts_come_first(server: Server) -> None:
+def test_admin_and_local_accounts_come_first(server: Server, slapd: Slapd) -> None:
     assert granted(grant(server, ADMIN, ADMIN_PASSWORD, CATALOG)) == {
         ("registry", "catalog"): {"*"}
     }
     assert grant(server, ADMIN, "wrong").status_code == 401
+    # A directory entry named like the local admin cannot take the account over, in any case.
+    slapd.ldap(
+        "ldapadd",
+        stdin=f"dn: uid=Admin,ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: Admin\n"
+        "cn: Admin\nsn: Admin\nuserPassword: directory-Admin-1\n",
+    )
+    for name in ("admin", "Admin", "ADMIN"):
+        assert grant(server, name, "directory-Admin-1").status_code == 401, name
+    store = store_of(server)
+    try:
+        account = store.accounts.get(ADMIN)
+        assert account is not None
+        assert account.source == "local"
+        assert store.accounts.get("Admin") is None
+    finally:
+        store.dispose()
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,10 @@
 
 A login is a search as the service account (``userfilter`` with the escaped name), then
 a bind as the entry found with the password given. The first successful login makes a
-federated account (``source`` ``ldap``, no password here); each login records the
-user's groups, as full DNs (two ``cn=devs`` in different OUs are different groups), and
-sets the account's admin flag from ``admingroups``, both ways. Access rules name the
+federated account (``source`` ``ldap``, no password here, the name as typed in
+lowercase); each login records the user's groups, as full DNs (two ``cn=devs`` in
+different OUs are different groups), and sets the account's admin flag from
+``admingroups``, both ways. Access rules name the
 groups by DN: ``group: "cn=devs,ou=groups,dc=example,dc=com"`` (lowercase, no spaces).
 
 Cost: a returning user whose groups were read less than ``membershipcache`` ago (60 s)
@@ -89,10 +90,12 @@ class LdapAuthenticator:
             return None
         if not _printable(username) or looks_like_token(secret):
             return None  # NUL or control characters; a hatchway token is no LDAP password
-        if self.reserved is not None and self.reserved(username):
+        # Directories match names without regard to case: so does the account's name.
+        name = username.lower()
+        if self.reserved is not None and (self.reserved(username) or self.reserved(name)):
             return None
         count = before_check.get() or _nothing
-        link = self._link(username)
+        link = self._link(name)
         now = self._clock()
         if link is not None and not link.disabled and now - link.checked_at < self.membership_cache:
             # A returning user: one bind to the entry we know.
@@ -106,7 +109,7 @@ class LdapAuthenticator:
         if not self.directory.check_password(entry.dn, secret, count):
             return None
         groups = self.directory.groups(entry, username)
-        linked = self._record(username, entry, groups, client)
+        linked = self._record(name, entry, groups, client)
         return self._principal(linked) if linked is not None else None
 
     def resolve(self, subject: str, token_id: str | None = None) -> Principal | None:
