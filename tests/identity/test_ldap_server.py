@@ -418,3 +418,18 @@ def test_ldap_logins_are_throttled_and_audited(server: Server, slapd: Slapd) -> 
         assert {"failure", "throttled"} <= outcomes
     finally:
         store.dispose()
+
+
+@pytest.mark.parametrize("variant", ["starttls", "ldaps"])
+def test_login_over_tls(slapd: Slapd, tmp_path: Path, variant: str) -> None:
+    url = slapd.url if variant == "starttls" else slapd.ldaps_url
+    server = ldap_server(
+        tmp_path, slapd, url=url, starttls=variant == "starttls", cacert=str(slapd.ca)
+    )
+    try:
+        assert granted(grant(server, "alice", PASSWORDS["alice"], "repository:devs/a:pull")) == {
+            ("repository", "devs/a"): {"pull"}
+        }
+        assert grant(server, "alice", "wrong").status_code == 401
+    finally:
+        server.stop()
