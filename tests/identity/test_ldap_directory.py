@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hatchway.auth.identity.base import IdentityUnavailable
-from hatchway.auth.identity.ldapclient import Directory, normalize_dn
+from hatchway.auth.identity.ldapclient import Directory, Entry, normalize_dn
 from tests.identity.conftest import ldap_config
 from tests.support.server import free_port
 from tests.support.slapd import (
@@ -139,6 +139,21 @@ def test_nested_groups_recursive_and_cycle_safe(slapd: Slapd, mode: str) -> None
     finally:
         for d in (flat, nested, shallow):
             d.close()
+
+
+@pytest.mark.parametrize(
+    ("attributes", "disabled"),
+    [
+        ({}, False),
+        ({"userAccountControl": [b"512"]}, False),  # NORMAL_ACCOUNT
+        ({"userAccountControl": [b"514"]}, True),  # NORMAL_ACCOUNT | ACCOUNTDISABLE
+        ({"useraccountcontrol": [b"66050"]}, True),  # any case; + DONT_EXPIRE_PASSWORD
+        ({"userAccountControl": [b"junk"]}, False),
+        ({"pwdAccountLockedTime": [b"000001010000Z"]}, True),  # OpenLDAP ppolicy lock
+    ],
+)
+def test_entry_disabled(attributes: dict[str, list[bytes]], disabled: bool) -> None:
+    assert Entry("uid=x", attributes).disabled is disabled
 
 
 def test_normalize_dn() -> None:
