@@ -297,6 +297,7 @@ def test_directory_down_gives_503_while_local_accounts_work(
         )
         assert response.status_code == 503
         assert response.json()["errors"][0]["code"] == "UNAVAILABLE"
+        assert response.headers["Retry-After"]
         # The local admin is never looked up in the directory.
         assert granted(grant(server, ADMIN, ADMIN_PASSWORD, CATALOG)) == {
             ("registry", "catalog"): {"*"}
@@ -325,6 +326,7 @@ def test_htpasswd_mode_basic_on_v2(own_slapd: Slapd, tmp_path: Path) -> None:
         response = httpx.get(url, auth=("alice", PASSWORDS["alice"]), timeout=30)
         assert response.status_code == 503, response.text
         assert response.json()["errors"][0]["code"] == "UNAVAILABLE"
+        assert response.headers["Retry-After"]
         response = httpx.get(server.url + "/v2/", auth=("hank", "hank-Pw-1"), timeout=30)
         assert response.status_code == 200, response.text
     finally:

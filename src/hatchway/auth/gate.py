@@ -33,6 +33,16 @@ _CACHE_SIZE = 10_000
 _CACHE_TTL = 60.0
 
 
+class SourceUnavailable(HatchwayError):
+    """An identity source (the directory) cannot answer: 503 with ``Retry-After``."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            UNAVAILABLE, "the identity provider (directory) is unavailable; try again later"
+        )
+        self.headers = {"Retry-After": "5"}
+
+
 @dataclass(frozen=True, slots=True)
 class Allowed:
     """Who the request acts for, and what it may do (for checks inside handlers)."""
@@ -249,9 +259,7 @@ class BasicGate:
             ) from None
         except IdentityUnavailable:
             # The directory is down: a 503 to retry, not "wrong password".
-            raise HatchwayError(
-                UNAVAILABLE, "the identity provider (directory) is unavailable; try again later"
-            ) from None
+            raise SourceUnavailable from None
         return username[:255], principal
 
     async def check(
