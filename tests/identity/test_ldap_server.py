@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +56,9 @@ def ldap_server(tmp: Path, slapd: Slapd, mode: str = "token", **ldap: Any) -> Se
         "storage": {"delete": {"enabled": True}},
         "access": RULES,
         "identity": {"ldap": settings},
+        # Each request names its own client address (X-Forwarded-For from the loopback
+        # "proxy"), so the many refused logins here do not throttle one another.
+        "http": {"trustedproxies": ["127.0.0.1/32"]},
     }
     if mode == "token":
         doc["auth"] = {"token": {}}
@@ -65,13 +69,25 @@ def ldap_server(tmp: Path, slapd: Slapd, mode: str = "token", **ldap: Any) -> Se
     )
 
 
-def grant(server: Server, user: str, password: str, *scopes: str, **params: str) -> httpx.Response:
+def client_address() -> str:
+    return "10." + ".".join(str(secrets.randbelow(250) + 1) for _ in range(3))
+
+
+def grant(
+    server: Server, user: str, password: str, *scopes: str, addr: str | None = None, **params: str
+) -> httpx.Response:
     query: list[tuple[str, str | int | float | bool | None]] = [
         ("service", SERVICE),
         *(("scope", s) for s in scopes),
         *params.items(),
     ]
-    return httpx.get(server.url + "/auth/token", params=query, auth=(user, password), timeout=60)
+    return httpx.get(
+        server.url + "/auth/token",
+        params=query,
+        auth=(user, password),
+        headers={"X-Forwarded-For": addr or client_address()},
+        timeout=60,
+    )
 
 
 def password_grant(server: Server, user: str, password: str, **form: str) -> httpx.Response:
@@ -83,7 +99,12 @@ def password_grant(server: Server, user: str, password: str, **form: str) -> htt
         "service": SERVICE,
         **form,
     }
-    return httpx.post(server.url + "/auth/token", data=data, timeout=60)
+    return httpx.post(
+        server.url + "/auth/token",
+        data=data,
+        headers={"X-Forwarded-For": client_address()},
+        timeout=60,
+    )
 
 
 def granted(response: httpx.Response) -> dict[tuple[str, str], set[str]]:
@@ -218,7 +239,7 @@ def test_empty_password_never_reaches_the_directory(server: Server, slapd: Slapd
     response = httpx.get(
         server.url + "/auth/token",
         params={"service": SERVICE},
-        headers={"Authorization": auth},
+        headers={"Authorization": auth, "X-Forwarded-For": client_address()},
         timeout=30,
     )
     assert response.status_code in (400, 401)
@@ -227,13 +248,17 @@ def test_empty_password_never_reaches_the_directory(server: Server, slapd: Slapd
 
 
 def test_returning_users_grant_is_one_round_trip(server: Server, slapd: Slapd) -> None:
-    """Counted in slapd's own log: the second grant is a single BIND, no search."""
+    """Counted in slapd's own log: a returning user's grant is at most one BIND and no
+    search (none at all when the same password just succeeded)."""
     assert grant(server, "carol", PASSWORDS["carol"]).status_code == 200
-    binds, searches = slapd.operations()
-    assert grant(server, "carol", PASSWORDS["carol"], "repository:carol/x:pull").status_code == 200
-    after_binds, after_searches = slapd.operations()
-    assert (after_binds - binds, after_searches - searches) == (1, 0)
-    # A wrong password of a returning user: also one bind, and refused.
+    for _ in range(3):
+        binds, searches = slapd.operations()
+        response = grant(server, "carol", PASSWORDS["carol"], "repository:carol/x:pull")
+        assert response.status_code == 200
+        after_binds, after_searches = slapd.operations()
+        assert after_binds - binds <= 1
+        assert after_searches == searches
+    # A wrong password of a returning user: one bind, refused.
     assert grant(server, "carol", "wrong").status_code == 401
     assert slapd.operations() == (after_binds + 1, after_searches)
 
@@ -323,7 +348,9 @@ def test_htpasswd_mode_basic_on_v2(own_slapd: Slapd, tmp_path: Path) -> None:
         response = httpx.get(url, auth=("bob", PASSWORDS["bob"]), timeout=30)
         assert response.status_code == 403, response.text
         own_slapd.kill()
-        response = httpx.get(url, auth=("alice", PASSWORDS["alice"]), timeout=30)
+        # carol never signed in here (alice's password was just verified: it still counts
+        # until membershipcache ends, without the directory).
+        response = httpx.get(url, auth=("carol", PASSWORDS["carol"]), timeout=30)
         assert response.status_code == 503, response.text
         assert response.json()["errors"][0]["code"] == "UNAVAILABLE"
         assert response.headers["Retry-After"]
@@ -400,12 +427,13 @@ def test_tokens_of_removed_or_disabled_users_stop(own_slapd: Slapd, tmp_path: Pa
 
 
 def test_ldap_logins_are_throttled_and_audited(server: Server, slapd: Slapd) -> None:
-    statuses = [grant(server, "dave", f"wrong-{i}").status_code for i in range(8)]
+    addr = client_address()
+    statuses = [grant(server, "dave", f"wrong-{i}", addr=addr).status_code for i in range(8)]
     assert statuses[0] == 401
     assert 429 in statuses, statuses
     binds = slapd.operations()[0]
     # While throttled, the right password is not even tried against the directory.
-    response = grant(server, "dave", PASSWORDS["dave"])
+    response = grant(server, "dave", PASSWORDS["dave"], addr=addr)
     assert response.status_code == 429
     assert response.headers["Retry-After"]
     assert slapd.operations()[0] == binds

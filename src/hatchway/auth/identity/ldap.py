@@ -9,7 +9,11 @@ different OUs are different groups), and sets the account's admin flag from
 groups by DN: ``group: "cn=devs,ou=groups,dc=example,dc=com"`` (lowercase, no spaces).
 
 Cost: a returning user whose groups were read less than ``membershipcache`` ago (60 s)
-is checked with one bind to the DN already known, on an open connection: one round trip.
+is checked with one bind to the DN already known, on an open connection: one round trip;
+and not at all when the same password succeeded within that window (remembered as an HMAC
+under a per-process key, never the password): a push's burst of grants binds once. So a
+password changed or an account disabled in the directory stops working for new grants at
+the end of the window at the latest, as group changes do.
 
 Accounts that only use tokens (PATs, refresh tokens) are checked against the directory
 again once ``refreshinterval`` (15 min at most) has passed since the last check: a user
@@ -24,7 +28,10 @@ the directory is down. LDAP users then get :class:`IdentityUnavailable` (a 503).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -80,6 +87,11 @@ class LdapAuthenticator:
         self._clock = clock
         self._links: dict[str, tuple[float, ExternalIdentity | None]] = {}
         self._locks: dict[str, threading.Lock] = {}
+        # Passwords that the directory accepted lately (HMAC -> (DN, until)): a burst of
+        # grants (a push asks for several) binds once.
+        self._key = os.urandom(32)
+        self._verified: dict[bytes, tuple[str, float]] = {}
+        self._verified_lock = threading.Lock()
         self._locks_lock = threading.Lock()
 
     # -- the Authenticator protocol --------------------------------------------------
@@ -97,10 +109,14 @@ class LdapAuthenticator:
         count = before_check.get() or _nothing
         link = self._link(name)
         now = self._clock()
+        key = self._credential_key(name, secret)
         if link is not None and not link.disabled and now - link.checked_at < self.membership_cache:
-            # A returning user: one bind to the entry we know.
+            # A returning user: the password that succeeded a moment ago, or one bind.
+            if self._recently_verified(key, link.external_id):
+                return self._principal(link)
             if not self.directory.check_password(link.external_id, secret, count):
                 return None
+            self._remember(key, link)
             return self._principal(link)
         entry = self.directory.find_user(username)
         if entry is None or entry.disabled:
@@ -110,7 +126,10 @@ class LdapAuthenticator:
             return None
         groups = self.directory.groups(entry, username)
         linked = self._record(name, entry, groups, client)
-        return self._principal(linked) if linked is not None else None
+        if linked is None:
+            return None
+        self._remember(key, linked)
+        return self._principal(linked)
 
     def resolve(self, subject: str, token_id: str | None = None) -> Principal | None:
         """A refresh token from an LDAP login: the account as the directory has it now."""
@@ -223,6 +242,31 @@ class LdapAuthenticator:
             log.info("LDAP account %s: admin %s (admingroups)", link.account, admin)
             self._event("account.admin", link.account, client, {"admin": admin, "source": "ldap"})
         self._forget(link.account)
+
+    def _credential_key(self, name: str, secret: str) -> bytes:
+        """What a verified password is remembered under: an HMAC keyed per process, so
+        the password itself is never kept."""
+        data = name.encode("utf-8", "surrogatepass")
+        message = len(data).to_bytes(4, "big") + data + secret.encode("utf-8", "surrogatepass")
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def _recently_verified(self, key: bytes, dn: str) -> bool:
+        hit = self._verified.get(key)
+        return hit is not None and hit[1] > time.monotonic() and hmac.compare_digest(hit[0], dn)
+
+    def _remember(self, key: bytes, link: ExternalIdentity) -> None:
+        """Until the end of the link's ``membershipcache`` window, never beyond: then the
+        next login goes to the directory again, for the password and the groups."""
+        left = (link.checked_at + self.membership_cache - self._clock()).total_seconds()
+        if left <= 0:
+            return
+        with self._verified_lock:
+            if len(self._verified) >= _CACHE_SIZE:
+                now = time.monotonic()
+                self._verified = {k: v for k, v in self._verified.items() if v[1] > now}
+                if len(self._verified) >= _CACHE_SIZE:
+                    self._verified.clear()
+            self._verified[key] = (link.external_id, time.monotonic() + left)
 
     def _principal(self, link: ExternalIdentity) -> Principal:
         account = self._accounts(link.account)
