@@ -1,13 +1,15 @@
-"""``identity:``: where people sign in besides the local database (which stays first).
+"""``identity:``: where accounts come from besides the local database (which stays first).
 
-Each source is its own model in its own module (``identity_ldap``, ...); every one is
-optional and checked when the configuration loads.
+Each source is its own model in its own module (``identity_ldap``,
+``identity_federation``, ...); every one is optional and checked when the configuration
+loads.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hatchway.config.identity_federation import FederationEntry, check_entries
 from hatchway.config.identity_ldap import LdapConfig
 
 
@@ -15,3 +17,9 @@ class IdentityConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     ldap: LdapConfig | None = None
+    federation: list[FederationEntry] = Field(default_factory=list)
+
+    @field_validator("federation")
+    @classmethod
+    def _federation(cls, value: list[FederationEntry]) -> list[FederationEntry]:
+        return check_entries(value)
