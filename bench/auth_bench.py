@@ -5,6 +5,10 @@ token auth; distribution's token mode trusts hatchway's own token service (its
 ``rootcertbundle`` is ``hatchway keys cert``), so both verify the same JWTs. Rates come
 from wrk (the client that costs the least CPU on this 2-core machine).
 
+The LDAP case runs a real slapd (tests/support/slapd.py) and grants tokens to a returning
+directory user with Basic credentials; slapd's own log counts the requests each grant
+sent to the directory (one bind, no search, is the goal).
+
     .venv/bin/python bench/auth_bench.py [--duration 5] [--workers 2]
 """
 
@@ -190,6 +194,82 @@ def rate(spec: Spec, conc: int, duration: float, tmp: Path) -> float:
     return got.ok / got.elapsed
 
 
+async def ldap_rows(
+    args: argparse.Namespace, tmp: Path, hatchway_bin: str, local: dict[int, float]
+) -> list[tuple[str, float, float | None]]:
+    """Grants/s for a returning LDAP user, and directory requests per grant."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.support.slapd import (
+        PASSWORDS,
+        SERVICE_DN,
+        SUFFIX,
+        USERFILTER,
+        service_password_file,
+        start_slapd,
+    )
+
+    slapd = start_slapd(tmp / "slapd")
+    rows: list[tuple[str, float, float | None]] = []
+    try:
+        config = {
+            **TOKEN_CONFIG,
+            "identity": {
+                "ldap": {
+                    "url": slapd.url,
+                    "binddn": SERVICE_DN,
+                    "bindpasswordfile": str(service_password_file(slapd.directory)),
+                    "userbase": f"ou=people,{SUFFIX}",
+                    "userfilter": USERFILTER,
+                    "groupbase": SUFFIX,
+                    "groupfilter": "(&(objectClass=groupOfNames)(member={dn}))",
+                }
+            },
+        }
+        env = {"HATCHWAY_ADMIN_PASSWORD": PASSWORD}
+        server = start_hatchway(hatchway_bin, tmp / "hl", 1, config, env)
+        try:
+            async with aiohttp.ClientSession() as session:
+                await wait_ready(server, session)
+                basic = "Basic " + base64.b64encode(f"alice:{PASSWORDS['alice']}".encode()).decode()
+                url = f"{server.base}/auth/token?service=hatchway&scope=repository:alice/x:pull"
+                async with session.get(url, headers={"Authorization": basic}) as r:
+                    r.raise_for_status()  # the first login: account made, groups read
+                spec = Spec("GET", url, {"Authorization": basic}, 200)
+                for conc in (1, 32):
+                    before = slapd.operations()
+                    got = run_wrk(spec, conc, args.duration, 2, tmp)
+                    after = slapd.operations()
+                    grants = got.ok / got.elapsed
+                    rows.append((f"LDAP token grants/s, 1 worker, c={conc}", grants, None))
+                    rows.append(
+                        (
+                            f"  LDAP grants / local grants, c={conc}",
+                            grants / local[conc],
+                            None,
+                        )
+                    )
+                    total = max(got.ok + got.errors, 1)
+                    rows.append(
+                        (
+                            f"  directory BINDs per grant, c={conc}",
+                            (after[0] - before[0]) / total,
+                            None,
+                        )
+                    )
+                    rows.append(
+                        (
+                            f"  directory SEARCHes per grant, c={conc}",
+                            (after[1] - before[1]) / total,
+                            None,
+                        )
+                    )
+        finally:
+            server.stop()
+    finally:
+        slapd.stop()
+    return rows
+
+
 async def run(args: argparse.Namespace, tmp: Path) -> list[tuple[str, float, float | None]]:
     hatchway_bin = str(Path(sys.executable).with_name("hatchway"))
     env = {"HATCHWAY_ADMIN_PASSWORD": PASSWORD}
@@ -206,18 +286,18 @@ async def run(args: argparse.Namespace, tmp: Path) -> list[tuple[str, float, flo
                 {"Authorization": BASIC},
                 200,
             )
+            local: dict[int, float] = {}
             for conc in (1, 32):
-                rows.append(
-                    (
-                        f"token grants/s, 1 worker, c={conc}",
-                        rate(grant, conc, args.duration, tmp),
-                        None,
-                    )
-                )
+                local[conc] = rate(grant, conc, args.duration, tmp)
+                rows.append((f"token grants/s, 1 worker, c={conc}", local[conc], None))
             _, password_cpu = rate_and_cpu(grant, 32, args.duration, tmp, one)
             rows.append(("token grant, server CPU ms per grant, c=32", password_cpu, None))
             one.stop()
+            if not args.no_ldap:
+                rows += await ldap_rows(args, tmp, hatchway_bin, local)
             rows += await federated_rows(args, tmp, hatchway_bin, session, servers)
+            if args.grants_only:
+                return rows
 
             h_open = start_hatchway(hatchway_bin, tmp / "ho", args.workers)
             h_auth = start_hatchway(hatchway_bin, tmp / "ha", args.workers, TOKEN_CONFIG, env)
@@ -295,6 +375,10 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--distribution-bin", default="/usr/bin/docker-registry")
+    parser.add_argument("--no-ldap", action="store_true", help="skip the LDAP case (slapd)")
+    parser.add_argument(
+        "--grants-only", action="store_true", help="token grants only (password, LDAP, federated)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("auth_bench needs wrk (apt-get install wrk)", file=sys.stderr)

@@ -20,16 +20,27 @@ from hatchway.auth import challenge
 from hatchway.auth.access import Access, Resource
 from hatchway.auth.challenge import Challenge
 from hatchway.auth.credentials.ratelimit import Limiter, Throttled
-from hatchway.auth.identity.base import Authenticator, ClientInfo
+from hatchway.auth.identity.base import Authenticator, ClientInfo, IdentityUnavailable
 from hatchway.auth.policy.engine import Policy
 from hatchway.auth.policy.source import PolicyProvider, provider
 from hatchway.auth.principal import ANONYMOUS, Kind, Principal
 from hatchway.auth.tokens.errors import TokenError
 from hatchway.auth.tokens.jwt import Claims, TokenVerifier
 from hatchway.auth.tokens.remote import KeysRefreshing
+from hatchway.errors import UNAVAILABLE, HatchwayError
 
 _CACHE_SIZE = 10_000
 _CACHE_TTL = 60.0
+
+
+class SourceUnavailable(HatchwayError):
+    """An identity source (the directory) cannot answer: 503 with ``Retry-After``."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            UNAVAILABLE, "the identity provider (directory) is unavailable; try again later"
+        )
+        self.headers = {"Retry-After": "5"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +257,9 @@ class BasicGate:
                 account=username[:255],
                 retry_after=exc.wait,
             ) from None
+        except IdentityUnavailable:
+            # The directory is down: a 503 to retry, not "wrong password".
+            raise SourceUnavailable from None
         return username[:255], principal
 
     async def check(

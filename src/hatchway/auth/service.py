@@ -16,7 +16,7 @@ from hatchway.auth.access import Access, ScopeError, format_scopes, parse_scopes
 from hatchway.auth.credentials.pat import looks_like_token, secret_hash
 from hatchway.auth.credentials.ratelimit import Limiter, Throttled
 from hatchway.auth.credentials.refresh import issue_refresh_token, redeem_refresh_token
-from hatchway.auth.identity.base import Authenticator, ClientInfo
+from hatchway.auth.identity.base import Authenticator, ClientInfo, IdentityUnavailable
 from hatchway.auth.policy.engine import Policy, granted
 from hatchway.auth.policy.source import PolicyProvider, provider
 from hatchway.auth.principal import Principal
@@ -25,6 +25,8 @@ from hatchway.metadata import MetadataStore
 from hatchway.metadata.records import AuditEvent
 
 log = logging.getLogger("hatchway.auth")
+# How long a client should wait when an identity source (the directory) is unavailable.
+UNAVAILABLE_RETRY = 5.0
 
 
 class TokenRequestError(Exception):
@@ -117,14 +119,41 @@ class TokenService:
             raise TokenRequestError(
                 "too_many_requests", "too many failed logins; try again later", 429, exc.wait
             ) from None
+        except IdentityUnavailable as exc:
+            raise self._unavailable("login", username, client, exc) from None
         if found is None:
             self._audit(self._login_event(username, client, "failure"))
             raise TokenRequestError("invalid_grant", "incorrect username or password", 401)
         return found
 
+    def _unavailable(
+        self, event: str, username: str | None, client: ClientInfo, exc: IdentityUnavailable
+    ) -> TokenRequestError:
+        """The directory cannot answer: a 503 the client may retry, logged and audited."""
+        log.warning("%s of %r: %s", event, (username or "")[:64], exc)
+        self._audit(
+            AuditEvent(
+                event,
+                "failure",
+                username[:255] if username else None,
+                client.address,
+                client.user_agent,
+                detail={"reason": "identity source unavailable"},
+            )
+        )
+        return TokenRequestError(
+            "temporarily_unavailable",
+            "the identity provider (directory) is unavailable; try again later",
+            503,
+            UNAVAILABLE_RETRY,
+        )
+
     def refresh(self, secret: str, client: ClientInfo) -> tuple[Principal, str]:
         for authenticator in self.authenticators:
-            principal = redeem_refresh_token(self.store, secret, authenticator, client)
+            try:
+                principal = redeem_refresh_token(self.store, secret, authenticator, client)
+            except IdentityUnavailable as exc:
+                raise self._unavailable("refresh", None, client, exc) from None
             if principal is not None:
                 return principal, authenticator.backend
         self._audit(AuditEvent("refresh", "failure", None, client.address, client.user_agent))

@@ -1,7 +1,8 @@
 """``identity:``: where accounts come from besides the local database (which stays first).
 
-Each source is its own model in its own module (``identity_federation``, ...); every one is
-optional and checked when the configuration loads.
+Each source is its own model in its own module (``identity_ldap``,
+``identity_federation``, ...); every one is optional and checked when the configuration
+loads.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hatchway.config.identity_federation import FederationEntry, check_entries
+from hatchway.config.identity_ldap import LdapConfig
 
 
 class IdentityConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    ldap: LdapConfig | None = None
     federation: list[FederationEntry] = Field(default_factory=list)
 
     @field_validator("federation")

@@ -39,7 +39,9 @@ def _error(exc: TokenRequestError, *, oauth: bool) -> web.Response:
     else:
         # Docker clients read {"errors": [...]} ("unauthorized: incorrect username or
         # password"); the OAuth2 fields ride along for other clients.
-        code = {401: "UNAUTHORIZED", 429: "TOOMANYREQUESTS"}.get(exc.status, "DENIED")
+        code = {401: "UNAUTHORIZED", 429: "TOOMANYREQUESTS", 503: "UNAVAILABLE"}.get(
+            exc.status, "DENIED"
+        )
         if exc.status == 400:
             code = "UNSUPPORTED"
         body = {

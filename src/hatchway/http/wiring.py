@@ -32,6 +32,7 @@ from hatchway.auth.tokens import KeyStore, TokenIssuer, TokenVerifier, key_direc
 from hatchway.auth.tokens.external import external_verifier
 from hatchway.config import load as config_load
 from hatchway.config.model import Config
+from hatchway.http.identity import ldap_backend
 from hatchway.metadata import MetadataStore
 from hatchway.metadata.engine import database_dsn
 
@@ -139,7 +140,12 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
     if mode == "htpasswd":
         assert htpasswd is not None
         authenticator = HtpasswdAuthenticator(Path(htpasswd.path))
-        gate = BasicGate([authenticator], source, Limiter(store.attempts))
+        basic: list[Authenticator] = [authenticator]
+        directory = ldap_backend(config, store, reserved=authenticator.has_user, audit=sink.record)
+        if directory is not None:
+            basic.append(directory)
+            closers.insert(0, directory.close)
+        gate = BasicGate(basic, source, Limiter(store.attempts))
         return AuthParts(gate, realm=htpasswd.realm, audit=sink, policy=source, closers=closers)
     assert token is not None
     keys = key_store(config)
@@ -150,6 +156,17 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         from_file = HtpasswdAuthenticator(Path(htpasswd.path), reserved=local.has_account)
         local.reserved = from_file.has_user
         authenticators.append(from_file)
+    # The directory after the local store: a local name is never looked up there.
+    reserved: Callable[[str], bool] = local.has_local_account
+    if htpasswd is not None:
+        reserved = _either(local.has_local_account, from_file.has_user)
+    directory = ldap_backend(
+        config, store, reserved=reserved, audit=sink.record, accounts=local.cached_account
+    )
+    if directory is not None:
+        authenticators.append(directory)
+        local.federated[directory.backend] = directory
+        closers.insert(0, directory.close)
     service = TokenService(
         TokenIssuer(keys, token.issuer, token.expiration),
         token.service,
@@ -171,6 +188,10 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         closers=closers,
         federation=federated_grants(config, service),
     )
+
+
+def _either(first: Callable[[str], bool], second: Callable[[str], bool]) -> Callable[[str], bool]:
+    return lambda name: first(name) or second(name)
 
 
 def _revocation_check(store: MetadataStore) -> Callable[[str], bool]:

@@ -49,6 +49,7 @@ def fold_accounts(rows: Iterable[Row[Any]]) -> list[Account]:
             created_at=row.created_at,
             password_hash=row.password_hash,
             password_changed_at=row.password_changed_at,
+            source=row.source or LOCAL_BACKEND,
         )
         for row, names in by_id.values()
     ]
@@ -92,7 +93,9 @@ class AccountStore:
         kind: AccountKind = AccountKind.USER,
         password_hash: str | None = None,
         admin: bool = False,
+        source: str | None = None,
     ) -> Account:
+        """``source``: None (local), or the identity source that made the account."""
         check_name("account", name, ACCOUNT_NAME_RE)
         if kind is AccountKind.ROBOT and password_hash is not None:
             raise MetadataError("robot accounts have no password, only tokens")
@@ -107,6 +110,7 @@ class AccountStore:
                         admin=admin,
                         created_at=now,
                         password_changed_at=now if password_hash else None,
+                        source=source,
                     )
                 )
         except IntegrityError:
@@ -132,12 +136,18 @@ class AccountStore:
     def set_password(self, name: str, password_hash: str) -> None:
         with self._db.write() as conn:
             row = conn.execute(
-                select(accounts.c.id, accounts.c.kind).where(accounts.c.name == name)
+                select(accounts.c.id, accounts.c.kind, accounts.c.source).where(
+                    accounts.c.name == name
+                )
             ).first()
             if row is None:
                 raise NotFoundError(f"no account named {name!r}")
             if row.kind == AccountKind.ROBOT.value:
                 raise MetadataError(f"{name!r} is a robot account: it has no password")
+            if row.source is not None and row.source != LOCAL_BACKEND:
+                raise MetadataError(
+                    f"{name!r} is an account of {row.source}: its password is kept there"
+                )
             now = utcnow()
             conn.execute(
                 update(accounts)
@@ -153,14 +163,17 @@ class AccountStore:
                 raise NotFoundError(f"no account named {name!r}")
 
     def delete(self, name: str) -> None:
-        """Delete the account; its tokens and memberships go with it."""
+        """Delete the account; its tokens, memberships and sessions go with it (also a
+        federated account's: it would be made again at its next login, not its sessions)."""
         with self._db.write() as conn:
+            source = conn.scalar(select(accounts.c.source).where(accounts.c.name == name))
             done = conn.execute(delete(accounts).where(accounts.c.name == name))
             if done.rowcount == 0:
                 raise NotFoundError(f"no account named {name!r}")
             conn.execute(
                 delete(refresh_tokens).where(
-                    refresh_tokens.c.subject == name, refresh_tokens.c.backend == LOCAL_BACKEND
+                    refresh_tokens.c.subject == name,
+                    refresh_tokens.c.backend.in_({LOCAL_BACKEND, source or LOCAL_BACKEND}),
                 )
             )
 

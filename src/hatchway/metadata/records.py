@@ -65,6 +65,7 @@ class Account:
     created_at: datetime
     password_hash: str | None = field(default=None, repr=False)
     password_changed_at: datetime | None = None
+    source: str = "local"  # "ldap": a directory account (no password here)
 
     @property
     def robot(self) -> bool:

@@ -6,6 +6,7 @@ from hatchway.metadata.accounts import AccountStore
 from hatchway.metadata.attempts import LoginAttemptStore
 from hatchway.metadata.audit import AuditLog
 from hatchway.metadata.engine import Database
+from hatchway.metadata.external import ExternalIdentityStore
 from hatchway.metadata.repoindex import RepositoryIndex
 from hatchway.metadata.rules import AccessRuleStore
 from hatchway.metadata.tokens import AccessTokenStore, RefreshTokenStore
@@ -31,6 +32,7 @@ class MetadataStore:
         self.rules = AccessRuleStore(self.db)
         self.attempts = LoginAttemptStore(self.db)
         self.index = RepositoryIndex(self.db)
+        self.external = ExternalIdentityStore(self.db)
 
     @property
     def dialect(self) -> str:

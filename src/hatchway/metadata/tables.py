@@ -11,6 +11,8 @@
     access_rules    access rules added from the CLI, in the config's ``access:`` syntax (JSON),
                     applied after the config file's rules in ``position`` order
     access_rule_revision  one row, bumped with every rule change: servers poll it cheaply
+    external_identities  per federated account (source ldap): its entry in the directory
+                    (DN), its groups there (full DNs) and when the directory last said so
     login_attempts  failed-login counters per throttling key, shared by all workers; times
                     in epoch seconds (see metadata/attempts.py)
     index_repositories, index_manifests, index_tags, index_blobs
@@ -79,6 +81,9 @@ accounts = Table(
     Column("admin", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("password_changed_at", UTCDateTime, nullable=True),
+    # Where the account signs in: NULL for the local database, "ldap" for a directory
+    # account made at its first login (no password here; see external_identities).
+    Column("source", String(32), nullable=True),
 )
 
 groups = Table(
@@ -249,6 +254,20 @@ index_blobs = Table(
     Column("size", BigInteger, nullable=False),
 )
 
+external_identities = Table(
+    "external_identities",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("source", String(32), nullable=False),
+    # The directory's name for the account (a DN); one account per entry.
+    Column("external_id", String(1024), nullable=False),
+    Column("groups", JSON, nullable=False),
+    Column("checked_at", UTCDateTime, nullable=False),
+    # Set while the directory says the account is gone or disabled.
+    Column("disabled_at", UTCDateTime, nullable=True),
+    Index("ux_external_identities_id", "source", "external_id", unique=True),
+)
+
 __all__ = [
     "UTCDateTime",
     "access_rule_revision",
@@ -256,6 +275,7 @@ __all__ = [
     "access_tokens",
     "accounts",
     "audit_events",
+    "external_identities",
     "groups",
     "index_blobs",
     "index_manifests",

@@ -13,6 +13,11 @@ from typing import Protocol, runtime_checkable
 from hatchway.auth.principal import Principal
 
 
+class IdentityUnavailable(Exception):
+    """A backend cannot answer now (its directory is down or too slow): the caller gives
+    a 503-style error, not a failed login. The message is safe to log, never a secret."""
+
+
 @dataclass(frozen=True, slots=True)
 class ClientInfo:
     """Where a credential came from, for throttling, last-used records and the audit trail."""

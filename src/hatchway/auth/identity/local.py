@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from hatchway.auth.credentials.passwords import PasswordVerifier
 from hatchway.auth.credentials.pat import authenticate_token, token_principal
@@ -21,6 +22,14 @@ from hatchway.metadata.accounts import LOCAL_BACKEND
 _MAX_SECRET = 1024
 ACCOUNT_TTL = 1.0
 _ACCOUNT_CACHE_SIZE = 10_000
+
+
+class FederatedSource(Protocol):
+    """An identity source whose accounts live in this store without a password (LDAP):
+    it says what one of their tokens stands for now, or None once the source dropped
+    the account. It may raise ``IdentityUnavailable``."""
+
+    def current(self, account: Account, principal: Principal) -> Principal | None: ...
 
 
 def account_principal(account: Account) -> Principal:
@@ -50,6 +59,15 @@ class LocalAuthenticator:
         # Is this name also a user of another backend (htpasswd)? Then it is refused here
         # too: one name must not be two identities with two passwords.
         self.reserved = reserved
+        # Sources of federated accounts, by ``Account.source``: their tokens are checked
+        # here, their passwords by their own backend. Without its source, such an
+        # account's tokens stop working.
+        self.federated: dict[str, FederatedSource] = {}
+
+    def has_local_account(self, name: str) -> bool:
+        """An account whose password this store holds (not a federated one)."""
+        account = self._account(name)
+        return account is not None and account.source == LOCAL_BACKEND
 
     def has_account(self, name: str) -> bool:
         return self._account(name) is not None
@@ -72,6 +90,10 @@ class LocalAuthenticator:
         self._accounts[name] = (now, account)
         return account
 
+    def cached_account(self, name: str) -> Account | None:
+        """The account row as :meth:`_account` remembers it (for the LDAP backend)."""
+        return self._account(name)
+
     def forget(self, name: str) -> None:
         """Drop the remembered row now (this worker changed the password)."""
         self._accounts.pop(name, None)
@@ -83,8 +105,10 @@ class LocalAuthenticator:
             return None  # the other backend logs why
         principal = authenticate_token(self.store, username, secret, client)
         if principal is not None:
-            return principal
+            return self._federated(self._account(username), principal)
         account = self._account(username)
+        if account is not None and account.source != LOCAL_BACKEND:
+            return None  # its password is checked by its own backend
         stored = account.password_hash if account is not None else None
         if not self.verifier.verify(username, secret, stored) or account is None:
             return None
@@ -97,10 +121,19 @@ class LocalAuthenticator:
         if account is None:
             return None
         if token_id is None:
-            return None if account.robot else account_principal(account)
+            if account.robot or account.source != LOCAL_BACKEND:
+                return None
+            return account_principal(account)
         if not token_id.isdigit():
             return None
         token = self.store.tokens.get(int(token_id))
         if token is None or not token.active() or token.account != account.name:
             return None
-        return token_principal(token, account)
+        return self._federated(account, token_principal(token, account))
+
+    def _federated(self, account: Account | None, principal: Principal) -> Principal | None:
+        """A federated account's token: as its source says now (groups, admin, alive)."""
+        if account is None or account.source == LOCAL_BACKEND:
+            return principal
+        source = self.federated.get(account.source)
+        return source.current(account, principal) if source is not None else None

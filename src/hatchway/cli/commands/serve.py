@@ -20,6 +20,7 @@ from hatchway.cli.common import ConfigOption, DataOption, fail, load_config, set
 from hatchway.config.model import Config
 from hatchway.errors import ConfigError
 from hatchway.http.app import build_registry, create_app
+from hatchway.http.identity import check_identity
 from hatchway.http.server import serve as run_server
 from hatchway.http.wiring import check_policy, key_store
 from hatchway.metadata import MetadataStore
@@ -104,6 +105,7 @@ def _bootstrap(config: Config) -> str | None:
     account when there is none (password from HATCHWAY_ADMIN_PASSWORD, else generated
     and returned so it is printed once)."""
     check_policy(config)  # every access rule (file and database) compiles, or no start
+    check_identity(config)  # identity sources usable (a directory down is a warning)
     check_federation(config)  # identity.federation: token service, robots, JWKS files
     if config.auth_mode != "token" or config.auth is None or config.auth.token is None:
         return None

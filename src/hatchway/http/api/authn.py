@@ -82,6 +82,11 @@ def _verify(
     except TokenRequestError as exc:
         if exc.status == 429:
             raise throttled(exc.retry_after) from None
+        if exc.status == 503:
+            retry = str(max(1, round(exc.retry_after or 1)))
+            raise ApiError(
+                503, "UNAVAILABLE", exc.description, headers={"Retry-After": retry}
+            ) from None
         raise unauthorized("incorrect username or password") from None
     return selfservice.caller(principal, backend)
 

@@ -67,7 +67,7 @@ class Me(_Response):
     admin: bool
     groups: list[str]
     created: datetime | None = Field(description="null for accounts of the htpasswd file.")
-    backend: Literal["local", "htpasswd"]
+    backend: Literal["local", "htpasswd", "ldap"]
     authentication: Authentication
 
 
