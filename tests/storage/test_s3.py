@@ -124,12 +124,13 @@ asyncio.run(main())
 
 @async_test
 async def test_file_locks_exclude_other_processes(tmp_path: Path) -> None:
-    holder = subprocess.Popen(  # noqa: ASYNC220
+    holder = subprocess.Popen(
         [sys.executable, "-c", _HOLDER, str(tmp_path)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
-    assert holder.stdout is not None and holder.stdin is not None
+    assert holder.stdout is not None
+    assert holder.stdin is not None
     assert holder.stdout.readline() == b"held\n"
     locks = FileLocks(str(tmp_path), "ns")
     with pytest.raises(LockTimeoutError):

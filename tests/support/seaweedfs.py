@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tests.support.server import free_port
 
 ACCESS_KEY = "hatchwaytest"
-SECRET_KEY = "hatchway-test-secret-0123456789"  # noqa: S105 - a throwaway test identity
+SECRET_KEY = "hatchway-test-secret-0123456789"
 _START_TIMEOUT = 90.0
 
 
@@ -121,8 +121,10 @@ def start() -> SeaweedFS:
         "-ip=127.0.0.1",
         "-ip.bind=127.0.0.1",
         f"-dir={directory / 'data'}",
-        *(f"-{name}.port={port}" if "." not in name else f"-{name.split('.')[0]}.port.grpc={port}"
-          for name, port in ports.items()),
+        *(
+            f"-{name}.port={port}" if "." not in name else f"-{name.split('.')[0]}.port.grpc={port}"
+            for name, port in ports.items()
+        ),
         "-filer",
         f"-filer.localSocket={directory / 'filer.sock'}",
         "-s3",
@@ -137,7 +139,7 @@ def start() -> SeaweedFS:
         "-volume.max=2000",
     ]
     log = (directory / "weed.log").open("wb")
-    process = subprocess.Popen(  # noqa: S603 - our own argv
+    process = subprocess.Popen(
         cmd,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -22,6 +22,7 @@ generators are closed when ``asyncio.run`` ends), so nothing leaks across loops.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import time
 import weakref
@@ -396,7 +397,7 @@ class S3Driver:
             else:
                 return names, any_key
 
-    async def list(self, path: str) -> list[str]:
+    async def list(self, path: str) -> builtins.list[str]:
         if path != "/":
             check_path(path)
         names, any_key = await self._walk(path)
@@ -481,10 +482,10 @@ class S3Driver:
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("move", f"{source} -> {dest}", exc) from None
 
-    async def _keys_under(self, path: str) -> list[str]:
+    async def _keys_under(self, path: str) -> builtins.list[str]:
         prefix = self._prefix(path)
         client = await self.client()
-        keys: list[str] = []
+        keys: builtins.list[str] = []
         paginator = client.get_paginator("list_objects_v2")
         async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             keys += [item["Key"] for item in page.get("Contents") or []]
@@ -525,12 +526,12 @@ class S3Driver:
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("touch", path, exc) from None
 
-    async def abort_incomplete(self, path: str, before: float | None) -> list[str]:
+    async def abort_incomplete(self, path: str, before: float | None) -> builtins.list[str]:
         """Abort multipart uploads under directory ``path`` begun before ``before``
         (all with None): what a writer killed mid-stream left. Their keys, as paths."""
         client = await self.client()
         prefix = self._prefix(path)
-        aborted: list[str] = []
+        aborted: builtins.list[str] = []
         paginator = client.get_paginator("list_multipart_uploads")
         async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for upload in page.get("Uploads") or []:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from hatchway.storage.driver import StorageError
-from hatchway.storage.s3parts import MIN_PART, copy_ranges, part_size
+from hatchway.storage.s3parts import copy_ranges, part_size
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client

@@ -45,14 +45,9 @@ DEFAULT_OVERLAP = 3600.0  # comfortably above any token lifetime plus leeway
 
 
 def key_directory(config: Config) -> Path:
-    """``<storage.filesystem.rootdirectory>/keys``: keys live beside the data they guard."""
-    driver, options = config.storage.driver()
-    if driver != "filesystem":
-        raise ValueError(
-            f"storage driver {driver!r} has no directory for token signing keys: "
-            "use filesystem storage"
-        )
-    return Path(options["rootdirectory"]) / "keys"
+    """``<storage.filesystem.rootdirectory>/keys``: keys live beside the data they guard
+    (with storage that is not a local filesystem, in the local directory)."""
+    return Path(config.storage.local_directory()) / "keys"
 
 
 class KeyState(StrEnum):

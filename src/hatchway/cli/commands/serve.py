@@ -51,8 +51,7 @@ def _admin_notice(config: Config, password: str | None) -> list[str]:
             f"  {password}",
             "",
         ]
-    _, options = config.storage.driver()
-    path = os.path.abspath(os.path.join(options["rootdirectory"], INITIAL_PASSWORD_FILE))
+    path = os.path.abspath(os.path.join(config.storage.local_directory(), INITIAL_PASSWORD_FILE))
     try:
         write_private(Path(path), (password + "\n").encode())
     except OSError as exc:
@@ -70,7 +69,13 @@ def _admin_notice(config: Config, password: str | None) -> list[str]:
 def _banner(config: Config, workers: int, admin_notice: list[str]) -> str:
     scheme, address = _address(config)
     driver, options = config.storage.driver()
-    where = os.path.abspath(options["rootdirectory"]) if driver == "filesystem" else "memory"
+    where = (
+        os.path.abspath(options["rootdirectory"])
+        if driver == "filesystem"
+        else f"s3://{options['bucket']}/{options['rootdirectory'].strip('/')}"
+        if driver == "s3"
+        else "memory"
+    )
     lines = [
         f"hatchway serving the OCI distribution API at {scheme}://{address}/v2/ "
         f"({workers} worker{'s' if workers != 1 else ''}; storage: {driver} {where}; "
