@@ -44,7 +44,7 @@ from hatchway.storage.driver import (
     check_path,
 )
 from hatchway.storage.locks import LockService
-from hatchway.storage.s3parts import MAX_PARTS, MIN_PART, MiB, copy_ranges
+from hatchway.storage.s3parts import MAX_PART, MAX_PARTS, MIN_PART, MiB, copy_ranges
 from hatchway.storage.s3writer import S3Writer
 
 if TYPE_CHECKING:
@@ -420,12 +420,16 @@ class S3Driver:
         return None  # an object store keeps no directory version: list again
 
     async def _copy(self, source: str, dest: str, size: int) -> None:
-        """Server-side copy of ``source`` (``size`` bytes) over ``dest``, new mtime."""
+        """Server-side copy of ``source`` (``size`` bytes) over ``dest``, new mtime.
+
+        Onto itself (``touch``) one CopyObject up to 5 GiB: stores may (SeaweedFS does)
+        then rewrite only the metadata, where copying in parts would copy the bytes."""
         client = await self.client()
         src = {"Bucket": self.bucket, "Key": self.key(source)}
         dest_key = self.key(dest)
         meta = {"Metadata": {"mtime": repr(time.time())}, **self._put_args}
-        if size <= self.options.multipartcopythresholdsize or size < MIN_PART:
+        threshold = MAX_PART if source == dest else self.options.multipartcopythresholdsize
+        if size <= threshold or size < MIN_PART:
             await client.copy_object(
                 Bucket=self.bucket,
                 Key=dest_key,

@@ -2,10 +2,10 @@
 
 S3 allows at most 10,000 parts per upload, each 5 MiB to 5 GiB except the last, and an
 object of at most 5 TiB. A blob streams in without a known length, so part sizes grow
-with the part number: ``chunksize`` for the first 1,000 parts, then twice that for the
-next 1,000, and so on (capped at 5 GiB). With the default 10 MiB chunks a 10 GiB layer
-uses 1,000 parts, a 100 GiB one about 3,400, and even 5 MiB chunks reach S3's 5 TiB
-object limit within 10,000 parts. Memory stays at one part being filled plus one in
+with the part number: ``chunksize`` for the first 900 parts, then twice that for the
+next 900, and so on (capped at 5 GiB). With the default 10 MiB chunks a 9 GiB layer
+uses 900 parts, a 100 GiB one about 3,200, and even 5 MiB chunks reach S3's 5 TiB
+object limit within 10,000 parts. Memory stays at one part being filled plus two in
 flight.
 """
 
@@ -17,7 +17,7 @@ MIN_PART = 5 * MiB
 MAX_PART = 5 * GiB
 MAX_PARTS = 10_000
 MAX_OBJECT = 5 * 1024 * GiB
-PARTS_PER_STEP = 1_000
+PARTS_PER_STEP = 900
 # Copying an existing object into a new upload (an append) takes at most this many
 # parts, so the data appended after it has the rest.
 MAX_COPY_PARTS = 1_000

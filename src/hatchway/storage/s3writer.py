@@ -3,7 +3,7 @@
 Nothing written is visible until :meth:`S3Writer.close` or :meth:`S3Writer.commit`
 completes the upload (or, for less than one part, puts the object in one request), and
 completing replaces the object atomically, as a rename does on a filesystem. Data is
-held in memory only as the part being filled plus one part in flight.
+held in memory only as the part being filled plus the parts in flight (two).
 
 Appending to an object copies it into the new upload server-side (UploadPartCopy, no
 bytes through this process) when it is at least one part (5 MiB), else reads it back
@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from hatchway.storage.driver import StorageError
 from hatchway.storage.s3parts import copy_ranges, part_size
+
+# Parts sent at once while the next fills: memory is chunksize x (IN_FLIGHT + 1).
+IN_FLIGHT = 2
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client
@@ -56,7 +59,7 @@ class S3Writer:
         self._parts: list[CompletedPartTypeDef] = []
         self._ranges = copy_ranges(base, copychunk) if base else []
         self._next = len(self._ranges) + 1
-        self._in_flight: asyncio.Task[None] | None = None
+        self._in_flight: list[asyncio.Task[None]] = []
         self._failed = False
         self._closed = False
 
@@ -102,16 +105,15 @@ class S3Writer:
         )
         self._parts.append({"PartNumber": number, "ETag": result["ETag"]})
 
-    async def _settle(self) -> None:
-        """Wait for the part in flight; a failure fails the whole writer."""
-        task, self._in_flight = self._in_flight, None
-        if task is None:
-            return
-        try:
-            await task
-        except Exception as exc:
-            self._failed = True
-            raise StorageError(f"cannot write {self._path}: {exc}") from exc
+    async def _settle(self, keep: int = 0) -> None:
+        """Wait until at most ``keep`` parts are in flight; a failure fails the writer."""
+        while len(self._in_flight) > keep:
+            task = self._in_flight.pop(0)
+            try:
+                await task
+            except Exception as exc:
+                self._failed = True
+                raise StorageError(f"cannot write {self._path}: {exc}") from exc
 
     async def write(self, data: bytes | memoryview) -> None:
         if self._closed or self._failed:
@@ -124,9 +126,11 @@ class S3Writer:
         while len(self._buffer) >= (want := part_size(self._next, self._chunksize)):
             part = bytes(self._buffer[:want])
             del self._buffer[:want]
-            await self._settle()  # at most one part in flight
+            await self._settle(IN_FLIGHT - 1)
             number, self._next = self._next, self._next + 1
-            self._in_flight = asyncio.ensure_future(self._send(number, part))
+            if self._upload_id is None:
+                await self._start()  # before the first part, not raced by the second
+            self._in_flight.append(asyncio.ensure_future(self._send(number, part)))
 
     async def _publish(self) -> None:
         await self._settle()
@@ -150,8 +154,8 @@ class S3Writer:
         self._upload_id = None
 
     async def _abort(self) -> None:
-        task, self._in_flight = self._in_flight, None
-        if task is not None:
+        tasks, self._in_flight = self._in_flight, []
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
