@@ -31,8 +31,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support import seaweedfs  # noqa: E402
-from tests.support.server import OPEN_CONFIG, Server, start_server  # noqa: E402
+from tests.support import seaweedfs
+from tests.support.server import OPEN_CONFIG, Server, start_server
 
 MiB = 1024 * 1024
 CHUNK = MiB
@@ -120,9 +120,7 @@ def main() -> None:
         servers["filesystem"] = start_server(tmp / "fs", config=OPEN_CONFIG + quiet)
         s3_config = OPEN_CONFIG + weed.config_yaml(weed.new_bucket()) + quiet
         servers["s3"] = start_server(tmp / "s3", config=s3_config)
-        times: dict[str, dict[str, list[float]]] = {
-            k: {"push": [], "pull": []} for k in servers
-        }
+        times: dict[str, dict[str, list[float]]] = {k: {"push": [], "pull": []} for k in servers}
         for rnd in range(args.rounds):
             order = list(servers) if rnd % 2 == 0 else list(reversed(servers))
             for kind in order:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from hatchway.storage.s3parts import (
-    GiB,
     MAX_OBJECT,
     MAX_PART,
     MAX_PARTS,
     MIN_PART,
+    GiB,
     MiB,
     copy_ranges,
     part_size,
@@ -48,7 +50,7 @@ def test_copy_ranges_cover_the_object_in_valid_parts(size: int) -> None:
     ranges = copy_ranges(size, 32 * MiB)
     assert ranges[0][0] == 0
     assert ranges[-1][1] == size - 1
-    assert all(b[0] == a[1] + 1 for a, b in zip(ranges, ranges[1:], strict=False))
+    assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(ranges))
     assert all(MIN_PART <= last - first + 1 <= MAX_PART for first, last in ranges)
     assert len(ranges) <= max(1000, -(-size // MAX_PART))
 
