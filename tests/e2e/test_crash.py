@@ -167,7 +167,7 @@ def stored_bytes(env: dict[str, str], data: Path, repo: str) -> int:
     admin = seaweedfs.server().admin()
     prefix = f"docker/registry/v2/repositories/{repo}/_uploads/"
     listed = admin.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
-    stored = sum(o["Size"] for o in listed if o["Key"].endswith("/data"))
+    stored: int = sum(o["Size"] for o in listed if o["Key"].endswith("/data"))
     in_parts = 0
     for upload in admin.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", []):
         parts = admin.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])

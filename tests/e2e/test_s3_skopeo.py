@@ -94,3 +94,18 @@ def test_redirects_are_off_by_default(tmp_path: Path) -> None:
         assert r.json()["errors"][0]["code"] == "DIGEST_INVALID"
     finally:
         srv.stop()
+
+
+def test_unusable_bucket_stops_the_start(tmp_path: Path) -> None:
+    weed = seaweedfs.server()
+    config = tmp_path / "config.yml"
+    config.write_text(OPEN_CONFIG + weed.config_yaml("hw-no-such-bucket"))
+    result = subprocess.run(
+        [HATCHWAY, "serve", "--config", str(config), "--data", str(tmp_path / "d")],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert b"storage is not usable: s3 list /: NoSuchBucket" in result.stderr
+    assert weed.options("x")["secretkey"].encode() not in result.stderr

@@ -46,7 +46,13 @@ DEFAULT_OVERLAP = 3600.0  # comfortably above any token lifetime plus leeway
 
 def key_directory(config: Config) -> Path:
     """``<storage.filesystem.rootdirectory>/keys``: keys live beside the data they guard
-    (with storage that is not a local filesystem, in the local directory)."""
+    (with S3 storage, in the local directory, ``storage.localdirectory`` or --data)."""
+    driver, _ = config.storage.driver()
+    if driver not in ("filesystem", "s3"):
+        raise ValueError(
+            f"storage driver {driver!r} has no directory for token signing keys: "
+            "use filesystem or s3 storage"
+        )
     return Path(config.storage.local_directory()) / "keys"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -148,8 +149,9 @@ def serve(
     setup_logging(cfg)
     count = cfg.http.workers or os.cpu_count() or 1
     try:
-        # Fail fast in the supervisor on unusable storage rather than in every worker.
-        build_registry(cfg)
+        # Fail fast in the supervisor on unusable storage rather than in every worker
+        # (for S3: a wrong endpoint, bucket or credentials).
+        asyncio.run(build_registry(cfg).driver.list("/"))
     except (OSError, StorageError) as exc:
         raise fail(f"storage is not usable: {exc}") from None
     driver, options = cfg.storage.driver()
