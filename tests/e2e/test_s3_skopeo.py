@@ -109,3 +109,40 @@ def test_unusable_bucket_stops_the_start(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert b"storage is not usable: s3 list /: NoSuchBucket" in result.stderr
     assert weed.options("x")["secretkey"].encode() not in result.stderr
+
+
+def test_every_command_keeps_data_local_with_s3(tmp_path: Path) -> None:
+    """serve's fellow commands take --config/--data on S3 too: the database and keys go
+    to --data, the registry's data stays in the bucket."""
+    weed = seaweedfs.server()
+    bucket = weed.new_bucket()
+    config = tmp_path / "config.yml"
+    config.write_text(
+        "version: 0.1\nauth:\n  token: {}\n"
+        + OPEN_CONFIG.split("\n", 1)[1]
+        + weed.config_yaml(bucket)
+    )
+    data = tmp_path / "local"
+
+    def run(*args: str, stdin: bytes = b"") -> bytes:
+        result = subprocess.run(
+            [HATCHWAY, *args, "--config", str(config), "--data", str(data)],
+            input=stdin,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, (args, result.stderr)
+        return result.stdout
+
+    run("user", "add", "alice", "--password-stdin", stdin=b"correct horse battery\n")
+    assert b"alice" in run("user", "list")
+    run("keys", "rotate")
+    assert run("keys", "list").count(b"\n") >= 2
+    run("token", "list", "--user", "alice")
+    run("audit", "--json")
+    run("gc", "--dry-run")
+    assert (data / "hatchway.db").exists()
+    assert (data / "keys").is_dir()
+    assert not (data / "docker").exists()
+    assert "Contents" not in weed.admin().list_objects_v2(Bucket=bucket)
