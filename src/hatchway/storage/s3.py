@@ -267,12 +267,13 @@ class S3Driver:
 
     @contextlib.asynccontextmanager
     async def lock(self, path: str, wait: float) -> AsyncIterator[None]:
+        # The lock first (local, no request), then whether the path exists: missing
+        # from the start or deleted while we waited, it is the same answer, and waiters
+        # ask the store nothing.
         check_path(path)
-        if not await self._exists(path):
-            raise PathNotFoundError(path)
         async with self._locks.hold(path, wait):
             if not await self._exists(path):
-                raise PathNotFoundError(path)  # deleted while we waited
+                raise PathNotFoundError(path)
             yield
 
     async def get_content(self, path: str) -> bytes:
