@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from hatchway.config.identity import IdentityConfig
 from hatchway.config.s3 import S3, Redirect
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -254,6 +255,7 @@ class Config(Section):
     access: list[dict[str, Any]] | None = None
     database: Database = Field(default_factory=Database)
     health: dict[str, Any] | None = None
+    identity: IdentityConfig | None = None
 
     @property
     def auth_mode(self) -> Literal["none", "token", "htpasswd"]:
