@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,22 @@ async def test_file_locks_exclude_other_processes(tmp_path: Path) -> None:
     async with locks.hold("/k", 1):
         pass
     assert os.listdir(tmp_path) == []
+
+
+def test_presigned_urls_name_the_public_endpoint(tmp_path: Path) -> None:
+    options = S3Options(
+        bucket="registry",
+        regionendpoint="http://10.0.0.5:8333",
+        publicendpoint="https://objects.example.com",
+        accesskey="AKIAEXAMPLE",
+        secretkey="not-a-real-secret",
+        forcepathstyle=True,
+        rootdirectory="/reg",
+    )
+    driver = S3Driver(options, FileLocks(str(tmp_path / "locks"), "ns"))
+    url = driver.presigned_url("/docker/registry/v2/blobs/sha256/ab/ab12/data", 600)
+    assert url.startswith("https://objects.example.com/registry/reg/docker/registry/v2/blobs/")
+    assert "X-Amz-Expires=600" in url
+    assert "not-a-real-secret" not in url
+    plain = S3Driver(replace(options, publicendpoint=None, rootdirectory=""), driver._locks)
+    assert plain.presigned_url("/x", 60).startswith("http://10.0.0.5:8333/registry/x?")
