@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import seaweedfs
 from tests.support.images import Image, make_image
 from tests.support.oci import OCI_MANIFEST, push_blob, push_image, push_manifest, sha256
 from tests.support.server import Server, start_server
@@ -138,12 +139,50 @@ def acked() -> Acked:
     return Acked()
 
 
-@pytest.fixture(params=["fsync", "groupcommit"])
+@pytest.fixture(params=["fsync", "groupcommit", "s3"])
 def durability(request: pytest.FixtureRequest) -> dict[str, str]:
     """Both ways small writes are made durable: one fsync per file (the default on the
-    "/" filesystem, where the tests' data is) and group commit (syncfs rounds)."""
+    "/" filesystem, where the tests' data is) and group commit (syncfs rounds); and S3
+    storage (SeaweedFS, a bucket of its own; --data is then only the local directory)."""
+    if request.param == "s3":
+        weed = seaweedfs.server()
+        # The smallest parts, so a stalled request has sent some of what it received.
+        options = weed.options(weed.new_bucket(), chunksize=5 * MiB)
+        return {
+            f"HATCHWAY_STORAGE_S3_{key.upper()}": str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+            for key, value in options.items()
+        }
     on = "true" if request.param == "groupcommit" else "false"
     return {"HATCHWAY_STORAGE_FILESYSTEM_GROUPCOMMIT": on}
+
+
+def stored_bytes(env: dict[str, str], data: Path, repo: str) -> int:
+    """Bytes the server has stored of the repository's uploads so far: on S3, the
+    larger of the session objects and the parts of multipart uploads in progress."""
+    bucket = env.get("HATCHWAY_STORAGE_S3_BUCKET")
+    if bucket is None:
+        return upload_bytes(data, repo)
+    admin = seaweedfs.server().admin()
+    prefix = f"docker/registry/v2/repositories/{repo}/_uploads/"
+    listed = admin.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    stored: int = sum(o["Size"] for o in listed if o["Key"].endswith("/data"))
+    in_parts = 0
+    for upload in admin.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", []):
+        parts = admin.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        in_parts += sum(p["Size"] for p in parts.get("Parts", []))
+    return max(stored, in_parts)
+
+
+def blob_stored(env: dict[str, str], data: Path, digest: str) -> bool:
+    bucket = env.get("HATCHWAY_STORAGE_S3_BUCKET")
+    if bucket is None:
+        return blob_dir(data, digest).exists()
+    algorithm, hex_ = digest.split(":", 1)
+    prefix = f"docker/registry/v2/blobs/{algorithm}/{hex_[:2]}/{hex_}/"
+    listed = seaweedfs.server().admin().list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return bool(listed.get("Contents"))
 
 
 def push_baseline(client: httpx.Client, acked: Acked) -> None:
@@ -168,7 +207,9 @@ def test_kill_during_monolithic_push(
             {"Content-Length": str(len(BIG)), "Content-Type": "application/octet-stream"},
             digest=BIG_DIGEST,
         )
-        wait_until(lambda: upload_bytes(srv.data, "crash/fresh") >= 16 * MiB, "the push")
+        wait_until(
+            lambda: stored_bytes(durability, srv.data, "crash/fresh") >= 16 * MiB, "the push"
+        )
         assert srv.client.head(f"/v2/crash/fresh/blobs/{BIG_DIGEST}").status_code == 404
         kill_9(srv)
     finally:
@@ -184,7 +225,7 @@ def test_kill_during_monolithic_push(
         for repo in ("crash/fresh", "crash/app", "crash/other"):
             assert client.head(f"/v2/{repo}/blobs/{BIG_DIGEST}").status_code == 404
             assert client.get(f"/v2/{repo}/blobs/{BIG_DIGEST}").status_code == 404
-        assert not blob_dir(srv.data, BIG_DIGEST).exists()
+        assert not blob_stored(durability, srv.data, BIG_DIGEST)
         r = client.post(
             "/v2/crash/app/blobs/uploads/", params={"mount": BIG_DIGEST, "from": "crash/fresh"}
         )
@@ -231,7 +272,7 @@ def test_kill_during_chunked_upload_then_resume(
                 "Content-Type": "application/octet-stream",
             },
         )
-        wait_until(lambda: upload_bytes(srv.data, "crash/app") >= 12 * MiB, "the PATCH")
+        wait_until(lambda: stored_bytes(durability, srv.data, "crash/app") >= 12 * MiB, "the PATCH")
         kill_9(srv)
     finally:
         ensure_dead(srv)
@@ -243,7 +284,7 @@ def test_kill_during_chunked_upload_then_resume(
     try:
         client = srv.client
         assert client.head(f"/v2/crash/app/blobs/{digest}").status_code == 404
-        assert not blob_dir(srv.data, digest).exists()
+        assert not blob_stored(durability, srv.data, digest)
         acked.verify(client)
         # The session survived the crash with at least every acknowledged byte.
         r = client.get(location)

@@ -29,7 +29,10 @@ ConfigOption = Annotated[
 DataOption = Annotated[
     Path | None,
     typer.Option(
-        "--data", help="Data directory (storage.filesystem.rootdirectory).", file_okay=False
+        "--data",
+        help="Data directory (storage.filesystem.rootdirectory; with storage.s3 the local "
+        "directory, storage.localdirectory).",
+        file_okay=False,
     ),
 ]
 
@@ -44,10 +47,9 @@ def load_config(config: Path | None, data: Path | None, **extra: Any) -> Config:
     from hatchway.errors import ConfigError
 
     overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
-    if data is not None:
-        overrides["storage.filesystem.rootdirectory"] = str(data)
+    local_dir = None if data is None else str(data)
     try:
-        return config_load.load(config, overrides=overrides)
+        return config_load.load(config, overrides=overrides, local_dir=local_dir)
     except ConfigError as exc:
         raise fail(f"invalid configuration\n{exc}", 2) from None
 

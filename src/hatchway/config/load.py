@@ -105,8 +105,11 @@ def load(
     *,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    local_dir: str | None = None,
 ) -> Config:
-    """Build the effective configuration. ``overrides`` maps dotted keys to values."""
+    """Build the effective configuration. ``overrides`` maps dotted keys to values;
+    ``local_dir`` (``--data``) is the filesystem driver's root, or with another driver
+    the local directory (``storage.localdirectory``): it never changes the driver."""
     source = str(path) if path else "defaults"
     if path is None:
         data: dict[str, Any] = yaml.safe_load(yaml.safe_dump(EMBEDDED_DEFAULTS))
@@ -127,6 +130,13 @@ def load(
     _apply_env(data, os.environ if environ is None else environ)
     for dotted, value in (overrides or {}).items():
         _set(data, dotted.split("."), value)
+    if local_dir is not None:
+        storage = data.get("storage")
+        other = isinstance(storage, dict) and any(
+            storage.get(name) is not None for name in ("s3", "inmemory")
+        )
+        key = "storage.localdirectory" if other else "storage.filesystem.rootdirectory"
+        _set(data, key.split("."), local_dir)
     try:
         config = Config.model_validate(data)
         config.storage.driver()

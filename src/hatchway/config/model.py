@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from hatchway.config.identity import IdentityConfig
+from hatchway.config.s3 import S3, Redirect
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -124,21 +125,39 @@ class Maintenance(Section):
 class Storage(Section):
     filesystem: Filesystem | None = None
     inmemory: dict[str, Any] | None = None
+    s3: S3 | None = None
+    redirect: Redirect | None = None
+    # hatchway: with a store that is not a local filesystem (s3), the local directory
+    # for what stays on this machine (SQLite default, signing keys, lock files); --data.
+    localdirectory: str = "./hatchway-data"
     delete: Delete = Field(default_factory=Delete)
     maintenance: Maintenance = Field(default_factory=Maintenance)
     # distribution's blob-descriptor cache; hatchway needs none, accepted so files load.
     cache: dict[str, Any] | None = None
 
     def driver(self) -> tuple[str, dict[str, Any]]:
-        if self.filesystem is not None and self.inmemory is not None:
+        if sum(d is not None for d in (self.filesystem, self.inmemory, self.s3)) > 1:
             raise ValueError("configure exactly one storage driver")
         if self.inmemory is not None:
             return "inmemory", {}
+        if self.s3 is not None:
+            return "s3", {**self.s3.driver_options(), "localdirectory": self.localdirectory}
         fs = self.filesystem or Filesystem()
         options: dict[str, Any] = {"rootdirectory": fs.rootdirectory}
         if fs.groupcommit != "auto":
             options["groupcommit"] = fs.groupcommit
         return "filesystem", options
+
+    def local_directory(self) -> str:
+        """Where what stays on this machine goes: the filesystem driver's root, else
+        ``localdirectory``."""
+        if self.s3 is not None or self.inmemory is not None:
+            return self.localdirectory
+        return (self.filesystem or Filesystem()).rootdirectory
+
+    @property
+    def redirects(self) -> bool:
+        return self.redirect is not None and not self.redirect.disable
 
 
 class AccessLog(Section):

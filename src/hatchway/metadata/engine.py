@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
-from hatchway.config.model import Config, Filesystem
+from hatchway.config.model import Config
 from hatchway.metadata.tables import metadata
 
 BUSY_TIMEOUT_MS = 15_000
@@ -33,8 +33,7 @@ def database_dsn(config: Config) -> str:
     dsn = getattr(database, "dsn", None) if database is not None else None
     if isinstance(dsn, str) and dsn:
         return dsn
-    fs = config.storage.filesystem or Filesystem()
-    return f"sqlite:///{Path(fs.rootdirectory).absolute() / 'hatchway.db'}"
+    return f"sqlite:///{Path(config.storage.local_directory()).absolute() / 'hatchway.db'}"
 
 
 def normalize_dsn(dsn: str) -> str:

@@ -70,6 +70,11 @@ class BlobStore:
     def read(self, d: Digest, offset: int = 0) -> AsyncIterator[bytes]:
         return self._driver.reader(layout.blob_data(d), offset)
 
+    def redirect_url(self, d: Digest, expires: int) -> str | None:
+        """A URL of the store that serves the blob itself (presigned), if it has one."""
+        presign = getattr(self._driver, "presigned_url", None)
+        return None if presign is None else str(presign(layout.blob_data(d), expires))
+
     @contextlib.asynccontextmanager
     async def _locked(self, path: str) -> AsyncIterator[None]:
         try:

@@ -40,6 +40,7 @@ class GCReport:
     bytes_freed: int = 0
     links_deleted: int = 0
     uploads_deleted: list[str] = field(default_factory=list)
+    writes_aborted: int = 0  # open multipart uploads of an object store
 
 
 async def _children(driver: StorageDriver, path: str) -> list[str]:
@@ -79,6 +80,12 @@ async def purge_uploads(
                 async with registry.driver.lock(upload, 0):
                     await registry.driver.delete(upload)
                     report.uploads_deleted.append(f"{name}/{upload_id}")
+    # An object store's multipart uploads that a killed writer left open (invisible,
+    # but stored and billed) are aborted once as old as a stale session.
+    abort = getattr(registry.driver, "abort_incomplete", None)
+    if abort is not None and not dry_run:
+        with contextlib.suppress(PathNotFoundError):
+            report.writes_aborted += len(await abort(layout.REPOSITORIES, now - max_age))
 
 
 async def _fence(driver: StorageDriver, dry_run: bool) -> float:

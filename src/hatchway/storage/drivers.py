@@ -20,9 +20,25 @@ def _memory(options: dict[str, Any]) -> StorageDriver:
     return MemoryDriver()
 
 
+def _s3(options: dict[str, Any]) -> StorageDriver:
+    import os
+
+    from hatchway.storage.locks import FileLocks
+    from hatchway.storage.s3 import S3Driver, S3Options
+
+    settings = {k: v for k, v in options.items() if k != "localdirectory"}
+    s3 = S3Options(**settings)
+    # Locks exclude the processes of this machine that share the local directory;
+    # namespaced by bucket and root, as two stores may share one directory.
+    namespace = f"{s3.regionendpoint or s3.region}/{s3.bucket}/{s3.rootdirectory.strip('/')}"
+    locks = FileLocks(os.path.join(str(options["localdirectory"]), "locks"), namespace)
+    return S3Driver(s3, locks)
+
+
 FACTORIES: dict[str, Callable[[dict[str, Any]], StorageDriver]] = {
     "filesystem": _filesystem,
     "inmemory": _memory,
+    "s3": _s3,
 }
 
 

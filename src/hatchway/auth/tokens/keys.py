@@ -45,14 +45,15 @@ DEFAULT_OVERLAP = 3600.0  # comfortably above any token lifetime plus leeway
 
 
 def key_directory(config: Config) -> Path:
-    """``<storage.filesystem.rootdirectory>/keys``: keys live beside the data they guard."""
-    driver, options = config.storage.driver()
-    if driver != "filesystem":
+    """``<storage.filesystem.rootdirectory>/keys``: keys live beside the data they guard
+    (with S3 storage, in the local directory, ``storage.localdirectory`` or --data)."""
+    driver, _ = config.storage.driver()
+    if driver not in ("filesystem", "s3"):
         raise ValueError(
             f"storage driver {driver!r} has no directory for token signing keys: "
-            "use filesystem storage"
+            "use filesystem or s3 storage"
         )
-    return Path(options["rootdirectory"]) / "keys"
+    return Path(config.storage.local_directory()) / "keys"
 
 
 class KeyState(StrEnum):

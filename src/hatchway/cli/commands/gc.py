@@ -48,4 +48,5 @@ def gc(
         f"{report.marked} blobs in use; {verb} {len(report.blobs_deleted)} blobs "
         f"({report.bytes_freed} bytes), {report.links_deleted} layer links, "
         f"{len(report.uploads_deleted)} upload sessions"
+        + (f", aborted {report.writes_aborted} unfinished writes" if report.writes_aborted else "")
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -53,8 +54,7 @@ def _admin_notice(config: Config, password: str | None) -> list[str]:
             f"  {password}",
             "",
         ]
-    _, options = config.storage.driver()
-    path = os.path.abspath(os.path.join(options["rootdirectory"], INITIAL_PASSWORD_FILE))
+    path = os.path.abspath(os.path.join(config.storage.local_directory(), INITIAL_PASSWORD_FILE))
     try:
         write_private(Path(path), (password + "\n").encode())
     except OSError as exc:
@@ -72,7 +72,13 @@ def _admin_notice(config: Config, password: str | None) -> list[str]:
 def _banner(config: Config, workers: int, admin_notice: list[str]) -> str:
     scheme, address = _address(config)
     driver, options = config.storage.driver()
-    where = os.path.abspath(options["rootdirectory"]) if driver == "filesystem" else "memory"
+    where = (
+        os.path.abspath(options["rootdirectory"])
+        if driver == "filesystem"
+        else f"s3://{options['bucket']}/{options['rootdirectory'].strip('/')}"
+        if driver == "s3"
+        else "memory"
+    )
     lines = [
         f"hatchway serving the OCI distribution API at {scheme}://{address}/v2/ "
         f"({workers} worker{'s' if workers != 1 else ''}; storage: {driver} {where}; "
@@ -147,8 +153,9 @@ def serve(
     setup_logging(cfg)
     count = cfg.http.workers or os.cpu_count() or 1
     try:
-        # Fail fast in the supervisor on unusable storage rather than in every worker.
-        build_registry(cfg)
+        # Fail fast in the supervisor on unusable storage rather than in every worker
+        # (for S3: a wrong endpoint, bucket or credentials).
+        asyncio.run(build_registry(cfg).driver.list("/"))
     except (OSError, StorageError) as exc:
         raise fail(f"storage is not usable: {exc}") from None
     driver, options = cfg.storage.driver()

@@ -6,6 +6,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from multidict import CIMultiDict
 
+from hatchway.http.oci import streamed
 from hatchway.http.oci.common import registry, require_delete
 from hatchway.http.tcp import unpaced_on_loopback
 from hatchway.oci.digest import Digest
@@ -47,14 +48,7 @@ async def get(request: web.Request, name: str, digest: str) -> web.StreamRespons
         if request.method != "HEAD" and request.transport is not None:
             unpaced_on_loopback(request.transport.get_extra_info("socket"))
         return _BlobFileResponse(info.local_path, headers=headers)
-    headers["Content-Length"] = str(info.size)
-    response = web.StreamResponse(headers=headers)
-    await response.prepare(request)
-    if request.method != "HEAD":
-        async for chunk in registry(request).blobs.read(d):
-            await response.write(chunk)
-        await response.write_eof()
-    return response
+    return await streamed.serve(request, info, headers)
 
 
 async def delete(request: web.Request, name: str, digest: str) -> web.StreamResponse:
