@@ -17,12 +17,36 @@ from hatchway.cli.common import ConfigOption, DataOption, fail
 
 app = typer.Typer(help="Manage personal access tokens and robot tokens.", no_args_is_help=True)
 
-UserOption = Annotated[str, typer.Option("--user", "-u", help="The account the token is for.")]
+UserOption = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        "-u",
+        help="The account the token is for (with --registry: admin endpoints; default: you).",
+    ),
+]
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help="Use this registry's management API with the credentials `hatchway login` "
+        "stored for it, instead of the local database.",
+    ),
+]
+InsecureOption = Annotated[
+    bool,
+    typer.Option("--insecure", help="With --registry: allow plain HTTP, skip TLS checks."),
+]
+
+
+def _local_user(user: str | None) -> str:
+    if user is None:
+        raise fail("--user is required (without --registry)", 2)
+    return user
 
 
 @app.command("create")
 def create(
-    user: UserOption,
     name: Annotated[str, typer.Option("--name", "-n", help="A name to tell tokens apart.")],
     scope: Annotated[
         list[str],
@@ -34,14 +58,24 @@ def create(
         ),
     ],
     expires: Annotated[
-        str, typer.Option("--expires", "-e", help="Lifetime (30d, 12h, 2w) or 'never'.")
-    ] = "90d",
+        str | None,
+        typer.Option("--expires", "-e", help="Lifetime (30d, 12h, 2w) or 'never'.  [default: 90d]"),
+    ] = None,
+    user: UserOption = None,
     config: ConfigOption = None,
     data: DataOption = None,
+    registry: RegistryOption = None,
+    insecure: InsecureOption = False,
 ) -> None:
     """Create a token; its secret is printed once, on the last line."""
+    if registry is not None:
+        from hatchway.cli.commands import _tokenremote
+
+        _tokenremote.create(registry, insecure, user, name, scope, expires)
+        return
+    user = _local_user(user)
     try:
-        lifetime = parse_expiry(expires)
+        lifetime = parse_expiry(expires or "90d")
     except ValueError as exc:
         raise fail(str(exc), 2) from None
     store = open_store(config, data)
@@ -72,8 +106,15 @@ def list_(
     all_: Annotated[bool, typer.Option("--all", help="Include revoked and expired.")] = False,
     config: ConfigOption = None,
     data: DataOption = None,
+    registry: RegistryOption = None,
+    insecure: InsecureOption = False,
 ) -> None:
     """List tokens: id, name, account, scopes, expiry and last use."""
+    if registry is not None:
+        from hatchway.cli.commands import _tokenremote
+
+        _tokenremote.list_(registry, insecure, user, all_)
+        return
     store = open_store(config, data)
     with errors():
         if user is not None:
@@ -99,11 +140,19 @@ def list_(
 @app.command("revoke")
 def revoke(
     token: Annotated[str, typer.Argument(help="Token id or name.")],
-    user: UserOption,
+    user: UserOption = None,
     config: ConfigOption = None,
     data: DataOption = None,
+    registry: RegistryOption = None,
+    insecure: InsecureOption = False,
 ) -> None:
     """Revoke a token at once (and every refresh token obtained with it)."""
+    if registry is not None:
+        from hatchway.cli.commands import _tokenremote
+
+        _tokenremote.revoke(registry, insecure, user, token)
+        return
+    user = _local_user(user)
     store = open_store(config, data)
     with errors():
         record = store.tokens.revoke(user, token)

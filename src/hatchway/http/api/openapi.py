@@ -7,18 +7,19 @@ bodies get the validation form, response bodies the serialization form.
 from __future__ import annotations
 
 import functools
+import re
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from hatchway.http.api import models
+from hatchway.http.api import adminmodels, models
 from hatchway.http.api.errors import MAX_BODY, PREFIX
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from hatchway.http.api.routes import Route
+    from hatchway.http.api.route import Route
 
 _REF = "#/components/schemas/{model}"
 _ERROR_TEXT = {
@@ -36,8 +37,9 @@ _ERROR_TEXT = {
 
 
 def _schemas() -> dict[str, Any]:
-    pairs: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in models.REQUEST_MODELS]
-    pairs += [(m, "serialization") for m in models.RESPONSE_MODELS]
+    requests = (*models.REQUEST_MODELS, *adminmodels.REQUEST_MODELS)
+    pairs: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in requests]
+    pairs += [(m, "serialization") for m in (*models.RESPONSE_MODELS, *adminmodels.RESPONSE_MODELS)]
     _, top = models_json_schema(pairs, ref_template=_REF)
     return dict(top.get("$defs", {}))
 
@@ -60,6 +62,9 @@ def _operation(route: Route) -> dict[str, Any]:
             entry["description"] = "Done, no content"
         if model is not None:
             entry["content"] = _json(model)
+            if status == 200:
+                for media in route.alternates:
+                    entry["content"][media] = {"schema": {"type": "string"}}
         elif route.path == "/openapi.json":
             entry["content"] = {"application/json": {"schema": {"type": "object"}}}
         responses[str(status)] = entry
@@ -82,10 +87,19 @@ def _operation(route: Route) -> dict[str, Any]:
         operation["security"] = []
     if route.body is not None:
         operation["requestBody"] = {"required": True, "content": _json(route.body)}
-    if "{name}" in route.path:
-        operation["parameters"] = [
-            {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-        ]
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"\{([a-z_]+)\}", route.path)
+    ]
+    if route.query is not None:
+        schema = route.query.model_json_schema(ref_template=_REF)
+        for name, prop in schema.get("properties", {}).items():
+            entry = {"name": name, "in": "query", "required": False, "schema": prop}
+            if "description" in prop:
+                entry["description"] = prop["description"]
+            parameters.append(entry)
+    if parameters:
+        operation["parameters"] = parameters
     return operation
 
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel
 
 from hatchway.auth.access import ScopeError
 from hatchway.auth.credentials.ratelimit import Throttled
@@ -30,25 +28,16 @@ from hatchway.auth.selfservice import (
 )
 from hatchway.http.access import client_info
 from hatchway.http.api import models
+from hatchway.http.api.admin import setup as _setup_admin
+from hatchway.http.api.adminroutes import ADMIN_ROUTES
 from hatchway.http.api.authn import authenticate
 from hatchway.http.api.errors import PREFIX, ApiError, json_response, read_model, throttled
+from hatchway.http.api.route import Route
 from hatchway.http.state import TOKEN_SERVICE
 from hatchway.metadata import AccessToken, ConflictError, MetadataError, NotFoundError
 
 SELF_SERVICE = web.AppKey("self_service", SelfService)
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True, eq=False)  # hashed by identity: the OpenAPI cache keys on it
-class Route:
-    method: str
-    path: str  # under PREFIX
-    handler: _Handler
-    summary: str
-    body: type[BaseModel] | None = None
-    responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
-    authenticated: bool = True
-    errors: tuple[int, ...] = ()
 
 
 @contextmanager
@@ -79,6 +68,7 @@ async def _caller(request: web.Request) -> tuple[SelfService, Caller]:
 
 def token_info(token: AccessToken) -> models.TokenInfo:
     return models.TokenInfo(
+        id=token.id,
         name=token.name,
         scopes=list(token.scopes),
         created=token.created_at,
@@ -91,7 +81,9 @@ def token_info(token: AccessToken) -> models.TokenInfo:
 async def get_me(request: web.Request) -> web.StreamResponse:
     selfservice, caller = await _caller(request)
     profile = await asyncio.to_thread(selfservice.me, caller)
-    method: Literal["password", "token"] = "token" if profile.token is not None else "password"
+    method: Literal["password", "token", "session"] = (
+        "token" if profile.token is not None else "session" if caller.session else "password"
+    )
     return json_response(
         models.Me.model_validate(
             {
@@ -141,6 +133,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
                 scopes=body.scope_list(),
                 expires=body.expires,
                 client=client_info(request),
+                clamp="expires" not in body.model_fields_set,
             )
         )
     created = models.TokenCreated(**token_info(record).model_dump(), secret=secret)
@@ -210,11 +203,13 @@ ROUTES: tuple[Route, ...] = (
         responses={200: None},
         authenticated=False,
     ),
+    *ADMIN_ROUTES,
 )
 
 
 def setup(app: web.Application, selfservice: SelfService) -> None:
     app[SELF_SERVICE] = selfservice
+    _setup_admin(app, selfservice)
     for route in ROUTES:
         app.router.add_route(route.method, PREFIX + route.path, route.handler)
 
