@@ -34,6 +34,7 @@ from hatchway.auth.policy.rules import ANONYMOUS_NAME
 from hatchway.auth.principal import ANONYMOUS, Kind, Principal
 from hatchway.auth.selfservice import SelfServiceError
 from hatchway.metadata import AccessRuleRecord, AuditEvent, MetadataStore, NotFoundError
+from hatchway.oci.names import is_valid_name
 
 CHECK_ACTIONS = ("pull", "push", "delete", "*", "catalog")
 DATABASE_LABEL = "database rule "
@@ -225,5 +226,7 @@ def check_resource(action: str, repository: str | None) -> tuple[Resource, str]:
     try:
         parsed = parse_scope(f"repository:{repository}:{action}")
     except ScopeError:
-        raise ValueError(f"invalid repository name {repository[:200]!r}") from None
+        parsed = None
+    if parsed is None or not is_valid_name(repository):  # the OCI grammar: what can exist
+        raise ValueError(f"invalid repository name {repository[:200]!r}")
     return parsed.resource, action

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 
 import typer
 
-from hatchway.cli.commands._accounts import table, when
+from hatchway.cli.commands._table import table, when
 from hatchway.client.mgmt import ApiCallError, ManagementClient
 
 

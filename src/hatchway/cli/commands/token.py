@@ -1,5 +1,9 @@
 """``hatchway token``: personal access tokens and robot tokens.
 
+With ``--registry HOST`` the same commands go through HOST's management API with the
+credentials ``hatchway login`` stored (``_tokenremote``); the local database's modules are
+imported only without it, so that path starts like the other client commands.
+
 A token is the password of ``docker login`` for its account, limited to its scopes
 (globs allowed in the name: ``repository:alice/*:pull,push``). ``create`` prints the
 secret once, alone on the last line, so scripts can take it with ``tail -n1``.
@@ -11,8 +15,7 @@ from typing import Annotated
 
 import typer
 
-from hatchway.auth.credentials.pat import create_token, parse_expiry
-from hatchway.cli.commands._accounts import audit, errors, open_store, status, table, when
+from hatchway.cli.commands._table import table, when
 from hatchway.cli.common import ConfigOption, DataOption, fail
 
 app = typer.Typer(help="Manage personal access tokens and robot tokens.", no_args_is_help=True)
@@ -73,6 +76,9 @@ def create(
 
         _tokenremote.create(registry, insecure, user, name, scope, expires)
         return
+    from hatchway.auth.credentials.pat import create_token, parse_expiry
+    from hatchway.cli.commands._accounts import audit, errors, open_store
+
     user = _local_user(user)
     try:
         lifetime = parse_expiry(expires or "90d")
@@ -115,6 +121,8 @@ def list_(
 
         _tokenremote.list_(registry, insecure, user, all_)
         return
+    from hatchway.cli.commands._accounts import errors, open_store, status
+
     store = open_store(config, data)
     with errors():
         if user is not None:
@@ -152,6 +160,8 @@ def revoke(
 
         _tokenremote.revoke(registry, insecure, user, token)
         return
+    from hatchway.cli.commands._accounts import audit, errors, open_store
+
     user = _local_user(user)
     store = open_store(config, data)
     with errors():
