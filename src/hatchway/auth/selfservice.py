@@ -205,7 +205,8 @@ class SelfService:
         lifetime = parse_expiry(expires) if expires is not None else None  # ValueError
         own_expiry = caller.token.expires_at if caller.token is not None else None
         if clamp and own_expiry is not None:
-            left = own_expiry - utcnow()
+            # A second short of the parent's end, so the check below (a moment later) holds.
+            left = own_expiry - utcnow() - timedelta(seconds=1)
             if lifetime is None or lifetime > left:
                 lifetime = max(left, timedelta(seconds=1))
         if caller.token is not None:

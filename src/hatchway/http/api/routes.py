@@ -191,9 +191,10 @@ ROUTES: tuple[Route, ...] = (
         "DELETE",
         "/me/tokens/{name}",
         delete_token,
-        "Revoke a live access token by name",
+        "Revoke a live access token by name (signed in with a token: itself, or one "
+        "its scopes cover)",
         responses={204: None},
-        errors=(404,),
+        errors=(403, 404),
     ),
     Route(
         "GET",
