@@ -78,7 +78,7 @@ def actor_for(caller: Caller, request: web.Request, via: str = "api") -> Actor:
     if caller.token is not None:
         how = f"token {caller.token.name}"
     else:
-        how = "session" if getattr(caller, "session", False) else "password"
+        how = "session" if caller.session else "password"
     return Actor(
         principal.subject,
         principal.admin,
