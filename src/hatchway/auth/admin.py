@@ -212,6 +212,7 @@ class AdminService:
         return self.store.accounts.list_groups()
 
     def group(self, actor: Actor, name: str) -> Group:
+        """One group with its members (NotFoundError when there is none)."""
         actor.require_admin()
         for found in self.store.accounts.list_groups():
             if found.name == name:
@@ -219,6 +220,7 @@ class AdminService:
         raise NotFoundError(f"no group named {name!r}")
 
     def create_group(self, actor: Actor, name: str) -> Group:
+        """Create a group (InvalidNameError, ConflictError when taken)."""
         actor.require_admin()
         self.store.accounts.create_group(name)
         self._record(actor, "group.add", None, group=name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from hatchway.audit.export import FORMATS
 from hatchway.http.api import adminmodels as m
 from hatchway.http.api.admin import (
     add_member,
@@ -236,6 +235,6 @@ ADMIN_ROUTES: tuple[Route, ...] = (
         query=m.AuditQuery,
         responses={200: m.AuditPage},
         errors=(403, 422),
-        alternates=tuple(FORMATS.values()),
+        alternates=("application/jsonl", "text/csv"),
     ),
 )
