@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,13 +79,13 @@ def _csv_row(record: AuditRecord) -> list[str]:
     return [safe_cell(c) for c in cells]
 
 
-def jsonl_chunks(batches: Iterable[list[AuditRecord]]) -> Iterator[bytes]:
+def jsonl_chunks(batches: Iterable[list[AuditRecord]]) -> Generator[bytes, None, None]:
     """One bytes chunk per batch of events."""
     for batch in batches:
         yield "".join(json.dumps(as_json(r), separators=(",", ":")) + "\n" for r in batch).encode()
 
 
-def csv_chunks(batches: Iterable[list[AuditRecord]]) -> Iterator[bytes]:
+def csv_chunks(batches: Iterable[list[AuditRecord]]) -> Generator[bytes, None, None]:
     """The header row, then one bytes chunk per batch of events (RFC 4180, CRLF)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -98,7 +98,7 @@ def csv_chunks(batches: Iterable[list[AuditRecord]]) -> Iterator[bytes]:
         yield buffer.getvalue().encode()
 
 
-def chunks(fmt: str, batches: Iterable[list[AuditRecord]]) -> Iterator[bytes]:
+def chunks(fmt: str, batches: Iterable[list[AuditRecord]]) -> Generator[bytes, None, None]:
     """``fmt`` is a key of :data:`FORMATS`."""
     if fmt == "csv":
         return csv_chunks(batches)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from datetime import datetime
 
 from hatchway.audit.export import chunks
@@ -72,7 +72,7 @@ class AuditService:
         found, following = page(self.store.db, where, after, limit)
         return found, encode_cursor(following) if following is not None else None
 
-    def export(self, actor: Actor, where: AuditFilter, fmt: str) -> Iterator[bytes]:
+    def export(self, actor: Actor, where: AuditFilter, fmt: str) -> Generator[bytes, None, None]:
         """Every matching event in ``fmt`` (jsonl or csv), as chunks to stream; the
         events are read a batch at a time while the chunks are consumed."""
         actor.require_admin()

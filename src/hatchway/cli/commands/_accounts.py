@@ -81,12 +81,17 @@ def read_password(password_stdin: bool, prompt: str = "Password") -> str:
     return first
 
 
+def who() -> str:
+    """The OS user running the command (audit events name it as ``by``)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
 def audit(store: MetadataStore, event: str, account: str | None, **detail: Any) -> None:
     """Record an administrative change, with the OS user who made it."""
-    try:
-        by = getpass.getuser()
-    except (KeyError, OSError):
-        by = str(os.getuid())
+    by = who()
     store.audit.record(
         AuditEvent(
             event=event,
@@ -115,4 +120,5 @@ __all__ = [
     "status",
     "table",
     "when",
+    "who",
 ]

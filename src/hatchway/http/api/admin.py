@@ -11,7 +11,8 @@ Changes are audited before they are answered (the audit sink's commit).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from datetime import UTC
 from typing import Any, TypeVar
@@ -438,7 +439,7 @@ async def get_audit(request: web.Request) -> web.StreamResponse:
     if fmt is None:
         found, following = await _run(lambda: service.page(actor, where, query.cursor, query.limit))
         return json_response(m.AuditPage(events=[_audit_item(r) for r in found], next=following))
-    produced: Iterator[bytes] = await _run(lambda: service.export(actor, where, fmt))
+    produced: Generator[bytes, None, None] = await _run(lambda: service.export(actor, where, fmt))
     response = web.StreamResponse(
         headers={
             **NO_STORE,
@@ -447,8 +448,12 @@ async def get_audit(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    while (chunk := await asyncio.to_thread(next, produced, None)) is not None:
-        await response.write(chunk)
+    try:
+        while (chunk := await asyncio.to_thread(next, produced, None)) is not None:
+            await response.write(chunk)
+    finally:
+        with contextlib.suppress(ValueError):  # still running in its thread: it ends there
+            produced.close()
     await response.write_eof()
     return response
 

@@ -235,3 +235,6 @@ def self_service_for(app: web.Application) -> SelfService | None:
         guard=guard,
         on_password_change=local.forget,
     )
+
+
+__all__ = ["ROUTES", "SELF_SERVICE", "Route", "self_service_for", "setup", "token_info"]
