@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from tests.mgmt.conftest import (
     error_code,
     offline_refresh_token,
     redeem,
+    start,
 )
 from tests.support.authkit import ADMIN, SERVICE, create_pat, get_token
 from tests.support.server import Server
@@ -34,6 +36,22 @@ BODIES: dict[str, dict[str, Any]] = {
 }
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server of this module's own: its tests fail logins on purpose, which must not
+    spend the package server's login budget for 127.0.0.1 (20 failures, then 429)."""
+    found = start(tmp_path_factory.mktemp("accounts"))
+    try:
+        yield found
+    finally:
+        found.stop()
+
+
+@pytest.fixture(scope="module")
+def check(server: Server) -> Checker:
+    return Checker(server)
+
+
 def _requests(name: str) -> list[tuple[str, str, dict[str, Any] | None]]:
     found = []
     for route in ADMIN_ROUTES:
@@ -43,9 +61,9 @@ def _requests(name: str) -> list[tuple[str, str, dict[str, Any] | None]]:
 
 
 def test_admin_endpoints_refuse_everyone_else_alike(
-    server: Server, check: Checker, shared: str
+    server: Server, check: Checker, user: str
 ) -> None:
-    user_pat = create_pat(server, shared, fresh("pat"), [f"repository:{shared}/*:*"])
+    user_pat = create_pat(server, user, fresh("pat"), [f"repository:{user}/*:*"])
     admin_pat = create_pat(server, ADMIN, fresh("pat"), ["repository:*:*"])
     for method, path, body in _requests(ADMIN):
         # No credentials: 401 with the Basic challenge, body or not.
@@ -53,7 +71,7 @@ def test_admin_endpoints_refuse_everyone_else_alike(
         check(r, 401)
         assert r.headers["WWW-Authenticate"] == 'Basic realm="hatchway"'
         # A non-admin: 403, the same answer for an account that exists and one that doesn't.
-        r = call(server, method, path, (shared, PASSWORD), json=body)
+        r = call(server, method, path, (user, PASSWORD), json=body)
         check(r, 403)
         assert error_code(r) == "DENIED"
         other = call(server, method, path.replace(ADMIN, "no-such-account"), user_pat, json=body)
@@ -63,7 +81,7 @@ def test_admin_endpoints_refuse_everyone_else_alike(
         check(r, 403)
         assert "registry:admin:*" in r.json()["errors"][0]["message"]
     # Bad input from a non-admin is still a 403: nothing is read before the check.
-    r = call(server, "POST", "/accounts", (shared, PASSWORD), content=b"{not json")
+    r = call(server, "POST", "/accounts", (user, PASSWORD), content=b"{not json")
     check(r, 403)
 
 

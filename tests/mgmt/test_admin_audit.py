@@ -5,13 +5,32 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from tests.mgmt.adminkit import call, eventually, fresh
-from tests.mgmt.conftest import Checker, error_code
+from tests.mgmt.conftest import Checker, error_code, start
 from tests.support.authkit import ADMIN
 from tests.support.server import Server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server of this module's own: its tests fail logins on purpose, which must not
+    spend the package server's login budget for 127.0.0.1 (20 failures, then 429)."""
+    found = start(tmp_path_factory.mktemp("audit"))
+    try:
+        yield found
+    finally:
+        found.stop()
+
+
+@pytest.fixture(scope="module")
+def check(server: Server) -> Checker:
+    return Checker(server)
 
 
 def _events(server: Server, **params: str | None) -> list[dict[str, Any]]:
@@ -125,6 +144,6 @@ def test_exports_stream_jsonl_and_csv_safe_for_spreadsheets(server: Server, chec
     check(page, 200)
 
 
-def test_export_is_not_for_non_admins(server: Server, check: Checker, shared: str) -> None:
-    r = server.client.get("/api/v1/audit", params={"format": "csv"}, auth=(shared, "user-Pw-0123"))
+def test_export_is_not_for_non_admins(server: Server, check: Checker, user: str) -> None:
+    r = server.client.get("/api/v1/audit", params={"format": "csv"}, auth=(user, "user-Pw-0123"))
     check(r, 403)

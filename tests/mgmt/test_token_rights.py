@@ -3,12 +3,31 @@ answered before credentials are looked at."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
+import pytest
+
 from tests.mgmt.adminkit import call, fresh
-from tests.mgmt.conftest import API, PASSWORD, Checker, audit_events, error_code
+from tests.mgmt.conftest import API, PASSWORD, Checker, audit_events, error_code, start
 from tests.support.authkit import create_pat
 from tests.support.server import Server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server of this module's own: its tests fail logins on purpose, which must not
+    spend the package server's login budget for 127.0.0.1 (20 failures, then 429)."""
+    found = start(tmp_path_factory.mktemp("rights"))
+    try:
+        yield found
+    finally:
+        found.stop()
+
+
+@pytest.fixture(scope="module")
+def check(server: Server) -> Checker:
+    return Checker(server)
 
 
 def test_a_token_revokes_only_itself_and_what_it_covers(
@@ -36,17 +55,17 @@ def test_a_token_revokes_only_itself_and_what_it_covers(
 
 
 def test_default_expiry_is_shortened_to_the_parent_token(
-    server: Server, check: Checker, shared: str
+    server: Server, check: Checker, user: str
 ) -> None:
     parent_name = fresh("parent")
-    parent = create_pat(server, shared, parent_name, [f"repository:{shared}/*:pull"], "2d")
+    parent = create_pat(server, user, parent_name, [f"repository:{user}/*:pull"], "2d")
     child = check(
         call(
             server,
             "POST",
             "/me/tokens",
             parent,
-            json={"name": fresh("child"), "scopes": [f"repository:{shared}/x:pull"]},
+            json={"name": fresh("child"), "scopes": [f"repository:{user}/x:pull"]},
         ),
         201,
     )
@@ -62,7 +81,7 @@ def test_default_expiry_is_shortened_to_the_parent_token(
         "POST",
         "/me/tokens",
         parent,
-        json={"name": fresh("c"), "scopes": [f"repository:{shared}/x:pull"], "expires": "3d"},
+        json={"name": fresh("c"), "scopes": [f"repository:{user}/x:pull"], "expires": "3d"},
     )
     check(r, 403)
 

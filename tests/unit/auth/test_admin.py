@@ -16,6 +16,7 @@ from hatchway.auth.admin import ADMIN_SCOPE, Actor, AdminService, NotApplicable
 from hatchway.auth.adminaudit import AuditService, decode_cursor
 from hatchway.auth.adminrules import ReadOnlyRule, RulesService
 from hatchway.auth.credentials.pat import create_token, parse_token_scopes
+from hatchway.auth.credentials.ratelimit import Limiter
 from hatchway.auth.identity.base import ClientInfo
 from hatchway.auth.identity.local import LocalAuthenticator
 from hatchway.auth.policy import Policy, PolicyError, Rule, load_rules
@@ -83,6 +84,28 @@ def test_disable_refuses_password_token_and_session(
     assert not admin.set_disabled(ROOT, "alice", False).disabled
     assert local.authenticate("alice", "alice-Pw-1", CLIENT) is not None
     assert local.authenticate("alice", secret, CLIENT) is not None
+
+
+def test_a_disabled_accounts_real_token_is_not_a_guess_at_its_password(
+    store: MetadataStore, admin: AdminService
+) -> None:
+    admin.create_user(ROOT, "alice", password="alice-Pw-1")
+    _, secret = create_token(store, "alice", name="ci", scopes=["repository:a:pull"], lifetime=None)
+    admin.set_disabled(ROOT, "alice", True)
+    local = LocalAuthenticator(store, account_ttl=0)
+    limiter = Limiter(store.attempts)
+    for _ in range(3):
+        found = limiter.login(
+            "alice",
+            "192.0.2.1",
+            lambda: local.authenticate("alice", secret, CLIENT),
+            unguessable=True,
+        )
+        assert found is None
+    keys = Limiter.keys("alice", "192.0.2.1")
+    # No password was checked: nothing counts against the account (its address counts the
+    # refusals, as for any login refused before a password check).
+    assert store.attempts.get([keys.pair, keys.account]) == {}
 
 
 def test_rails_self_and_last_admin(store: MetadataStore, admin: AdminService) -> None:
