@@ -93,6 +93,13 @@ def test_a_developer_manages_own_tokens_from_a_laptop(
     one_line_error(laptop.token("list", "--all"), "--user")
     one_line_error(laptop.token("list", "--user", ADMIN), "admin accounts only")
 
+    # Naming oneself is the same as not naming anyone.
+    done = laptop.token(
+        "create", "--user", user, "--name", "mine", "--scope", f"repository:{user}/x:pull"
+    )
+    assert done.returncode == 0, done.stderr
+    assert laptop.token("revoke", "mine", "--user", user).returncode == 0
+
     done = laptop.token("revoke", "laptop")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Revoked token ")

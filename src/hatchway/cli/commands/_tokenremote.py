@@ -1,8 +1,9 @@
 """``hatchway token create|list|revoke --registry HOST``: the same commands, through the
 server's management API with the credentials ``hatchway login`` stored for HOST.
 
-Without ``--user`` they act on the signed-in account (``/api/v1/me/tokens``); with it, on
-that account through the admin endpoints (``/api/v1/tokens``, and robots' tokens through
+Without ``--user`` (or with one's own name) they act on the signed-in account
+(``/api/v1/me/tokens``; ``list --all`` excepted); with another name, on that account through
+the admin endpoints (``/api/v1/tokens``, and robots' tokens through
 ``/api/v1/robots/NAME/tokens``), which only an admin may use. Output as the local
 commands: ``create`` prints the secret once, alone on the last line.
 """
@@ -65,12 +66,12 @@ def create(
         body["expires"] = expires
     with _client(registry, insecure) as api:
         try:
-            if user is None:
-                owner = _me(api)
+            owner = _me(api)
+            if user in (None, owner):
                 record = api.call("POST", "/me/tokens", body)
             else:
-                owner = user
-                record = api.call("POST", f"/robots/{quote(user, safe='')}/tokens", body)
+                owner = str(user)
+                record = api.call("POST", f"/robots/{quote(owner, safe='')}/tokens", body)
         except ApiCallError as exc:
             raise _fail(str(exc)) from None
     typer.echo(
@@ -117,7 +118,9 @@ def _find(tokens: list[dict[str, Any]], owner: str, ref: str) -> dict[str, Any]:
 def revoke(registry: str, insecure: bool, user: str | None, ref: str) -> None:
     with _client(registry, insecure) as api:
         try:
-            owner = user or _me(api)
+            me = _me(api)
+            user = None if user == me else user
+            owner = user or me
             token = _find(_tokens(api, user, False), owner, ref)
             if user is None:
                 api.call("DELETE", f"/me/tokens/{quote(token['name'], safe='')}")
