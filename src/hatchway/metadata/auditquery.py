@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, or_, select
+from sqlalchemy import Row, Select, or_, select
 
 from hatchway.metadata.engine import Database
 from hatchway.metadata.records import AuditRecord
@@ -61,11 +61,11 @@ def _select(where: AuditFilter, after: AuditKey | None, limit: int) -> Select[An
     if where.until is not None:
         stmt = stmt.where(audit_events.c.time <= where.until)
     if after is not None:
+        # ``time <= t`` on its own, so the time index is searched from t down (a page deep
+        # in the trail costs what the first one does), then the tie on t broken by id.
         stmt = stmt.where(
-            or_(
-                audit_events.c.time < after.time,
-                and_(audit_events.c.time == after.time, audit_events.c.id < after.id),
-            )
+            audit_events.c.time <= after.time,
+            or_(audit_events.c.time < after.time, audit_events.c.id < after.id),
         )
     return stmt
 
