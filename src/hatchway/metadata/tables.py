@@ -84,6 +84,8 @@ accounts = Table(
     # Where the account signs in: NULL for the local database, "ldap" for a directory
     # account made at its first login (no password here; see external_identities).
     Column("source", String(32), nullable=True),
+    # Set while an admin has disabled the account: no password, token or session works.
+    Column("disabled_at", UTCDateTime, nullable=True),
 )
 
 groups = Table(

@@ -1,7 +1,9 @@
 """Who is calling the management API: one place that reads credentials and checks them.
 
-Schemes, tried in order: HTTP Basic (password, or an access token as the password) and
-``Authorization: Bearer hw_...`` (an access token alone). Each scheme only *reads* the
+Schemes, tried in order: HTTP Basic (password, or an access token as the password),
+``Authorization: Bearer hw_...`` (an access token alone) and ``Authorization: Bearer
+hwr_...`` (a refresh token: the docker session ``hatchway login`` stores, so the CLI can
+call the API with what login kept). Each scheme only *reads* the
 request into :class:`Presented`; checking goes through the token service's ``login`` (the
 same authenticators, the same limiter: 429 with Retry-After, the same dummy bcrypt for
 unknown accounts, the same failure audit as ``/auth/token``). A session-cookie scheme
@@ -17,11 +19,12 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
 from hatchway.auth.credentials.pat import looks_like_token, secret_hash
+from hatchway.auth.credentials.refresh import REFRESH_PREFIX
 from hatchway.auth.identity.base import ClientInfo
 from hatchway.auth.selfservice import Caller, SelfService
 from hatchway.auth.service import TokenRequestError, TokenService
@@ -67,6 +70,14 @@ def _verify(
 ) -> Caller:
     """Check the credentials (blocking: bcrypt, SQL) through the token service's login."""
     username = presented.username
+    if presented.scheme == "bearer" and presented.secret.startswith(REFRESH_PREFIX):
+        # A docker session (what `hatchway login` stores): the account as it is now,
+        # narrowed to the PAT it was got with, if any. Unguessable, so not throttled.
+        try:
+            principal, backend = service.refresh(presented.secret, client)
+        except TokenRequestError:
+            raise unauthorized("incorrect username or password") from None
+        return replace(selfservice.caller(principal, backend), session=True)
     if presented.scheme == "bearer":
         # The token names its account; login then checks it as Basic would, throttled.
         # An unknown token still goes through login (as ""), so it counts as a failure
