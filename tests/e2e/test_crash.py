@@ -138,11 +138,12 @@ def acked() -> Acked:
     return Acked()
 
 
-@pytest.fixture(params=["fsync", "groupcommit"])
+@pytest.fixture(params=["fsync", "groupcommit", "targeted"])
 def durability(request: pytest.FixtureRequest) -> dict[str, str]:
-    """Both ways small writes are made durable: one fsync per file (the default on the
-    "/" filesystem, where the tests' data is) and group commit (syncfs rounds)."""
-    on = "true" if request.param == "groupcommit" else "false"
+    """Every way small writes are made durable: one fsync per file, group commit
+    (syncfs rounds), and group rounds that fsync only what they changed (the default,
+    "auto", on the "/" filesystem, where the tests' data is)."""
+    on = {"fsync": "false", "groupcommit": "true", "targeted": "auto"}[request.param]
     return {"HATCHWAY_STORAGE_FILESYSTEM_GROUPCOMMIT": on}
 
 
