@@ -207,21 +207,6 @@ class TestFilesystemDriverFsyncPerFile(DriverConformance):
         return TestFilesystemDriver.leftovers(TestFilesystemDriver(), driver)
 
 
-class TestFilesystemDriverTargetedGroup(DriverConformance):
-    """The same suite with the default on the "/" filesystem: group rounds that fsync
-    only the files and directories their writes changed."""
-
-    @pytest.fixture
-    def driver(self, tmp_path: Path) -> FilesystemDriver:
-        driver = FilesystemDriver(str(tmp_path / "root"))
-        assert driver._group is not None
-        assert driver._group.targeted, "tmp_path is on /"
-        return driver
-
-    def leftovers(self, driver: StorageDriver) -> list[str]:
-        return TestFilesystemDriver.leftovers(TestFilesystemDriver(), driver)
-
-
 def _settle(directory: str) -> None:
     past = time.time() - 60
     os.utime(directory, (past, past))
@@ -338,70 +323,6 @@ async def test_a_cancelled_writer_leaves_the_others_alone(tmp_path: Path) -> Non
         if i != 3:
             assert await driver.get_content(f"/c/{i}") == b"x"
     await driver.put_content("/c/after", b"y")  # and the group still works
-    assert os.listdir(os.path.join(driver.root, "~tmp")) == []
-
-
-@async_test
-async def test_targeted_rounds_sync_content_before_it_is_visible(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The default on "/": each round fsyncs what its writes changed, never syncfs.
-    driver = FilesystemDriver(str(tmp_path / "root"))
-    dest = driver.local_path("/t/new/link") or ""
-    synced: list[tuple[str, bool]] = []
-    real = groupsync.fsync_path
-
-    def fsync_path(path: str) -> None:
-        synced.append((path, os.path.exists(dest)))
-        real(path)
-
-    def no_syncfs(fd: int) -> None:
-        raise AssertionError("a targeted round called syncfs")
-
-    monkeypatch.setattr(groupsync, "fsync_path", fsync_path)
-    monkeypatch.setattr(groupsync, "syncfs", no_syncfs)
-    await driver.put_content("/t/new/link", b"data")
-    scratch = os.path.join(driver.root, "~tmp")
-    before = [p for p, visible in synced if not visible]
-    after = [p for p, visible in synced if visible]
-    # Before the rename: the content (a scratch file) and the parents of the new
-    # directories; after it: the directory it was renamed into.
-    assert [os.path.dirname(p) for p in before if p.startswith(scratch)] == [scratch]
-    assert {driver.root, os.path.dirname(os.path.dirname(dest))} <= set(before)
-    assert after == [os.path.dirname(dest)]
-    assert await driver.get_content("/t/new/link") == b"data"
-
-
-@async_test
-async def test_targeted_rounds_share_their_syncs(tmp_path: Path) -> None:
-    driver = FilesystemDriver(str(tmp_path / "root"))
-    assert driver._group is not None
-    assert driver._group.targeted
-    await asyncio.gather(*(driver.put_content(f"/g/{i}/link", b"%d" % i) for i in range(32)))
-    for i in range(32):
-        assert await driver.get_content(f"/g/{i}/link") == b"%d" % i
-    assert driver._group.rounds < 16
-
-
-@async_test
-async def test_a_failed_targeted_fsync_fails_the_write_and_shows_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    driver = FilesystemDriver(str(tmp_path / "root"))
-    await driver.put_content("/f/old", b"old")
-
-    def failing(path: str) -> None:
-        raise OSError(errno.EIO, os.strerror(errno.EIO))
-
-    monkeypatch.setattr(groupsync, "fsync_path", failing)
-    with pytest.raises(StorageError, match="sync failed"):
-        await driver.put_content("/f/new", b"new")
-    with pytest.raises(StorageError, match="sync failed"):
-        await driver.put_content("/f/old", b"replaced")
-    monkeypatch.undo()
-    with pytest.raises(PathNotFoundError):
-        await driver.get_content("/f/new")
-    assert await driver.get_content("/f/old") == b"old"
     assert os.listdir(os.path.join(driver.root, "~tmp")) == []
 
 

@@ -16,12 +16,6 @@ syncfs also flushes whatever else is dirty on that filesystem. On a registry's o
 volume that is the blob uploads in flight, which already stream to disk as they arrive
 (the filesystem driver starts writeback every 16 MiB); on a filesystem shared with other
 busy programs a round also waits for their writes, so rounds there have a longer tail.
-
-So a group can instead be *targeted*: each step names the files and directories it
-changed (the temp file, the parents of new directories, the directory renamed into),
-and a round fsyncs just those, all at once from a pool of threads. The kernel makes
-fsyncs that wait together share journal commits, so a round costs about what one fsync
-does, and nothing else written on the filesystem is waited for.
 """
 
 from __future__ import annotations
@@ -29,13 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import functools
 import os
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from hatchway.storage.driver import StorageError
 
@@ -60,77 +52,23 @@ def _load_syncfs() -> Callable[[int], None] | None:
 
 syncfs = _load_syncfs()
 
-# Durable writes wait for journal commits, and concurrent fsyncs share them (the kernel
-# commits once for all that are waiting), so concurrent writes need threads of their own
-# rather than asyncio's default pool (cpu count + 4: 6 here), which queued 32 concurrent
-# manifest pushes behind 6 fsyncs at a time per worker. On this project's machine 6
-# threads made 1,400 small durable writes per second, 32 threads 3,700 (bench/README.md).
-SYNC_THREADS = 32
-_pools: dict[int, ThreadPoolExecutor] = {}
-_T = TypeVar("_T")
-
-
-def sync_pool() -> ThreadPoolExecutor:
-    """This process's threads for fsyncs (a forked worker makes its own)."""
-    pool = _pools.get(os.getpid())
-    if pool is None:
-        _pools.clear()  # the parent's, whose threads did not survive the fork
-        pool = _pools[os.getpid()] = ThreadPoolExecutor(SYNC_THREADS, "hatchway-fsync")
-    return pool
-
-
-async def in_sync_thread(func: Callable[..., _T], *args: object) -> _T:
-    """``func(*args)`` in a thread of :func:`sync_pool`."""
-    return await asyncio.get_running_loop().run_in_executor(
-        sync_pool(), functools.partial(func, *args)
-    )
-
-
-def fsync_path(path: str) -> None:
-    """fsync a file or directory by name; one deleted meanwhile (gc) has nothing left."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_all(paths: list[str]) -> None:
-    unique = list(dict.fromkeys(paths))
-    if len(unique) <= 1:
-        for path in unique:
-            fsync_path(path)
-        return
-    # At once: every fsync waiting together shares the journal commit.
-    for result in sync_pool().map(fsync_path, unique):
-        del result
-
 
 @dataclass(eq=False)
 class _Operation:
-    """Two steps with a sync after each; ``prepare``'s result goes to ``publish``.
+    """Two steps with a sync after each; ``prepare``'s result goes to ``publish``."""
 
-    Each step adds the paths it changed to the list it is given (for a targeted group).
-    """
-
-    prepare: Callable[[list[str]], Any]
-    publish: Callable[[Any, list[str]], None] | None
+    prepare: Callable[[], Any]
+    publish: Callable[[Any], None] | None
     discard: Callable[[Any], None] | None  # undo ``prepare`` when ``publish`` won't run
     done: asyncio.Future[None]
     state: Any = None
     error: BaseException | None = field(default=None)
-    paths: list[str] = field(default_factory=list)  # to sync in the next round
 
 
 class GroupSync:
     """Durability rounds for one filesystem, for the tasks of one event loop at a time."""
 
-    def __init__(self, directory: str, concurrent_rounds: int = 1, targeted: bool = False) -> None:
-        # Targeted: fsync the paths the operations name, not the whole filesystem.
-        self.targeted = targeted
+    def __init__(self, directory: str, concurrent_rounds: int = 1) -> None:
         # Kept open: since Linux 5.8 syncfs reports the writeback errors that happened
         # since this descriptor was opened and were not reported through it yet.
         self._fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -151,8 +89,8 @@ class GroupSync:
 
     async def run(
         self,
-        prepare: Callable[[list[str]], Any],
-        publish: Callable[[Any, list[str]], None] | None = None,
+        prepare: Callable[[], Any],
+        publish: Callable[[Any], None] | None = None,
         discard: Callable[[Any], None] | None = None,
     ) -> None:
         """Run ``prepare`` then, once that is durable, ``publish``; return once that is
@@ -203,17 +141,14 @@ class GroupSync:
     def _round(self, fresh: list[_Operation], published: list[_Operation]) -> None:
         for op in fresh:
             try:
-                op.state = op.prepare(op.paths)
+                op.state = op.prepare()
             except Exception as exc:
                 op.error = exc
         prepared = [op for op in fresh if op.error is None]
         try:
             self.rounds += 1
-            if self.targeted:
-                _fsync_all([path for op in published + prepared for path in op.paths])
-            else:
-                assert syncfs is not None
-                syncfs(self._fd)
+            assert syncfs is not None
+            syncfs(self._fd)
         except OSError as exc:
             error = StorageError(f"sync failed: {exc.strerror}")
             for op in published + prepared:
@@ -226,9 +161,8 @@ class GroupSync:
         for op in prepared:
             if op.publish is None:
                 continue
-            op.paths = []
             try:
-                op.publish(op.state, op.paths)
+                op.publish(op.state)
             except Exception as exc:
                 op.error = exc
                 if op.discard is not None:
