@@ -22,6 +22,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from hatchway.config.model import Config
+from hatchway.http import heap
 from hatchway.http.forwarded import ClientAccessLogger
 from hatchway.http.state import ON_RELOAD
 
@@ -107,6 +108,7 @@ async def _run_worker(
 def run_worker(
     config: Config, sock: socket.socket, ctx: ssl.SSLContext | None, factory: AppFactory, index: int
 ) -> None:
+    heap.keep_buffers()
     asyncio.run(_run_worker(config, sock, ctx, factory, index))
 
 
