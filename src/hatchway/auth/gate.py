@@ -27,6 +27,7 @@ from hatchway.auth.principal import ANONYMOUS, Kind, Principal
 from hatchway.auth.tokens.errors import TokenError
 from hatchway.auth.tokens.jwt import Claims, TokenVerifier
 from hatchway.auth.tokens.remote import KeysRefreshing
+from hatchway.observability import metrics
 
 _CACHE_SIZE = 10_000
 _CACHE_TTL = 60.0
@@ -239,6 +240,7 @@ class BasicGate:
                 self._limiter.login, username, client.address, authenticate
             )
         except Throttled as exc:
+            metrics.auth_attempt("password", "throttled")
             raise Challenge(
                 challenge.basic(realm),
                 "too many failed logins; try again later",
@@ -246,6 +248,7 @@ class BasicGate:
                 account=username[:255],
                 retry_after=exc.wait,
             ) from None
+        metrics.auth_attempt("password", "success" if principal is not None else "failure")
         return username[:255], principal
 
     async def check(

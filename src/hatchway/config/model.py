@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from hatchway.config.observability import Debug, Redis
+
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -65,6 +67,7 @@ class HTTP(Section):
     workers: int = Field(default=0, ge=0, le=64, description="0 = one per CPU core")
     # Reverse proxies (CIDRs) whose Forwarded / X-Forwarded-* headers name the client.
     trustedproxies: Annotated[list[str], BeforeValidator(_cidrs)] = Field(default_factory=list)
+    debug: Debug = Field(default_factory=Debug)
 
     @field_validator("trustedproxies")
     @classmethod
@@ -234,6 +237,7 @@ class Config(Section):
     access: list[dict[str, Any]] | None = None
     database: Database = Field(default_factory=Database)
     health: dict[str, Any] | None = None
+    redis: Redis | None = None
 
     @property
     def auth_mode(self) -> Literal["none", "token", "htpasswd"]:

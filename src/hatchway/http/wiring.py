@@ -33,6 +33,7 @@ from hatchway.config import load as config_load
 from hatchway.config.model import Config
 from hatchway.metadata import MetadataStore
 from hatchway.metadata.engine import database_dsn
+from hatchway.shared.redis import attempt_store
 
 
 @dataclass
@@ -133,11 +134,13 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
     source = policy_source(config, config_path, store)
     sink = AuditSink(store.audit)
     source.start()
-    closers = [source.close, sink.close, store.dispose]
+    # Throttle counters: the database's, or Redis's when configured (lost on a flush).
+    attempts, close_attempts = attempt_store(config.redis, store.attempts)
+    closers = [source.close, sink.close, close_attempts, store.dispose]
     if mode == "htpasswd":
         assert htpasswd is not None
         authenticator = HtpasswdAuthenticator(Path(htpasswd.path))
-        gate = BasicGate([authenticator], source, Limiter(store.attempts))
+        gate = BasicGate([authenticator], source, Limiter(attempts))
         return AuthParts(gate, realm=htpasswd.realm, audit=sink, policy=source, closers=closers)
     assert token is not None
     keys = key_store(config)
@@ -155,7 +158,7 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         source,
         store,
         sink.record,
-        Limiter(store.attempts),
+        Limiter(attempts),
     )
     verifier = TokenVerifier(keys, token.issuer, token.service)
     revoked = _revocation_check(store)

@@ -6,6 +6,7 @@ from hatchway.metadata.accounts import AccountStore
 from hatchway.metadata.attempts import LoginAttemptStore
 from hatchway.metadata.audit import AuditLog
 from hatchway.metadata.engine import Database
+from hatchway.metadata.gcruns import GcRunStore
 from hatchway.metadata.rules import AccessRuleStore
 from hatchway.metadata.tokens import AccessTokenStore, RefreshTokenStore
 
@@ -29,6 +30,7 @@ class MetadataStore:
         self.audit = AuditLog(self.db)
         self.rules = AccessRuleStore(self.db)
         self.attempts = LoginAttemptStore(self.db)
+        self.gc_runs = GcRunStore(self.db)
 
     @property
     def dialect(self) -> str:

@@ -13,6 +13,7 @@
     access_rule_revision  one row, bumped with every rule change: servers poll it cheaply
     login_attempts  failed-login counters per throttling key, shared by all workers; times
                     in epoch seconds (see metadata/attempts.py)
+    gc_runs         one row per ``hatchway gc`` run (another process): what /metrics reports
 
 Timestamps are stored as naive UTC (SQLite keeps no zone) and read back as aware UTC.
 A column added to an existing table must be nullable: ``Database.create_schema`` adds it
@@ -26,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -194,6 +196,18 @@ login_attempts = Table(
     Column("last_success", Float, nullable=True),
 )
 
+gc_runs = Table(
+    "gc_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("finished_at", Float, nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("blobs_deleted", Integer, nullable=False),
+    Column("bytes_freed", BigInteger, nullable=False),
+)
+
 __all__ = [
     "UTCDateTime",
     "access_rule_revision",
@@ -201,6 +215,7 @@ __all__ = [
     "access_tokens",
     "accounts",
     "audit_events",
+    "gc_runs",
     "groups",
     "login_attempts",
     "memberships",
