@@ -1,0 +1,51 @@
+"""Scrape /metrics and read it with prometheus-client's own parser (which checks the
+format): samples by name and labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+
+@dataclass
+class Scrape:
+    text: str
+    samples: list[Sample]
+    types: dict[str, str]
+
+    def value(self, name: str, **labels: str) -> float:
+        """The sum of every sample ``name`` whose labels include ``labels`` (0 if none)."""
+        return sum(
+            s.value
+            for s in self.samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        )
+
+    def find(self, name: str, **labels: str) -> list[Sample]:
+        return [
+            s
+            for s in self.samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        ]
+
+    def label_values(self, label: str) -> set[str]:
+        return {s.labels[label] for s in self.samples if label in s.labels}
+
+
+def parse(text: str) -> Scrape:
+    samples: list[Sample] = []
+    types: dict[str, str] = {}
+    for family in text_string_to_metric_families(text):
+        types[family.name] = family.type
+        samples.extend(family.samples)
+    return Scrape(text, samples, types)
+
+
+def scrape(url: str, auth: tuple[str, str] | None = None) -> Scrape:
+    r = httpx.get(url, auth=auth, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/plain; version=")
+    return parse(r.text)
