@@ -66,13 +66,14 @@ def start_redis(directory: Path, port: int | None = None) -> RedisServer:
         try:
             with server.client() as conn:
                 conn.ping()
-            return server
         except redis.ConnectionError:
             if process.poll() is not None or time.monotonic() > deadline:
                 server.stop()
                 text = log.read_text() if log.exists() else ""
                 raise RuntimeError(f"redis-server did not start: {text}") from None
             time.sleep(0.05)
+        else:
+            return server
 
 
 @contextmanager
