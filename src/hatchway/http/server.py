@@ -86,7 +86,12 @@ def _reloader(app: web.Application) -> Callable[[], None]:
 def bind_debug(config: Config) -> socket.socket | None:
     """The debug server's socket (``http.debug.addr``), bound before workers fork."""
     addr = config.http.debug.addr
-    return None if addr is None else bind(config, address=split_host_port(addr))
+    if addr is None:
+        return None
+    try:
+        return bind(config, address=split_host_port(addr))
+    except OSError as exc:
+        raise OSError(exc.errno, f"{exc.strerror} (http.debug.addr {addr})") from None
 
 
 async def _run_worker(

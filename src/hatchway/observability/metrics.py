@@ -228,10 +228,19 @@ def mirror_ratelimit(upstream: str, remaining: float) -> None:
 
 
 def storage_operation(driver: str, operation: str, seconds: float, error: str | None) -> None:
-    m = metrics()
-    m.storage_seconds.labels(driver, operation).observe(seconds)
+    child = _storage_children.get((driver, operation))
+    if child is None:
+        child = _storage_children[driver, operation] = metrics().storage_seconds.labels(
+            driver, operation
+        )
+    child.observe(seconds)
     if error is not None:
-        m.storage_errors.labels(driver, operation, error).inc()
+        metrics().storage_errors.labels(driver, operation, error).inc()
+
+
+_RequestChildren = tuple[Counter, Histogram, Counter, Counter]
+_request_children: dict[tuple[str, ...], _RequestChildren] = {}
+_storage_children: dict[tuple[str, str], Histogram] = {}
 
 
 def request_done(
@@ -243,16 +252,28 @@ def request_done(
     sent: int,
     repository: str | None = None,
 ) -> None:
-    m = metrics()
-    labels = [route, method, str(status)]
+    labels: tuple[str, ...] = (route, method, str(status))
     if repository_label():
-        labels.append(repository or "")
-    m.requests.labels(*labels).inc()
-    m.request_seconds.labels(route, method).observe(seconds)
+        labels = (*labels, repository or "")
+    # The hot path: label lookups cost more than the increments, so keep the children.
+    children = _request_children.get(labels)
+    if children is None:
+        m = metrics()
+        children = (
+            m.requests.labels(*labels),
+            m.request_seconds.labels(route, method),
+            m.bytes_in.labels(route),
+            m.bytes_out.labels(route),
+        )
+        if len(_request_children) < 10_000:
+            _request_children[labels] = children
+    requests, latency, bytes_in, bytes_out = children
+    requests.inc()
+    latency.observe(seconds)
     if received:
-        m.bytes_in.labels(route).inc(received)
+        bytes_in.inc(received)
     if sent:
-        m.bytes_out.labels(route).inc(sent)
+        bytes_out.inc(sent)
 
 
 def upload_started() -> None:
