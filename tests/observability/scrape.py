@@ -3,6 +3,8 @@ format): samples by name and labels."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -49,3 +51,21 @@ def scrape(url: str, auth: tuple[str, str] | None = None) -> Scrape:
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/plain; version=")
     return parse(r.text)
+
+
+def settled(
+    url: str, check: Callable[[Scrape], None], auth: tuple[str, str] | None = None
+) -> Scrape:
+    """Scrape until ``check`` passes: each worker writes its counts once a second, so a
+    scrape may miss another worker's last second. The last failure is raised."""
+    deadline = time.monotonic() + 15
+    while True:
+        found = scrape(url, auth)
+        try:
+            check(found)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+        else:
+            return found

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.observability.scrape import Scrape, scrape
+from tests.observability.scrape import Scrape, scrape, settled
 from tests.support.authkit import ADMIN, ADMIN_PASSWORD, add_user, create_pat
 from tests.support.images import make_image
 from tests.support.oci import push_blob, push_manifest
@@ -80,51 +80,56 @@ def test_requests_are_counted_across_workers(open_server: tuple[Server, str]) ->
     for _ in range(3):
         r = httpx.get(f"{server.url}/v2/{REPO}/blobs/{digest}", timeout=30)
         assert r.content == big
-    found = scrape(url)
-
     tags = "/v2/{name}/tags/list"
-    assert found.value("hatchway_http_requests_total", route=tags, method="GET") == REQUESTS
-    assert set(worker_pids(server)) <= metric_files(server)  # both workers contributed
 
-    # Latency histograms: buckets, +Inf equal to the count.
-    assert found.types["hatchway_http_request_duration_seconds"] == "histogram"
-    buckets = found.find("hatchway_http_request_duration_seconds_bucket", route=tags)
-    assert len(buckets) > 5
-    inf = found.value("hatchway_http_request_duration_seconds_bucket", route=tags, le="+Inf")
-    assert inf == found.value("hatchway_http_request_duration_seconds_count", route=tags)
+    def check(found: Scrape) -> None:
+        assert found.value("hatchway_http_requests_total", route=tags, method="GET") == REQUESTS
+        assert set(worker_pids(server)) <= metric_files(server)  # both workers contributed
 
-    # Route templates only: no repository, digest or reference in any label.
-    assert "secretrepo" not in found.text
-    assert digest not in found.text
-    assert "repository" not in {k for s in found.samples for k in s.labels}
-    routes = found.label_values("route")
-    assert {"/v2/{name}/blobs/{digest}", "/v2/{name}/manifests/{reference}"} <= routes
-    assert "/v2/{name}/blobs/uploads" in routes
+        # Latency histograms: buckets, +Inf equal to the count.
+        assert found.types["hatchway_http_request_duration_seconds"] == "histogram"
+        buckets = found.find("hatchway_http_request_duration_seconds_bucket", route=tags)
+        assert len(buckets) > 5
+        inf = found.value("hatchway_http_request_duration_seconds_bucket", route=tags, le="+Inf")
+        assert inf == found.value("hatchway_http_request_duration_seconds_count", route=tags)
 
-    # Bytes in (every pushed blob) and out (blob GETs, sent with sendfile).
-    blob_route = "/v2/{name}/blobs/{digest}"
-    assert found.value("hatchway_http_response_bytes_total", route=blob_route) == 3 * len(big)
-    received = found.value("hatchway_http_request_bytes_total")
-    assert received >= sum(len(b) for b in blobs)
-    assert found.value("hatchway_http_uploads_in_flight") == 0
-    assert found.types["hatchway_http_uploads_in_flight"] == "gauge"
+        # Route templates only: no repository, digest or reference in any label.
+        assert "secretrepo" not in found.text
+        assert digest not in found.text
+        assert "repository" not in {k for s in found.samples for k in s.labels}
+        routes = found.label_values("route")
+        assert {"/v2/{name}/blobs/{digest}", "/v2/{name}/manifests/{reference}"} <= routes
+        assert "/v2/{name}/blobs/uploads" in routes
 
-    # Storage operations, by driver and operation, with latency buckets.
-    ops = {
-        s.labels["operation"]
-        for s in found.find("hatchway_storage_operation_duration_seconds_count")
-        if s.labels["driver"] == "filesystem" and s.value > 0
-    }
-    assert {"writer", "writer_commit", "move", "put_content", "get_content", "stat"} <= ops
-    assert found.find("hatchway_storage_operation_duration_seconds_bucket", le="0.001")
+        # Bytes in (every pushed blob) and out (blob GETs, sent with sendfile).
+        blob_route = "/v2/{name}/blobs/{digest}"
+        assert found.value("hatchway_http_response_bytes_total", route=blob_route) == 3 * len(big)
+        received = found.value("hatchway_http_request_bytes_total")
+        assert received >= sum(len(b) for b in blobs)
+        assert found.value("hatchway_http_uploads_in_flight") == 0
+        assert found.types["hatchway_http_uploads_in_flight"] == "gauge"
+
+        # Storage operations, by driver and operation, with latency buckets.
+        ops = {
+            s.labels["operation"]
+            for s in found.find("hatchway_storage_operation_duration_seconds_count")
+            if s.labels["driver"] == "filesystem" and s.value > 0
+        }
+        assert {"writer", "writer_commit", "move", "put_content", "get_content", "stat"} <= ops
+        assert found.find("hatchway_storage_operation_duration_seconds_bucket", le="0.001")
+
+    settled(url, check)
 
 
 def test_a_dead_worker_s_counts_stay(open_server: tuple[Server, str]) -> None:
     server, url = open_server
     for _ in range(10):
         assert httpx.get(f"{server.url}/v2/_catalog", timeout=30).status_code == 200
-    before = scrape(url).value("hatchway_http_requests_total", route="/v2/_catalog")
-    assert before == 10
+
+    def ten(found: Scrape) -> None:
+        assert found.value("hatchway_http_requests_total", route="/v2/_catalog") == 10
+
+    settled(url, ten)  # every worker wrote its counts before one is killed
     victims = worker_pids(server)
     os.kill(victims[-1], signal.SIGKILL)
     deadline = time.monotonic() + 20
@@ -135,12 +140,11 @@ def test_a_dead_worker_s_counts_stay(open_server: tuple[Server, str]) -> None:
     deadline = time.monotonic() + 20
     while True:
         try:
-            after = scrape(url)
+            settled(url, ten)
             break
         except httpx.HTTPError:
             assert time.monotonic() < deadline
             time.sleep(0.1)
-    assert after.value("hatchway_http_requests_total", route="/v2/_catalog") == 10
 
 
 def test_gc_runs_show_in_metrics(open_server: tuple[Server, str]) -> None:
@@ -172,8 +176,11 @@ def test_repository_label_only_when_asked(tmp_path: Path) -> None:
     server = start_server(tmp_path, workers=1, config=cfg)
     try:
         push_image(server.client)
-        found = scrape(debug_url(server, cfg))
-        assert found.value("hatchway_http_requests_total", repository=REPO) > 0
+
+        def labelled(found: Scrape) -> None:
+            assert found.value("hatchway_http_requests_total", repository=REPO) > 0
+
+        settled(debug_url(server, cfg), labelled)
         # Refusals (404 for a name that exists nowhere) never add a series.
         assert httpx.get(f"{server.url}/v2/nobody/x/tags/list").status_code == 404
         assert "nobody/x" not in scrape(debug_url(server, cfg)).text
@@ -220,23 +227,25 @@ def test_auth_outcomes_by_kind(tmp_path: Path) -> None:
         assert httpx.post(server.url + "/auth/token", data=again, timeout=60).status_code == 200
         statuses = [_grant(server, "alice", "wrong") for _ in range(7)]
         assert 429 in statuses, statuses
-        found = scrape(debug_url(server, cfg))
+
+        def check(found: Scrape) -> None:
+            def auth(kind: str, outcome: str) -> float:
+                return found.value("hatchway_auth_attempts_total", kind=kind, outcome=outcome)
+
+            assert auth("password", "success") == 2  # the GET and the form login
+            assert auth("pat", "success") == 1
+            assert auth("pat", "failure") == 1
+            assert auth("refresh", "success") == 1
+            assert auth("password", "failure") == statuses.count(401)
+            assert auth("password", "throttled") == statuses.count(429)
+            assert found.value("hatchway_token_grants_total", grant="basic") == 2
+            assert found.value("hatchway_token_grants_total", grant="refresh_token") == 1
+            assert found.value("hatchway_token_grants_total", grant="password") == 1
+            assert "alice" not in found.text
+
+        settled(debug_url(server, cfg), check)
     finally:
         server.stop()
-
-    def auth(kind: str, outcome: str) -> float:
-        return found.value("hatchway_auth_attempts_total", kind=kind, outcome=outcome)
-
-    assert auth("password", "success") == 2  # the GET and the form login
-    assert auth("pat", "success") == 1
-    assert auth("pat", "failure") == 1
-    assert auth("refresh", "success") == 1
-    assert auth("password", "failure") == statuses.count(401)
-    assert auth("password", "throttled") == statuses.count(429)
-    assert found.value("hatchway_token_grants_total", grant="basic") == 2
-    assert found.value("hatchway_token_grants_total", grant="refresh_token") == 1
-    assert found.value("hatchway_token_grants_total", grant="password") == 1
-    assert "alice" not in found.text
 
 
 # -- where /metrics is served ------------------------------------------------------------
@@ -256,8 +265,12 @@ def test_main_port_metrics_need_an_admin(tmp_path: Path) -> None:
         assert r.json()["errors"][0]["code"] == "UNAUTHORIZED"
         assert httpx.get(url, auth=("alice", "alice-Pw-0123")).status_code == 403
         assert httpx.get(url, auth=(ADMIN, "wrong")).status_code == 401
-        found: Scrape = scrape(url, auth=(ADMIN, ADMIN_PASSWORD))
-        assert found.value("hatchway_auth_attempts_total", kind="password", outcome="failure") == 1
+
+        def one_failure(found: Scrape) -> None:
+            failed = found.value("hatchway_auth_attempts_total", kind="password", outcome="failure")
+            assert failed == 1
+
+        settled(url, one_failure, auth=(ADMIN, ADMIN_PASSWORD))
         pat = create_pat(server, ADMIN, "prometheus", ["repository:none:pull"])
         scrape(url, auth=(ADMIN, pat))
     finally:

@@ -136,6 +136,7 @@ async def _run_worker(
         if debug_runner is not None:
             await debug_runner.cleanup()
         await runner.cleanup()
+        metrics.flush()  # this worker's last second of counts
 
 
 def run_worker(

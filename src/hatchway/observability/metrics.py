@@ -30,6 +30,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, valu
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
+from hatchway.observability.batch import Batch
+
 AuthKind = Literal["password", "pat", "refresh", "federated", "ldap"]
 AuthOutcome = Literal["success", "failure", "throttled"]
 AUTH_KINDS: tuple[AuthKind, ...] = ("password", "pat", "refresh", "federated", "ldap")
@@ -125,6 +127,7 @@ def _build(registry: CollectorRegistry, repository_label: bool) -> _Metrics:
 
 
 _lock = threading.Lock()
+_batch = Batch()
 _state: dict[str, object] = {}
 _local_registry = CollectorRegistry()
 _extra_collectors: dict[str, Callable[[], Collector]] = {}
@@ -146,6 +149,8 @@ def metrics() -> _Metrics:
             found = _state.get("metrics")
             if found is None:
                 found = _build(_local_registry, repository_label())
+                _batch.bounds(found.request_seconds, _REQUEST_BUCKETS)
+                _batch.bounds(found.storage_seconds, _STORAGE_BUCKETS)
                 _state["metrics"] = found
     assert isinstance(found, _Metrics)
     return found
@@ -182,6 +187,7 @@ def add_collector(name: str, factory: Callable[[], Collector]) -> None:
 def render() -> bytes:
     """The Prometheus text exposition of every process's metrics."""
     metrics()  # declare all metrics, so a scrape shows them before their first use
+    _batch.flush()
     directory = multiprocess_directory()
     if directory is None:
         registry = _local_registry
@@ -205,22 +211,22 @@ def auth_attempt(kind: AuthKind, outcome: AuthOutcome) -> None:
     federated assertion (OIDC/JWT) or an LDAP bind, and how it ended."""
     if kind not in AUTH_KINDS or outcome not in AUTH_OUTCOMES:
         raise ValueError(f"unknown auth label {kind!r}/{outcome!r}")
-    metrics().auth.labels(kind, outcome).inc()
+    _batch.inc(metrics().auth, (kind, outcome))
 
 
 def token_granted(grant: str, *, partial: bool) -> None:
     """A registry token was issued (``partial``: some requested scope was denied)."""
     label = grant if grant in GRANTS else "other"
-    metrics().token_grants.labels(label, "partial" if partial else "full").inc()
+    _batch.inc(metrics().token_grants, (label, "partial" if partial else "full"))
 
 
 def mirror_lookup(upstream: str, result: MirrorResult) -> None:
     """``upstream``: the configured upstream's name (bounded by the config)."""
-    metrics().mirror_requests.labels(upstream, result).inc()
+    _batch.inc(metrics().mirror_requests, (upstream, result))
 
 
 def mirror_upstream_error(upstream: str) -> None:
-    metrics().mirror_upstream_errors.labels(upstream).inc()
+    _batch.inc(metrics().mirror_upstream_errors, (upstream,))
 
 
 def mirror_ratelimit(upstream: str, remaining: float) -> None:
@@ -228,19 +234,10 @@ def mirror_ratelimit(upstream: str, remaining: float) -> None:
 
 
 def storage_operation(driver: str, operation: str, seconds: float, error: str | None) -> None:
-    child = _storage_children.get((driver, operation))
-    if child is None:
-        child = _storage_children[driver, operation] = metrics().storage_seconds.labels(
-            driver, operation
-        )
-    child.observe(seconds)
+    m = metrics()
+    _batch.observe(m.storage_seconds, (driver, operation), seconds)
     if error is not None:
-        metrics().storage_errors.labels(driver, operation, error).inc()
-
-
-_RequestChildren = tuple[Counter, Histogram, Counter, Counter]
-_request_children: dict[tuple[str, ...], _RequestChildren] = {}
-_storage_children: dict[tuple[str, str], Histogram] = {}
+        _batch.inc(m.storage_errors, (driver, operation, error))
 
 
 def request_done(
@@ -252,28 +249,21 @@ def request_done(
     sent: int,
     repository: str | None = None,
 ) -> None:
+    m = metrics()
     labels: tuple[str, ...] = (route, method, str(status))
     if repository_label():
         labels = (*labels, repository or "")
-    # The hot path: label lookups cost more than the increments, so keep the children.
-    children = _request_children.get(labels)
-    if children is None:
-        m = metrics()
-        children = (
-            m.requests.labels(*labels),
-            m.request_seconds.labels(route, method),
-            m.bytes_in.labels(route),
-            m.bytes_out.labels(route),
-        )
-        if len(_request_children) < 10_000:
-            _request_children[labels] = children
-    requests, latency, bytes_in, bytes_out = children
-    requests.inc()
-    latency.observe(seconds)
+    _batch.inc(m.requests, labels)
+    _batch.observe(m.request_seconds, (route, method), seconds)
     if received:
-        bytes_in.inc(received)
+        _batch.inc(m.bytes_in, (route,), received)
     if sent:
-        bytes_out.inc(sent)
+        _batch.inc(m.bytes_out, (route,), sent)
+
+
+def flush() -> None:
+    """Write this process's pending counts now (at scrape and at worker exit)."""
+    _batch.flush()
 
 
 def upload_started() -> None:
