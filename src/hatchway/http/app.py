@@ -56,7 +56,6 @@ def create_app(
     if config.http.trustedproxies:
         proxies = forwarded.TrustedProxies(config.http.trustedproxies)
         middlewares.insert(0, forwarded.middleware(proxies))
-    middlewares.insert(0, http_metrics.middleware)
     metrics.configure(repository_label=config.http.debug.prometheus.repositorylabel)
     metrics.add_collector("gc", gc_collector(config))
     app = web.Application(middlewares=middlewares, handler_args={"read_bufsize": READ_BUFSIZE})

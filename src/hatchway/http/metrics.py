@@ -9,8 +9,8 @@ Where metrics are served (``http.debug`` as in distribution's config.yml):
   token mode, open only where everything is (no ``auth`` section). Other auth modes have
   no admin accounts, so they must use ``http.debug.addr``.
 
-Requests are counted once the response is written (the access logger's hook), by route
-template, never by path.
+Requests are counted once the response is written (the access logger's hook, so no
+middleware), by route template, never by path.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import re
 from typing import Any, Literal
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from hatchway.auth.service import TokenRequestError
 from hatchway.config.model import Config
@@ -36,10 +35,7 @@ from hatchway.observability import metrics
 
 log = logging.getLogger("hatchway.metrics")
 
-ROUTE = web.RequestKey("metrics_route", str)
-REPOSITORY = web.RequestKey("metrics_repository", str)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_UPLOAD_METHODS = frozenset({"POST", "PATCH", "PUT"})
 _QUIET = frozenset({"/healthz", "/readyz"})  # probes: counted, never access-logged
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="hatchway metrics"'}
 
@@ -88,22 +84,6 @@ def placement(config: Config) -> Literal["off", "debug", "main"]:
     )
 
 
-@web.middleware
-async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Name the route for the access-log hook; count uploads in flight."""
-    route, repository = route_of(request)
-    request[ROUTE] = route
-    if repository is not None:
-        request[REPOSITORY] = repository
-    if request.method not in _UPLOAD_METHODS or "/blobs/uploads" not in route:
-        return await handler(request)
-    metrics.upload_started()
-    try:
-        return await handler(request)
-    finally:
-        metrics.upload_ended()
-
-
 def _sent(request: web.BaseRequest, response: web.StreamResponse) -> int:
     """Body bytes sent (the writer's count includes the status line and headers)."""
     if request.method == "HEAD" or response.status in (204, 304):
@@ -111,17 +91,20 @@ def _sent(request: web.BaseRequest, response: web.StreamResponse) -> int:
     if isinstance(response, web.FileResponse):
         # sendfile(2) bypasses the writer's count; what was sent is the header's length.
         return response.content_length or 0
+    if isinstance(response, web.Response) and isinstance(response.body, bytes):
+        return len(response.body)
     version = request.version
     head = len(f"HTTP/{version.major}.{version.minor} {response.status} {response.reason}") + 4
     head += sum(len(k) + len(v) + 4 for k, v in response.headers.items())
     return max(0, response.body_length - head)
 
 
-def record(request: web.BaseRequest, response: web.StreamResponse, seconds: float) -> None:
-    route = request.get(ROUTE, "other")
+def record(request: web.Request, response: web.StreamResponse, seconds: float) -> None:
+    route, repository = route_of(request)
     method = request.method if request.method in _METHODS else "other"
     status = response.status
-    repository = request.get(REPOSITORY) if status < 400 else None
+    if status >= 400:
+        repository = None
     received = request.content.total_bytes if request.body_exists else 0
     metrics.request_done(
         route, method, status, seconds, received, _sent(request, response), repository

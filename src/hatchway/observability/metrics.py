@@ -83,7 +83,7 @@ def _build(registry: CollectorRegistry, repository_label: bool) -> _Metrics:
         bytes_out=counter("http_response_bytes", "Response body bytes sent.", ["route"]),
         uploads_in_flight=Gauge(
             "http_uploads_in_flight",
-            "Blob upload requests (POST/PATCH/PUT) being received now.",
+            "Blob uploads being written now (open storage writers).",
             namespace=_NAMESPACE,
             registry=registry,
             multiprocess_mode="livesum",

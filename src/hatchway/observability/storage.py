@@ -20,9 +20,19 @@ def _error(exc: BaseException) -> str:
 
 
 class _TimedWriter:
+    """Also counts itself in ``hatchway_http_uploads_in_flight`` until it is closed:
+    blob data is written only through writers (uploads)."""
+
     def __init__(self, writer: FileWriter, driver: str) -> None:
         self._writer = writer
         self._driver = driver
+        self._open = True
+        metrics.upload_started()
+
+    def _closed(self) -> None:
+        if self._open:
+            self._open = False
+            metrics.upload_ended()
 
     @property
     def size(self) -> int:
@@ -43,13 +53,22 @@ class _TimedWriter:
             metrics.storage_operation(self._driver, operation, time.perf_counter() - started, error)
 
     async def commit(self) -> None:
-        await self._timed("writer_commit", self._writer.commit())
+        try:
+            await self._timed("writer_commit", self._writer.commit())
+        finally:
+            self._closed()
 
     async def close(self) -> None:
-        await self._writer.close()
+        try:
+            await self._writer.close()
+        finally:
+            self._closed()
 
     async def cancel(self) -> None:
-        await self._timed("writer_cancel", self._writer.cancel())
+        try:
+            await self._timed("writer_cancel", self._writer.cancel())
+        finally:
+            self._closed()
 
 
 class InstrumentedDriver:
