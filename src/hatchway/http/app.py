@@ -36,7 +36,9 @@ READ_BUFSIZE = 1024 * 1024
 
 def build_registry(config: Config) -> Registry:
     name, options = config.storage.driver()
-    driver = InstrumentedDriver(drivers.create(name, options))
+    driver = drivers.create(name, options)
+    if config.http.debug.prometheus.enabled:  # timed only when someone can read it
+        driver = InstrumentedDriver(driver)
     return Registry(driver, delete_enabled=config.storage.delete.enabled)
 
 

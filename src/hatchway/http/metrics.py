@@ -111,7 +111,7 @@ def record(request: web.Request, response: web.StreamResponse, seconds: float) -
     )
 
 
-def access_logger_class(*, log_lines: bool) -> type[ClientAccessLogger]:
+def access_logger_class(*, log_lines: bool, metered: bool = True) -> type[ClientAccessLogger]:
     """The access logger that also records request metrics (written, timed responses)."""
 
     class Metered(ClientAccessLogger):
@@ -121,7 +121,7 @@ def access_logger_class(*, log_lines: bool) -> type[ClientAccessLogger]:
 
         def log(self, request: Any, response: web.StreamResponse, time: float) -> None:
             try:
-                if request is not None:
+                if metered and request is not None:
                     record(request, response, time)
             except Exception:
                 log.exception("recording request metrics failed")

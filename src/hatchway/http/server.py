@@ -103,12 +103,15 @@ async def _run_worker(
     debug: socket.socket | None = None,
 ) -> None:
     app = factory(config, index)
-    # The access logger also counts requests for /metrics, so it runs even when the
-    # access log is off (it then writes no line).
+    # The access logger also counts requests for /metrics, so with metrics on it runs
+    # even when the access log is off (it then writes no line).
+    log_lines = not config.log.accesslog.disabled
     runner = web.AppRunner(
         app,
-        access_log=access_log,
-        access_log_class=access_logger_class(log_lines=not config.log.accesslog.disabled),
+        access_log=access_log if log_lines or config.http.debug.prometheus.enabled else None,
+        access_log_class=access_logger_class(
+            log_lines=log_lines, metered=config.http.debug.prometheus.enabled
+        ),
     )
     await runner.setup()
     site = web.SockSite(runner, sock, ssl_context=ctx)
