@@ -3,6 +3,7 @@ format): samples by name and labels."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,3 +70,16 @@ def settled(
             time.sleep(0.25)
         else:
             return found
+
+
+async def _burst(url: str, auth: tuple[str, str], count: int) -> list[int]:
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        responses = await asyncio.gather(*(client.get(url, auth=auth) for _ in range(count)))
+    return [r.status_code for r in responses]
+
+
+def burst(url: str, auth: tuple[str, str], count: int = 12) -> list[int]:
+    """``count`` logins at once: the throttle admits its threshold, then refuses (429),
+    however slow the machine (one by one, a wait may run out between two tries)."""
+    return asyncio.run(_burst(url, auth, count))
