@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from hatchway.config.identity import IdentityConfig
 from hatchway.config.observability import Debug, Redis
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -238,6 +239,7 @@ class Config(Section):
     database: Database = Field(default_factory=Database)
     health: dict[str, Any] | None = None
     redis: Redis | None = None
+    identity: IdentityConfig | None = None
 
     @property
     def auth_mode(self) -> Literal["none", "token", "htpasswd"]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from hatchway.audit.sink import AuditSink
+from hatchway.auth.federated import FederatedGrants
 from hatchway.auth.gate import Gate
 from hatchway.auth.service import TokenService
 from hatchway.config.model import Config
@@ -27,3 +28,5 @@ JWKS: web.AppKey[Callable[[], dict[str, object]]] = web.AppKey("jwks")
 AUDIT: web.AppKey[AuditSink | None] = web.AppKey("audit")
 # Called on SIGHUP in the worker's loop; each must return at once (set a flag, wake a thread).
 ON_RELOAD: web.AppKey[list[Callable[[], None]]] = web.AppKey("on_reload")
+# Workload identity (identity.federation): ID tokens at /auth/token; None when unconfigured.
+FEDERATION: web.AppKey[FederatedGrants | None] = web.AppKey("federation")
