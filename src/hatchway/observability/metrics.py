@@ -13,7 +13,8 @@ died stay counted; gauges of the live workers only (``livesum``).
 Label values (closed sets, so a scrape never grows with traffic):
 - ``kind`` of an authentication: password, pat, refresh, federated, ldap
 - ``outcome`` of an authentication: success, failure, throttled
-- ``grant`` of a token: anonymous, basic, password, refresh_token, other
+- ``grant`` of a token: anonymous, basic (also an ID token as the password),
+  password, refresh_token, token-exchange (RFC 8693, an ID token), other
 - ``route``: the route template (``/v2/{name}/manifests/{reference}``), never the path
 """
 
@@ -36,7 +37,7 @@ AuthKind = Literal["password", "pat", "refresh", "federated", "ldap"]
 AuthOutcome = Literal["success", "failure", "throttled"]
 AUTH_KINDS: tuple[AuthKind, ...] = ("password", "pat", "refresh", "federated", "ldap")
 AUTH_OUTCOMES: tuple[AuthOutcome, ...] = ("success", "failure", "throttled")
-GRANTS = ("anonymous", "basic", "password", "refresh_token", "other")
+GRANTS = ("anonymous", "basic", "password", "refresh_token", "token-exchange", "other")
 MirrorResult = Literal["hit", "miss", "stale"]
 
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
