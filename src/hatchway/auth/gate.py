@@ -28,6 +28,7 @@ from hatchway.auth.tokens.errors import TokenError
 from hatchway.auth.tokens.jwt import Claims, TokenVerifier
 from hatchway.auth.tokens.remote import KeysRefreshing
 from hatchway.errors import UNAVAILABLE, HatchwayError
+from hatchway.observability import metrics
 
 _CACHE_SIZE = 10_000
 _CACHE_TTL = 60.0
@@ -262,6 +263,7 @@ class BasicGate:
                 self._limiter.login, username, client.address, authenticate
             )
         except Throttled as exc:
+            metrics.auth_attempt("password", "throttled")
             raise Challenge(
                 challenge.basic(realm),
                 "too many failed logins; try again later",
@@ -272,6 +274,7 @@ class BasicGate:
         except IdentityUnavailable:
             # The directory is down: a 503 to retry, not "wrong password".
             raise SourceUnavailable from None
+        metrics.auth_attempt("password", "success" if principal is not None else "failure")
         return username[:255], principal
 
     async def check(

@@ -35,6 +35,7 @@ from hatchway.config.model import Config
 from hatchway.http.identity import ldap_backend
 from hatchway.metadata import MetadataStore
 from hatchway.metadata.engine import database_dsn
+from hatchway.shared.redis import attempt_store
 
 
 @dataclass
@@ -136,7 +137,9 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
     source = policy_source(config, config_path, store)
     sink = AuditSink(store.audit)
     source.start()
-    closers = [source.close, sink.close, store.dispose]
+    # Throttle counters: the database's, or Redis's when configured (lost on a flush).
+    attempts, close_attempts = attempt_store(config.redis, store.attempts)
+    closers = [source.close, sink.close, close_attempts, store.dispose]
     if mode == "htpasswd":
         assert htpasswd is not None
         authenticator = HtpasswdAuthenticator(Path(htpasswd.path))
@@ -145,7 +148,7 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         if directory is not None:
             basic.append(directory)
             closers.insert(0, directory.close)
-        gate = BasicGate(basic, source, Limiter(store.attempts))
+        gate = BasicGate(basic, source, Limiter(attempts))
         return AuthParts(gate, realm=htpasswd.realm, audit=sink, policy=source, closers=closers)
     assert token is not None
     keys = key_store(config)
@@ -175,7 +178,7 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         source,
         store,
         sink.record,
-        Limiter(store.attempts),
+        Limiter(attempts),
     )
     verifier = TokenVerifier(keys, token.issuer, token.service)
     revoked = _revocation_check(store)

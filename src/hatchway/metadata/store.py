@@ -7,6 +7,7 @@ from hatchway.metadata.attempts import LoginAttemptStore
 from hatchway.metadata.audit import AuditLog
 from hatchway.metadata.engine import Database
 from hatchway.metadata.external import ExternalIdentityStore
+from hatchway.metadata.gcruns import GcRunStore
 from hatchway.metadata.repoindex import RepositoryIndex
 from hatchway.metadata.rules import AccessRuleStore
 from hatchway.metadata.tokens import AccessTokenStore, RefreshTokenStore
@@ -33,6 +34,7 @@ class MetadataStore:
         self.attempts = LoginAttemptStore(self.db)
         self.index = RepositoryIndex(self.db)
         self.external = ExternalIdentityStore(self.db)
+        self.gc_runs = GcRunStore(self.db)
 
     @property
     def dialect(self) -> str:

@@ -18,6 +18,7 @@
     index_repositories, index_manifests, index_tags, index_blobs
                     the repository index: what storage holds, summarized for listing and
                     search (see metadata/repoindex.py); rebuildable from storage
+    gc_runs         one row per ``hatchway gc`` run (another process): what /metrics reports
 
 Timestamps are stored as naive UTC (SQLite keeps no zone) and read back as aware UTC.
 A column added to an existing table must be nullable: ``Database.create_schema`` adds it
@@ -270,6 +271,18 @@ external_identities = Table(
     Index("ux_external_identities_id", "source", "external_id", unique=True),
 )
 
+gc_runs = Table(
+    "gc_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("finished_at", Float, nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("blobs_deleted", Integer, nullable=False),
+    Column("bytes_freed", BigInteger, nullable=False),
+)
+
 __all__ = [
     "UTCDateTime",
     "access_rule_revision",
@@ -278,6 +291,7 @@ __all__ = [
     "accounts",
     "audit_events",
     "external_identities",
+    "gc_runs",
     "groups",
     "index_blobs",
     "index_manifests",
