@@ -10,6 +10,7 @@ from aiohttp.typedefs import Middleware
 
 from hatchway.config.model import Config
 from hatchway.http import api, forwarded, maintenance, token
+from hatchway.http.api.routes import SELF_SERVICE
 from hatchway.http.errors import error_middleware
 from hatchway.http.oci import routes
 from hatchway.http.state import (
@@ -23,6 +24,7 @@ from hatchway.http.state import (
     TOKEN_REALM,
     TOKEN_SERVICE,
 )
+from hatchway.http.ui.mount import setup as setup_ui
 from hatchway.http.wiring import build_auth
 from hatchway.registry.service import Registry
 from hatchway.storage import drivers
@@ -66,6 +68,8 @@ def create_app(
         app[JWKS] = parts.jwks
         token.setup(app)
         api.setup(app)
+        if SELF_SERVICE in app:
+            setup_ui(app)
 
     async def close_auth(app: web.Application) -> None:
         parts.close()

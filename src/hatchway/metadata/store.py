@@ -8,6 +8,7 @@ from hatchway.metadata.audit import AuditLog
 from hatchway.metadata.engine import Database
 from hatchway.metadata.rules import AccessRuleStore
 from hatchway.metadata.tokens import AccessTokenStore, RefreshTokenStore
+from hatchway.metadata.websessions import WebSessionStore
 
 
 class MetadataStore:
@@ -29,6 +30,7 @@ class MetadataStore:
         self.audit = AuditLog(self.db)
         self.rules = AccessRuleStore(self.db)
         self.attempts = LoginAttemptStore(self.db)
+        self.web_sessions = WebSessionStore(self.db)
 
     @property
     def dialect(self) -> str:

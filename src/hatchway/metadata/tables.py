@@ -13,6 +13,8 @@
     access_rule_revision  one row, bumped with every rule change: servers poll it cheaply
     login_attempts  failed-login counters per throttling key, shared by all workers; times
                     in epoch seconds (see metadata/attempts.py)
+    web_sessions    the web UI's sign-in sessions: only a SHA-256 of the cookie's secret;
+                    idle and absolute expiry; binding as refresh_tokens'
 
 Timestamps are stored as naive UTC (SQLite keeps no zone) and read back as aware UTC.
 A column added to an existing table must be nullable: ``Database.create_schema`` adds it
@@ -194,6 +196,24 @@ login_attempts = Table(
     Column("last_success", Float, nullable=True),
 )
 
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_hash", String(64), nullable=False, unique=True),
+    Column("subject", String(128), nullable=False, index=True),
+    Column("backend", String(32), nullable=False),
+    Column("binding", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("created_addr", String(64), nullable=True),
+    Column("last_addr", String(64), nullable=True),
+    Column("user_agent", String(512), nullable=True),
+    sqlite_autoincrement=True,  # ids name sessions to their owner: never reused
+)
+
 __all__ = [
     "UTCDateTime",
     "access_rule_revision",
@@ -206,4 +226,5 @@ __all__ = [
     "memberships",
     "metadata",
     "refresh_tokens",
+    "web_sessions",
 ]
