@@ -86,7 +86,10 @@ class Checker:
 
     def operation(self, method: str, path: str) -> dict[str, Any] | None:
         for template, ops in self.doc["paths"].items():
-            pattern = re.sub(r"\\\{[a-z_]+\\\}", "[^/]+", re.escape(template))
+            # A repository name holds slashes; every other parameter is one segment.
+            name = ".+" if template.startswith(f"{API}/repositories/") else "[^/]+"
+            pattern = re.sub(r"\\\{name\\\}", name, re.escape(template))
+            pattern = re.sub(r"\\\{[a-z_]+\\\}", "[^/]+", pattern)
             if re.fullmatch(pattern, path) and method.lower() in ops:
                 return dict(ops[method.lower()])
         return None

@@ -29,6 +29,7 @@ COMMANDS = [
     command("access", "Access rules: check decisions, manage the database's rules.", "access:app"),
     command("keys", "Token signing keys.", "keys:app"),
     command("session", "Login sessions (refresh tokens).", "session:app"),
+    command("index", "The repository index (what the API and web UI list).", "index:app"),
 ]
 
 app = typer.Typer(

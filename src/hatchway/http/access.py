@@ -111,7 +111,14 @@ def _refused(request: web.Request, needed: list[Access], found: Challenge) -> No
 
 
 async def audit_success(
-    request: web.Request, event: str, repository: str, reference: str, digest: str | None = None
+    request: web.Request,
+    event: str,
+    repository: str,
+    reference: str,
+    digest: str | None = None,
+    *,
+    credential: str | None = None,
+    via: str | None = None,
 ) -> None:
     """Record a push, pull or delete that succeeded. A pull is one deque append; a change
     waits until its event is committed (with others', in one transaction), and if that
@@ -123,6 +130,10 @@ async def audit_success(
     detail = {"reference": reference}
     if digest and digest != reference:
         detail["digest"] = digest
+    if credential:  # the access token's name, when one was used
+        detail["token_name"] = credential
+    if via:
+        detail["via"] = via
     subject = request[ALLOWED].principal.subject if ALLOWED in request else ""
     found = AuditEvent(
         event,

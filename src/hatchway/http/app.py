@@ -67,6 +67,7 @@ def create_app(
         app[TOKEN_SERVICE] = parts.token_service
         app[JWKS] = parts.jwks
         token.setup(app)
+        app[REGISTRY].attach_index(parts.token_service.store.index)
         api.setup(app)
         if SELF_SERVICE in app:
             setup_ui(app)

@@ -6,6 +6,7 @@ from hatchway.metadata.accounts import AccountStore
 from hatchway.metadata.attempts import LoginAttemptStore
 from hatchway.metadata.audit import AuditLog
 from hatchway.metadata.engine import Database
+from hatchway.metadata.repoindex import RepositoryIndex
 from hatchway.metadata.rules import AccessRuleStore
 from hatchway.metadata.tokens import AccessTokenStore, RefreshTokenStore
 from hatchway.metadata.websessions import WebSessionStore
@@ -31,6 +32,7 @@ class MetadataStore:
         self.rules = AccessRuleStore(self.db)
         self.attempts = LoginAttemptStore(self.db)
         self.web_sessions = WebSessionStore(self.db)
+        self.index = RepositoryIndex(self.db)
 
     @property
     def dialect(self) -> str:

@@ -15,6 +15,9 @@
                     in epoch seconds (see metadata/attempts.py)
     web_sessions    the web UI's sign-in sessions: only a SHA-256 of the cookie's secret;
                     idle and absolute expiry; binding as refresh_tokens'
+    index_repositories, index_manifests, index_tags, index_blobs
+                    the repository index: what storage holds, summarized for listing and
+                    search (see metadata/repoindex.py); rebuildable from storage
 
 Timestamps are stored as naive UTC (SQLite keeps no zone) and read back as aware UTC.
 A column added to an existing table must be nullable: ``Database.create_schema`` adds it
@@ -28,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -196,6 +200,57 @@ login_attempts = Table(
     Column("last_success", Float, nullable=True),
 )
 
+# The repository index (metadata/repoindex.py): derived from storage, rebuilt by
+# ``hatchway index rebuild``. Names and digests are strings; sizes in bytes.
+index_repositories = Table(
+    "index_repositories",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("tags", Integer, nullable=False),
+    Column("manifests", Integer, nullable=False),
+    Column("size", BigInteger, nullable=False),  # distinct blobs, each counted once
+    Column("last_push", UTCDateTime, nullable=True),
+)
+
+index_manifests = Table(
+    "index_manifests",
+    metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("digest", String(150), primary_key=True),
+    Column("media_type", String(255), nullable=False),
+    Column("artifact_type", String(255), nullable=True),
+    Column("subject", String(150), nullable=True),
+    Column("size", BigInteger, nullable=False),  # config + layers; an index: its platforms'
+    Column("created", UTCDateTime, nullable=True),  # from the image config
+    Column("platforms", JSON, nullable=True),  # an index: [{digest, platform, size, ...}]
+    Column("annotations", JSON, nullable=True),
+    Column("pushed_at", UTCDateTime, nullable=True),
+    Column("pushed_by", String(128), nullable=True),
+    Column("pushed_credential", String(64), nullable=True),
+    Index("ix_index_manifests_subject", "repository", "subject"),
+)
+
+index_tags = Table(
+    "index_tags",
+    metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("tag", String(128), primary_key=True),
+    Column("digest", String(150), nullable=False),
+    Column("pushed_at", UTCDateTime, nullable=True),
+    Column("pushed_by", String(128), nullable=True),
+    Column("pushed_credential", String(64), nullable=True),
+    Index("ix_index_tags_digest", "repository", "digest"),
+)
+
+index_blobs = Table(
+    "index_blobs",
+    metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("manifest", String(150), primary_key=True),
+    Column("digest", String(150), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+)
+
 web_sessions = Table(
     "web_sessions",
     metadata,
@@ -222,6 +277,10 @@ __all__ = [
     "accounts",
     "audit_events",
     "groups",
+    "index_blobs",
+    "index_manifests",
+    "index_repositories",
+    "index_tags",
     "login_attempts",
     "memberships",
     "metadata",

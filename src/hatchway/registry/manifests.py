@@ -21,6 +21,7 @@ from hatchway.oci.manifests import MAX_MANIFEST_SIZE, Manifest
 from hatchway.registry import layout
 from hatchway.registry.blobs import BlobStore
 from hatchway.registry.catalog import Catalog
+from hatchway.registry.index import Actor, IndexEvents
 from hatchway.registry.tags import Tags
 from hatchway.storage.driver import PathNotFoundError, StorageDriver
 
@@ -73,6 +74,8 @@ class Manifests:
         self._tags = tags
         self._catalog = catalog
         self._cache = _ContentCache(_CACHE_BYTES)
+        # Told of every push and delete once storage has it (the repository index).
+        self.index: IndexEvents | None = None
 
     async def has_revision(self, name: str, d: Digest) -> bool:
         try:
@@ -119,7 +122,12 @@ class Manifests:
             raise HatchwayError(MANIFEST_BLOB_UNKNOWN, detail={"digests": missing})
 
     async def put(
-        self, name: str, reference: str, body: bytes, content_type: str | None
+        self,
+        name: str,
+        reference: str,
+        body: bytes,
+        content_type: str | None,
+        actor: Actor | None = None,
     ) -> PutResult:
         if len(body) > MAX_MANIFEST_SIZE:
             raise HatchwayError(PAYLOAD_TOO_LARGE, detail={"limit": MAX_MANIFEST_SIZE})
@@ -148,6 +156,8 @@ class Manifests:
         if tag is not None:
             await self._tags.set(name, tag, d)
         self._cache.put(StoredManifest(d, manifest.media_type, body))
+        if self.index is not None:
+            await self.index.manifest_pushed(name, d, tag, actor)
         return PutResult(d, manifest.subject.digest if manifest.subject else None)
 
     async def _refresh_references(self, name: str, d: Digest, manifest: Manifest) -> None:
@@ -200,6 +210,8 @@ class Manifests:
         """Delete a tag, or a manifest with every tag and referrer entry naming it."""
         if ":" not in reference:
             await self._tags.delete(name, reference)
+            if self.index is not None:
+                await self.index.tag_deleted(name, reference)
             return
         d = Digest.parse(reference)
         if not await self.has_revision(name, d):
@@ -214,3 +226,5 @@ class Manifests:
             with contextlib.suppress(PathNotFoundError):
                 await self._driver.delete(layout.referrer_entry(name, subject.digest, d))
         await self._driver.delete(layout.revision_dir(name, d))
+        if self.index is not None:
+            await self.index.manifest_deleted(name, d)

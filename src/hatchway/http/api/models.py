@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hatchway.http.api.repomodels import REPOSITORY_MODELS
+
 _MAX_TEXT = 1024  # any string field; the real limits (72-byte passwords, names) come after
 _Scope = Annotated[str, Field(min_length=1, max_length=_MAX_TEXT)]
 
@@ -95,4 +97,10 @@ class TokenCreate(_Request):
 
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (PasswordChange, TokenCreate)
-RESPONSE_MODELS: tuple[type[BaseModel], ...] = (ErrorBody, Me, TokenList, TokenCreated)
+RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
+    ErrorBody,
+    Me,
+    TokenList,
+    TokenCreated,
+    *REPOSITORY_MODELS,
+)

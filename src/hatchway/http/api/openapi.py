@@ -7,6 +7,7 @@ bodies get the validation form, response bodies the serialization form.
 from __future__ import annotations
 
 import functools
+import re
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -18,11 +19,11 @@ from hatchway.http.api.errors import MAX_BODY, PREFIX
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from hatchway.http.api.routes import Route
+    from hatchway.http.api.route import Route
 
 _REF = "#/components/schemas/{model}"
 _ERROR_TEXT = {
-    400: "Malformed JSON",
+    400: "Malformed JSON, or a bad parameter (name, digest, tag, n, last, unknown ones)",
     401: 'No or bad credentials (WWW-Authenticate: Basic realm="hatchway")',
     403: "Authenticated, but this credential may not do that",
     404: "Not found",
@@ -32,7 +33,9 @@ _ERROR_TEXT = {
     415: "Body is not application/json",
     422: "Body does not fit the schema (unknown field, wrong type, bad name or scope)",
     429: "Too many failed logins (Retry-After)",
+    503: "The change was made but could not be audited; retry",
 }
+_PATH_PARAM_RE = re.compile(r"\{([a-z_]+)\}")
 
 
 def _schemas() -> dict[str, Any]:
@@ -82,10 +85,19 @@ def _operation(route: Route) -> dict[str, Any]:
         operation["security"] = []
     if route.body is not None:
         operation["requestBody"] = {"required": True, "content": _json(route.body)}
-    if "{name}" in route.path:
-        operation["parameters"] = [
-            {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-        ]
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PATH_PARAM_RE.findall(route.path)
+    ]
+    parameters += [
+        {"name": p.name, "in": "query", "required": False, "schema": p.schema}
+        | ({"description": p.description} if p.description else {})
+        for p in route.query
+    ]
+    if parameters:
+        operation["parameters"] = parameters
+    if route.description:
+        operation["description"] = route.description
     return operation
 
 

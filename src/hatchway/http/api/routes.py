@@ -8,13 +8,11 @@ cannot exist without being documented. Handlers stay thin: read the body, call
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel
 
 from hatchway.auth.access import ScopeError
 from hatchway.auth.credentials.ratelimit import Throttled
@@ -32,23 +30,10 @@ from hatchway.http.access import client_info
 from hatchway.http.api import models
 from hatchway.http.api.authn import authenticate
 from hatchway.http.api.errors import PREFIX, ApiError, json_response, read_model, throttled
+from hatchway.http.api.repositories import REPOSITORY_ROUTES
+from hatchway.http.api.route import SELF_SERVICE, Route
 from hatchway.http.state import TOKEN_SERVICE
 from hatchway.metadata import AccessToken, ConflictError, MetadataError, NotFoundError
-
-SELF_SERVICE = web.AppKey("self_service", SelfService)
-_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True, eq=False)  # hashed by identity: the OpenAPI cache keys on it
-class Route:
-    method: str
-    path: str  # under PREFIX
-    handler: _Handler
-    summary: str
-    body: type[BaseModel] | None = None
-    responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
-    authenticated: bool = True
-    errors: tuple[int, ...] = ()
 
 
 @contextmanager
@@ -210,13 +195,14 @@ ROUTES: tuple[Route, ...] = (
         responses={200: None},
         authenticated=False,
     ),
+    *REPOSITORY_ROUTES,
 )
 
 
 def setup(app: web.Application, selfservice: SelfService) -> None:
     app[SELF_SERVICE] = selfservice
     for route in ROUTES:
-        app.router.add_route(route.method, PREFIX + route.path, route.handler)
+        app.router.add_route(route.method, PREFIX + (route.pattern or route.path), route.handler)
 
 
 def self_service_for(app: web.Application) -> SelfService | None:

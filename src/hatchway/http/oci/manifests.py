@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from hatchway.errors import MANIFEST_UNKNOWN, PAYLOAD_TOO_LARGE, HatchwayError
+from hatchway.http.actor import actor_of
 from hatchway.http.oci.common import registry, require_delete
 from hatchway.oci.manifests import MAX_MANIFEST_SIZE
 
@@ -56,7 +57,8 @@ async def _read_limited(request: web.Request) -> bytes:
 async def put(request: web.Request, name: str, reference: str) -> web.StreamResponse:
     data = await _read_limited(request)
     content_type = request.headers.get("Content-Type", "").split(";", 1)[0].strip() or None
-    result = await registry(request).manifests.put(name, reference, data, content_type)
+    actor = await actor_of(request)
+    result = await registry(request).manifests.put(name, reference, data, content_type, actor)
     headers = {
         "Location": f"/v2/{name}/manifests/{result.digest}",
         "Docker-Content-Digest": str(result.digest),

@@ -14,7 +14,8 @@ from aiohttp import web
 
 from hatchway.auth.access import Access, Resource
 from hatchway.errors import UNSUPPORTED, HatchwayError
-from hatchway.http.access import audit_success, authorize
+from hatchway.http.access import CHANGES, audit_success, authorize
+from hatchway.http.actor import actor_of
 from hatchway.http.errors import NOT_FOUND
 from hatchway.http.oci import blobs, listing, manifests, referrers, uploads
 from hatchway.oci.names import is_valid_name, validate_name
@@ -109,7 +110,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         if route.audit is not None:
             reference = params.get("reference") or params["digest"]
             digest = response.headers.get("Docker-Content-Digest")
-            await audit_success(request, route.audit, name, reference, digest)
+            credential = (await actor_of(request)).credential if route.audit in CHANGES else None
+            await audit_success(
+                request, route.audit, name, reference, digest, credential=credential
+            )
         return response
     raise HatchwayError(NOT_FOUND, detail={"path": request.path[:200]})
 
