@@ -67,7 +67,9 @@ def test_pages_pass_axe_in_both_themes(
         context.close()
 
 
-def test_narrow_screen_has_no_sideways_scrolling(browser: Browser, server: Server, user: str) -> None:
+def test_narrow_screen_has_no_sideways_scrolling(
+    browser: Browser, server: Server, user: str
+) -> None:
     context = new_context(browser, server, viewport={"width": 375, "height": 740})
     try:
         page = context.new_page()

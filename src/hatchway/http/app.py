@@ -10,7 +10,7 @@ from aiohttp.typedefs import Middleware
 
 from hatchway.config.model import Config
 from hatchway.http import api, forwarded, maintenance, token
-from hatchway.http.api.routes import SELF_SERVICE
+from hatchway.http.api.route import SELF_SERVICE
 from hatchway.http.errors import error_middleware
 from hatchway.http.oci import routes
 from hatchway.http.state import (

@@ -17,7 +17,7 @@ from hatchway.auth.credentials.ratelimit import Throttled
 from hatchway.auth.selfservice import Caller, SelfServiceError
 from hatchway.auth.websession import SignedIn
 from hatchway.http.access import client_info
-from hatchway.http.api.routes import SELF_SERVICE
+from hatchway.http.api.route import SELF_SERVICE
 from hatchway.http.state import WEB_SESSIONS
 from hatchway.http.ui import sessions
 from hatchway.http.ui.middleware import form, not_found
