@@ -11,13 +11,14 @@ from hatchway.auth.websession import WebSessions
 from hatchway.http.state import TOKEN_SERVICE, WEB_SESSIONS
 from hatchway.http.ui.csp import security_headers
 from hatchway.http.ui.middleware import ui_middleware
-from hatchway.http.ui.pages import account, admin, signin
+from hatchway.http.ui.pages import account, admin, repos, signin
 
 STATIC = Path(__file__).parent / "static"
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PAGES: tuple[Iterable[tuple[str, str, _Handler]], ...] = (
     signin.ROUTES,
     account.ROUTES,
+    repos.ROUTES,
     admin.ROUTES,
 )
 
