@@ -108,10 +108,13 @@ class TokenGate:
         verifier: TokenVerifier,
         service: str,
         revoked: Callable[[str], bool] | None = None,
+        refused_subject: Callable[[str], bool] | None = None,
     ) -> None:
         self._verifier = verifier
         self._service = service
         self._revoked = revoked
+        # Is the token's account disabled or deleted? Then its issued tokens stop too.
+        self._refused_subject = refused_subject
         self._leeway = verifier.leeway
         self._cache: dict[str, tuple[Claims, Allowed, float, int]] = {}
         # Changes when signing keys are added or removed (a retired key's tokens must
@@ -184,6 +187,15 @@ class TokenGate:
             raise Challenge(
                 header,
                 "the access token was revoked",
+                needed=tuple(needed),
+                failed=True,
+                account=account,
+            )
+        if account and self._refused_subject is not None and self._refused_subject(account):
+            header = challenge.bearer(realm, self._service, named, "invalid_token")
+            raise Challenge(
+                header,
+                "the account is disabled or deleted",
                 needed=tuple(needed),
                 failed=True,
                 account=account,

@@ -143,6 +143,7 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
     keys = key_store(config)
     local = LocalAuthenticator(store)
     authenticators: list[Authenticator] = [local]
+    from_file: HtpasswdAuthenticator | None = None
     if htpasswd is not None:
         # A name in both is refused by both (the htpasswd backend logs why).
         from_file = HtpasswdAuthenticator(Path(htpasswd.path), reserved=local.has_account)
@@ -159,8 +160,9 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
     )
     verifier = TokenVerifier(keys, token.issuer, token.service)
     revoked = _revocation_check(store)
+    refused = account_refusal_check(store, from_file.has_user if from_file is not None else None)
     return AuthParts(
-        TokenGate(verifier, token.service, revoked),
+        TokenGate(verifier, token.service, revoked, refused),
         realm=token.realm,
         token_service=service,
         jwks=keys.jwks,
@@ -190,3 +192,31 @@ def _revocation_check(store: MetadataStore) -> Callable[[str], bool]:
         return answer
 
     return revoked
+
+
+def account_refusal_check(
+    store: MetadataStore, other_backend: Callable[[str], bool] | None = None
+) -> Callable[[str], bool]:
+    """Is the subject of an issued JWT disabled, or deleted (in no backend any more)?
+    Cached for a few seconds per subject, as :func:`_revocation_check`: a disabled
+    account's registry tokens stop within seconds, without a query per request."""
+    import time
+
+    cache: dict[str, tuple[float, bool]] = {}
+
+    def refused(subject: str) -> bool:
+        now = time.monotonic()
+        hit = cache.get(subject)
+        if hit is not None and now - hit[0] < 5.0:
+            return hit[1]
+        account = store.accounts.get(subject)
+        if account is not None:
+            answer = account.disabled
+        else:
+            answer = other_backend is None or not other_backend(subject)
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[subject] = (now, answer)
+        return answer
+
+    return refused

@@ -65,10 +65,16 @@ class Account:
     created_at: datetime
     password_hash: str | None = field(default=None, repr=False)
     password_changed_at: datetime | None = None
+    disabled_at: datetime | None = None
 
     @property
     def robot(self) -> bool:
         return self.kind is AccountKind.ROBOT
+
+    @property
+    def disabled(self) -> bool:
+        """Disabled by an admin: its password, tokens and sessions are all refused."""
+        return self.disabled_at is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,8 @@ accounts = Table(
     Column("admin", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("password_changed_at", UTCDateTime, nullable=True),
+    # Set while an admin has disabled the account: no password, token or session works.
+    Column("disabled_at", UTCDateTime, nullable=True),
 )
 
 groups = Table(

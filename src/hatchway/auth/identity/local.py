@@ -88,13 +88,15 @@ class LocalAuthenticator:
         stored = account.password_hash if account is not None else None
         if not self.verifier.verify(username, secret, stored) or account is None:
             return None
+        if account.disabled:
+            return None
         return account_principal(account)
 
     def resolve(self, subject: str, token_id: str | None = None) -> Principal | None:
         if self.reserved is not None and self.reserved(subject):
             return None
         account = self.store.accounts.get(subject)
-        if account is None:
+        if account is None or account.disabled:
             return None
         if token_id is None:
             return None if account.robot else account_principal(account)
