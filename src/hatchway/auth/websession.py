@@ -3,10 +3,11 @@
 A session starts after a password sign-in (checked, throttled and audited by the token
 service's ``login``). The browser keeps ``hws_`` + 32 random bytes in an ``HttpOnly``
 cookie; the store keeps its SHA-256. A session ends when it has not been used for
-``idle``, at ``lifetime`` after sign-in, when its owner ends it or signs out, and when
-the credential it was made with changes: each session stores an HMAC, keyed by its own
-secret, of the account's password hash (or htpasswd line), so a password change, reset
-or account deletion ends every session at its next request, wherever it was made.
+``idle``, at ``lifetime`` after sign-in, when its owner ends it or signs out, when the
+account is disabled, and when the credential it was made with changes: each session
+stores an HMAC, keyed by its own secret, of the account's password hash (or htpasswd
+line), so a password change, reset or account deletion ends every session at its next
+request, wherever it was made.
 
 The principal is looked up again on every request (``Authenticator.resolve``), so a
 changed admin flag or group membership applies at once.
@@ -100,7 +101,12 @@ class WebSessions:
         """The principal as it is now and its credential (to bind to), or None."""
         if backend == LOCAL_BACKEND:
             account = self.store.accounts.get(subject)
-            if account is None or account.robot or account.password_hash is None:
+            if (
+                account is None
+                or account.robot
+                or account.disabled
+                or account.password_hash is None
+            ):
                 return None
             return account_principal(account), account.password_hash.encode()
         authenticator = self._authenticator(backend)

@@ -9,9 +9,19 @@ from aiohttp import web
 
 from hatchway.auth.websession import WebSessions
 from hatchway.http.state import TOKEN_SERVICE, WEB_SESSIONS
+from hatchway.http.ui import services
 from hatchway.http.ui.csp import security_headers
 from hatchway.http.ui.middleware import ui_middleware
-from hatchway.http.ui.pages import account, admin, repos, signin
+from hatchway.http.ui.pages import (
+    account,
+    admin,
+    admin_audit,
+    admin_groups,
+    admin_robots,
+    admin_rules,
+    repos,
+    signin,
+)
 
 STATIC = Path(__file__).parent / "static"
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -20,6 +30,10 @@ PAGES: tuple[Iterable[tuple[str, str, _Handler]], ...] = (
     account.ROUTES,
     repos.ROUTES,
     admin.ROUTES,
+    admin_robots.ROUTES,
+    admin_groups.ROUTES,
+    admin_rules.ROUTES,
+    admin_audit.ROUTES,
 )
 
 
@@ -32,6 +46,7 @@ def setup(app: web.Application) -> None:
     """Add the UI; call after ``api.setup`` (the UI uses its self-service)."""
     service = app[TOKEN_SERVICE]
     app[WEB_SESSIONS] = WebSessions(service.store, service.authenticators)
+    services.setup(app)
     app.middlewares.append(ui_middleware)
     app.on_response_prepare.append(security_headers)
     app.router.add_get("/", root)
