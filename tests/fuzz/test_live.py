@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from hatchway import errors as error_table
 from hatchway.errors import ErrorCode
-from tests.support.authkit import ADMIN, ADMIN_PASSWORD, SERVICE, start_token_server
+from tests.support.authkit import ADMIN, ADMIN_PASSWORD, SERVICE, create_pat, start_token_server
 from tests.support.fuzz import ASCII, COMPONENT, HEX64, JSON_VALUES, LIVE, NASTY, TEXT, dumps
 from tests.support.images import make_image
 from tests.support.oci import OCI_MANIFEST, push_image
@@ -322,3 +322,47 @@ def test_a_manifest_push_answers_within_the_spec(open_registry: Seeded) -> None:
         assert r.status_code in (201, 400, 413), r.text
 
     run()
+
+
+def _assert_api_answer(r: httpx.Response) -> None:
+    assert r.status_code < 500, (r.request.method, r.request.url, r.status_code, r.text)
+    if r.status_code >= 400:
+        body = r.json()
+        assert set(body) == {"errors"}, body
+        assert isinstance(body["errors"][0]["code"], str), body
+        assert isinstance(body["errors"][0]["message"], str), body
+
+
+def test_repository_api(token_registry: Seeded) -> None:
+    """``/api/v1/repositories``: names, references and queries of every shape, as a
+    token that may pull everything (so a well-formed delete is a 403, never a change)."""
+    server = token_registry.server
+    secret = create_pat(server, ADMIN, "fuzz-pull", ["repository:*:pull"])
+    refs = _references(token_registry)
+    keys = st.sampled_from(["q", "n", "last", "sort", "order", "x", ""])
+    values = st.one_of(
+        st.sampled_from(["", "0", "1", "-1", "1001", "\uff11", "size", "desc", "fuzz/app", "v1"]),
+        TEXT,
+    )
+    queries = st.lists(st.tuples(keys, values), max_size=3).map(
+        lambda q: "?" + urlencode(q) if q else ""
+    )
+    api = "/api/v1/repositories"
+    paths = st.one_of(
+        queries.map(api.__add__),
+        st.builds(lambda n, q: f"{api}/{n}/tags{q}", NAMES, queries),
+        st.builds(lambda n, r, q: f"{api}/{n}/tags/{r}{q}", NAMES, refs, queries),
+        st.builds(lambda n, r, q: f"{api}/{n}/manifests/{r}{q}", NAMES, refs, queries),
+        st.builds(lambda n: f"{api}/{n}", NAMES),
+    )
+
+    @LIVE
+    @given(st.sampled_from(["GET", "DELETE", "POST"]), paths)
+    def run(method: str, path: str) -> None:
+        r = server.client.request(method, path, headers={"Authorization": f"Bearer {secret}"})
+        _assert_api_answer(r)
+
+    run()
+    # Nothing was deleted.
+    r = server.client.get(f"{api}/fuzz/app/tags", headers={"Authorization": f"Bearer {secret}"})
+    assert [t["name"] for t in r.json()["tags"]] == ["v1"]

@@ -30,7 +30,9 @@ RULES: list[dict[str, Any]] = [
 ]
 
 
-def start(tmp: Path, *, workers: int = 1, dsn: str | None = None) -> Server:
+def start(
+    tmp: Path, *, workers: int = 1, dsn: str | None = None, data: Path | None = None
+) -> Server:
     doc: dict[str, Any] = {
         "version": "0.1",
         "auth": {"token": {}},
@@ -43,6 +45,7 @@ def start(tmp: Path, *, workers: int = 1, dsn: str | None = None) -> Server:
         tmp,
         config=json.dumps(doc),
         workers=workers,
+        data=data,
         env={"HATCHWAY_ADMIN_PASSWORD": ADMIN_PASSWORD},
     )
 

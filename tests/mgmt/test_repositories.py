@@ -4,6 +4,8 @@ deletes, filtered by the access rules, against a real ``hatchway serve``."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -424,3 +426,31 @@ def test_every_repository_operation_is_documented_and_served(
             check(r, expected)
             seen += 1
     assert seen == 5
+
+
+def test_an_empty_index_is_built_at_start_from_existing_storage(tmp_path: Path) -> None:
+    """A store from before the index (here: its tables emptied) is indexed in the
+    background when the server starts, without a manual rebuild."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = start(tmp_path / "a")
+    try:
+        add_user(first, "alice", PASSWORD)
+        digest = push(first, ALICE, "alice/old", image("old"), "1.0")
+    finally:
+        first.stop()
+    db = sqlite3.connect(first.data / "hatchway.db")
+    with db:
+        for table in ("index_tags", "index_blobs", "index_manifests", "index_repositories"):
+            db.execute(f"DELETE FROM {table}")
+    db.close()
+    second = start(tmp_path / "b", data=first.data)
+    try:
+        for _ in range(100):
+            if names(second, ALICE) == ["alice/old"]:
+                break
+            time.sleep(0.1)
+        [tag] = tags_of(second, "alice/old", ALICE)["tags"]
+        assert (tag["name"], tag["digest"]) == ("1.0", digest)
+    finally:
+        second.stop()

@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from hatchway.config.model import Config
-from hatchway.http import api, forwarded, maintenance, token
+from hatchway.http import api, forwarded, indexing, maintenance, token
 from hatchway.http.api.route import SELF_SERVICE
 from hatchway.http.errors import error_middleware
 from hatchway.http.oci import routes
@@ -68,6 +68,8 @@ def create_app(
         app[JWKS] = parts.jwks
         token.setup(app)
         app[REGISTRY].attach_index(parts.token_service.store.index)
+        if worker <= 0:
+            app.cleanup_ctx.append(indexing.first_build)
         api.setup(app)
         if SELF_SERVICE in app:
             setup_ui(app)

@@ -33,7 +33,7 @@ from hatchway.registry.manifests import Manifests
 from hatchway.registry.summary import Layer, ManifestSummary, Platform, Summaries
 
 MAX_PAGE = 1000
-_BATCH = 500  # rows fetched per round while filtering a repository page
+_BATCH = 2000  # at most this many rows fetched per round while filtering a page
 
 
 class Visible(Protocol):
@@ -136,7 +136,7 @@ class Browser:
         n = max(1, min(n, MAX_PAGE))
         found: list[RepositorySummary] = []
         after = last
-        batch = max(n + 1, _BATCH)
+        batch = n + 1  # enough when the prefilter was exact; more rounds grow it
         patterns = [list(group) for group in visible.patterns]
         while len(found) <= n:
             rows = self._store.search(q, after, batch, patterns)
@@ -144,6 +144,7 @@ class Browser:
             if len(rows) < batch:
                 break
             after = rows[-1].name
+            batch = min(batch * 4, _BATCH)
         more = len(found) > n
         page = found[:n]
         return RepositoryPage(page, page[-1].name if more else None)

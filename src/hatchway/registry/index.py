@@ -250,6 +250,13 @@ class Indexer:
             await asyncio.to_thread(self._store.replace, name, manifests, tags)
         return len(manifests), len(tags)
 
+    async def first_build(self) -> RebuildReport | None:
+        """Build the index if it is empty while storage has repositories (a store from
+        before the index existed, or from distribution); None when there was nothing to do."""
+        if await asyncio.to_thread(self._store.names) or not await self._catalog.names():
+            return None
+        return await self.rebuild()
+
     async def rebuild(self) -> RebuildReport:
         """Index every repository in storage and drop those storage no longer has.
         Idempotent, and safe while the registry serves (each repository under its lock)."""
