@@ -33,7 +33,7 @@ from hatchway.auth.principal import Principal
 from hatchway.metadata import MetadataStore
 from hatchway.metadata.accounts import LOCAL_BACKEND
 from hatchway.metadata.records import utcnow
-from hatchway.metadata.websessions import WebSession
+from hatchway.metadata.websessions import TOUCH_INTERVAL, WebSession
 
 SESSION_PREFIX = "hws_"
 PRE_SESSION_PREFIX = "hwp_"
@@ -151,7 +151,8 @@ class WebSessions:
             # The account went or its password changed: this session ends for good.
             self.store.web_sessions.revoke(record.id)
             return None
-        self.store.web_sessions.touch(record.id, client.address)
+        if (utcnow() - record.last_seen_at).total_seconds() >= TOUCH_INTERVAL:
+            self.store.web_sessions.touch(record.id, client.address)  # a write: not each time
         return SignedIn(record, current[0], secret)
 
     def end(self, secret: str) -> WebSession | None:

@@ -31,7 +31,7 @@ from hatchway.registry.browse import Browser
 from hatchway.registry.service import Registry
 
 PAGE = 50
-TAG_PAGE = 200
+TAG_PAGE = 100
 SORT_LABELS = {
     "name": "Tag",
     "created": "Age",
