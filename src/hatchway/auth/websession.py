@@ -39,6 +39,7 @@ SESSION_PREFIX = "hws_"
 PRE_SESSION_PREFIX = "hwp_"
 IDLE = timedelta(hours=2)
 LIFETIME = timedelta(hours=12)
+KEEP_ENDED = timedelta(days=7)  # ended sessions are forgotten after this (at a sign-in)
 _BINDING_CONTEXT = b"hatchway web-session binding\0"
 _CSRF_CONTEXT = b"hatchway csrf\0"
 _MAX_SECRET = 100
@@ -124,6 +125,7 @@ class WebSessions:
         if current is None or principal.token_id is not None:
             raise ValueError("only an account with a password can sign in to the web UI")
         secret = new_secret(SESSION_PREFIX)
+        self.store.web_sessions.purge(utcnow() - KEEP_ENDED)
         record = self.store.web_sessions.create(
             principal.subject,
             backend=backend,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from hatchway.metadata.engine import Database
@@ -154,6 +154,16 @@ class WebSessionStore:
             where.append(web_sessions.c.id != keep)
         with self._db.write() as conn:
             done = conn.execute(update(web_sessions).where(*where).values(revoked_at=utcnow()))
+        return int(done.rowcount)
+
+    def purge(self, before: datetime) -> int:
+        """Forget sessions that ended (expired or revoked) before ``before``."""
+        with self._db.write() as conn:
+            done = conn.execute(
+                delete(web_sessions).where(
+                    or_(web_sessions.c.expires_at < before, web_sessions.c.revoked_at < before)
+                )
+            )
         return int(done.rowcount)
 
 

@@ -9,12 +9,14 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import bcrypt
 import pytest
 from sqlalchemy import select, update
 
 from hatchway.auth.credentials.passwords import hash_password
 from hatchway.auth.credentials.pat import secret_hash
 from hatchway.auth.identity.base import ClientInfo
+from hatchway.auth.identity.htpasswd import HtpasswdAuthenticator
 from hatchway.auth.identity.local import LocalAuthenticator, account_principal
 from hatchway.auth.websession import (
     SignedIn,
@@ -148,3 +150,39 @@ def test_csrf_tokens() -> None:
     assert not csrf_matches(None, token)
     assert not csrf_matches(seed, None)
     assert not csrf_matches(seed, "x" * 10_000)
+
+
+def test_ended_sessions_are_forgotten_after_a_week(
+    store: MetadataStore, sessions: WebSessions
+) -> None:
+    old = start(store, sessions)
+    sessions.end(old.secret)
+    with store.db.write() as conn:
+        conn.execute(
+            update(web_sessions)
+            .where(web_sessions.c.id == old.session.id)
+            .values(revoked_at=utcnow() - timedelta(days=8))
+        )
+    start(store, sessions)
+    with store.db.read() as conn:
+        ids = [r.id for r in conn.execute(select(web_sessions.c.id))]
+    assert old.session.id not in ids
+    assert len(ids) == 1
+
+
+def test_htpasswd_sessions_end_when_the_line_changes(tmp_path: Path, store: MetadataStore) -> None:
+    path = tmp_path / "htpasswd"
+
+    def write(password: str) -> None:
+        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
+        path.write_text(f"carol:{hashed}\n")
+
+    write("pw-one")
+    htpasswd = HtpasswdAuthenticator(path, check_interval=0)
+    sessions = WebSessions(store, [LocalAuthenticator(store), htpasswd])
+    principal = htpasswd.authenticate("carol", "pw-one", CLIENT)
+    assert principal is not None
+    started = sessions.start(principal, "htpasswd", CLIENT)
+    assert sessions.resolve(started.secret, CLIENT) is not None
+    write("pw-two")  # a new line: another hash, and so another size or mtime
+    assert sessions.resolve(started.secret, CLIENT) is None
