@@ -163,3 +163,20 @@ def test_audit_trail_filters_and_export(page: Page, server: Server, user: str) -
     page.get_by_role("button", name="Filter").click()
     expect(page.get_by_text("No events match.")).to_be_visible()
     assert ADMIN_PASSWORD not in page.content()
+
+
+def test_markup_in_names_is_shown_as_text(page: Page) -> None:
+    sign_in_admin(page)
+    page.goto("/ui/admin/accounts")
+    page.get_by_label("Name").fill("<script>alert(4)</script>")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("alert")).to_contain_text("<script>alert(4)</script>")
+    assert page.locator("main script").count() == 0
+    page.goto("/ui/admin/groups")
+    page.get_by_label("Name").fill("<b>grp</b>")
+    page.get_by_role("button", name="Create group").click()
+    expect(page.get_by_role("alert")).to_contain_text("<b>grp</b>")
+    assert page.locator("main b").count() == 0
+    page.goto("/ui/admin/rules?account=<i>x</i>&action=pull&repository=a/b")
+    expect(page.locator("#decision")).to_contain_text("<i>x</i>")
+    assert page.locator("main i").count() == 0
