@@ -8,20 +8,20 @@ import re
 
 import httpx
 
-from tests.mgmt.conftest import API, PASSWORD, Checker, error_code
+from tests.mgmt.conftest import API, HTPASSWD_USER, PASSWORD, Checker, error_code
 from tests.support.server import Server
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
-def signed_in(server: Server, user: str) -> tuple[httpx.Client, str]:
+def signed_in(server: Server, user: str, password: str = PASSWORD) -> tuple[httpx.Client, str]:
     """A client holding a UI session cookie, and the session's CSRF token."""
     client = httpx.Client(base_url=server.url, timeout=30)
     page = client.get("/ui/sign-in")
     found = _CSRF.search(page.text)
     assert found is not None
     done = client.post(
-        "/ui/sign-in", data={"username": user, "password": PASSWORD, "csrf": found.group(1)}
+        "/ui/sign-in", data={"username": user, "password": password, "csrf": found.group(1)}
     )
     assert done.status_code == 303, done.text
     account = client.get("/ui/account")
@@ -61,3 +61,16 @@ def test_the_session_cookie_is_an_api_credential(server: Server, check: Checker,
 def error_code_of(body: object) -> str:
     assert isinstance(body, dict)
     return str(body["errors"][0]["code"])
+
+
+def test_htpasswd_accounts_sign_in_to_the_ui(server: Server) -> None:
+    # scripts/test installs apache2-utils, whose htpasswd made the file.
+    assert server.data.parent.joinpath("htpasswd").exists()
+    client, _ = signed_in(server, *HTPASSWD_USER)
+    try:
+        page = client.get("/ui/account")
+        assert page.status_code == 200
+        assert "htpasswd file" in page.text
+        assert client.head("/ui/account").status_code == 200
+    finally:
+        client.close()

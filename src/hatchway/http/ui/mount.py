@@ -52,5 +52,8 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/", root)
     for routes in PAGES:
         for method, path, handler in routes:
-            app.router.add_route(method, path, handler)
+            if method == "GET":
+                app.router.add_get(path, handler)  # and HEAD
+            else:
+                app.router.add_route(method, path, handler)
     app.router.add_static("/ui/static", STATIC, append_version=False)
