@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from hatchway.config.identity import IdentityConfig
+
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -234,6 +236,7 @@ class Config(Section):
     access: list[dict[str, Any]] | None = None
     database: Database = Field(default_factory=Database)
     health: dict[str, Any] | None = None
+    identity: IdentityConfig | None = None
 
     @property
     def auth_mode(self) -> Literal["none", "token", "htpasswd"]:

@@ -17,6 +17,7 @@ from hatchway.http.state import (
     AUDIT,
     CONFIG,
     CONFIG_PATH,
+    FEDERATION,
     GATE,
     JWKS,
     ON_RELOAD,
@@ -66,6 +67,7 @@ def create_app(
     if parts.token_service is not None and parts.jwks is not None:
         app[TOKEN_SERVICE] = parts.token_service
         app[JWKS] = parts.jwks
+        app[FEDERATION] = parts.federation
         token.setup(app)
         app[REGISTRY].attach_index(parts.token_service.store.index)
         if worker <= 0:

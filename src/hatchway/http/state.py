@@ -8,6 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from hatchway.audit.sink import AuditSink
+from hatchway.auth.federated import FederatedGrants
 from hatchway.auth.gate import Gate
 from hatchway.auth.service import TokenService
 from hatchway.auth.websession import WebSessions
@@ -30,3 +31,5 @@ AUDIT: web.AppKey[AuditSink | None] = web.AppKey("audit")
 ON_RELOAD: web.AppKey[list[Callable[[], None]]] = web.AppKey("on_reload")
 # The web UI's sign-in sessions (also a credential of /api/v1); absent without the UI.
 WEB_SESSIONS = web.AppKey("web_sessions", WebSessions)
+# Workload identity (identity.federation): ID tokens at /auth/token; None when unconfigured.
+FEDERATION: web.AppKey[FederatedGrants | None] = web.AppKey("federation")

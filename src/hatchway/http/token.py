@@ -16,6 +16,7 @@ from hatchway.auth.identity.base import ClientInfo
 from hatchway.auth.principal import ANONYMOUS, Principal
 from hatchway.auth.service import TokenRequestError, TokenResponse, TokenService
 from hatchway.http.access import client_info
+from hatchway.http.federation import TOKEN_EXCHANGE, exchange, federated_secret
 from hatchway.http.oauthform import check_text, read_form
 from hatchway.http.state import JWKS, TOKEN_SERVICE
 
@@ -93,6 +94,13 @@ async def token_get(request: web.Request) -> web.StreamResponse:
         check_text(name, value)
     service.check_service(query.get("service"))
     credentials = _basic(request)
+    federated = federated_secret(request, credentials[1]) if credentials is not None else None
+    if credentials is not None and federated is not None:
+        # A workload's ID token as the password, with any username: no refresh token.
+        response = await asyncio.to_thread(
+            federated.grant, credentials[1], query.getall("scope", []), client, method="basic"
+        )
+        return web.json_response(response.as_dict(), headers=_NO_STORE)
     if credentials is not None:
         account = query.get("account")
         if account and account != credentials[0]:
@@ -144,9 +152,25 @@ async def token_post(request: web.Request) -> web.StreamResponse:
     client: ClientInfo = client_info(request)
     form = await read_form(request)
     service.check_service(form.get("service"))
+    if form.get("grant_type") == TOKEN_EXCHANGE:
+        return await exchange(request, form, client)
     client_id = form.get("client_id", "")
     if not client_id:
         raise TokenRequestError("invalid_request", "client_id is required")
+    federated = (
+        federated_secret(request, form.get("password", ""))
+        if form.get("grant_type") == "password"
+        else None
+    )
+    if federated is not None:
+        response = await asyncio.to_thread(
+            federated.grant,
+            form["password"],
+            form.get("scope", "").split(" "),
+            client,
+            method="password",
+        )
+        return web.json_response(response.as_dict(oauth=True), headers=_NO_STORE)
     principal, backend = await _authenticate_form(service, form, client)
     response = await asyncio.to_thread(
         service.grant,

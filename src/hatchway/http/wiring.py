@@ -20,6 +20,7 @@ from pathlib import Path
 
 from hatchway.audit.sink import AuditSink
 from hatchway.auth.credentials.ratelimit import Limiter
+from hatchway.auth.federated import FederatedGrants, federated_grants
 from hatchway.auth.gate import BasicGate, Gate, OpenGate, TokenGate
 from hatchway.auth.identity.base import Authenticator
 from hatchway.auth.identity.htpasswd import HtpasswdAuthenticator
@@ -45,6 +46,7 @@ class AuthParts:
     audit: AuditSink | None = None
     policy: PolicySource | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
+    federation: FederatedGrants | None = None
 
     def reload(self) -> None:
         """SIGHUP: re-read the access rules (returns at once; a thread does the work)."""
@@ -169,6 +171,7 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         audit=sink,
         policy=source,
         closers=closers,
+        federation=federated_grants(config, service),
     )
 
 

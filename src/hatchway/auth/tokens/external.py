@@ -102,7 +102,7 @@ class TrustedKeys:
         self._roots = list(certificates)
         self._store = Store(self._roots) if self._roots else None
         self._keys = bundle_keys(self._roots) | (jwks_keys(jwks) if jwks is not None else {})
-        self.remote = (
+        self.remote: RemoteKeySet[VerificationKey] | None = (
             RemoteKeySet(
                 jwks_url,
                 jwks_keys,

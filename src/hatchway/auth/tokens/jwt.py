@@ -97,10 +97,18 @@ class TokenIssuer:
         *,
         lifetime: int | None = None,
         token_id: str | None = None,
+        not_after: int | None = None,
     ) -> IssuedToken:
+        """``not_after`` (epoch seconds) caps the expiry below the usual lifetime, even
+        under :data:`MIN_LIFETIME`: a token minted for a shorter-lived credential (a
+        federated ID token) must not outlive it."""
         key = self.keys.signing_key()
         now = int(time.time())
         expires_in = max(MIN_LIFETIME, int(lifetime if lifetime is not None else self.expiration))
+        if not_after is not None:
+            expires_in = min(expires_in, not_after - now)
+            if expires_in < 1:
+                raise ValueError("not_after is not in the future")
         jti = secrets.token_urlsafe(18)
         payload = {
             "iss": self.issuer,

@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from concurrent.futures import Future
 from http.client import HTTPMessage
-from typing import IO, Any
+from typing import IO, Any, Generic, TypeVar
 
 from hatchway.auth.tokens.errors import TokenError
 from hatchway.auth.tokens.jwk import VerificationKey
@@ -33,6 +33,7 @@ JWKS_TIMEOUT = 10.0  # for the whole fetch, not per read
 JWKS_MAX_BYTES = 1 << 20
 _CHUNK = 64 * 1024
 
+K = TypeVar("K")
 JwksParser = Callable[[object], dict[str, VerificationKey]]
 
 
@@ -66,13 +67,17 @@ class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-class RemoteKeySet:
-    """kid -> key from a JWKS URL, refreshed in the background."""
+class RemoteKeySet(Generic[K]):
+    """kid -> key from a JWKS URL, refreshed in the background.
+
+    ``parse`` turns the JWKS document into keys; a subclass may find the document another
+    way (OpenID discovery first) by overriding :meth:`_document`.
+    """
 
     def __init__(
         self,
         url: str,
-        parse: JwksParser,
+        parse: Callable[[object], dict[str, K]],
         *,
         insecure: bool = False,
         timeout: float = JWKS_TIMEOUT,
@@ -85,16 +90,25 @@ class RemoteKeySet:
         self.timeout = timeout
         self._parse = parse
         self._interval = refetch_interval
+        self._insecure = insecure
         self._opener = urllib.request.build_opener(_CheckedRedirects(insecure))
-        self.keys: dict[str, VerificationKey] = {}
+        self.keys: dict[str, K] = {}
+        self.fetched_at: float | None = None  # monotonic time of the last good fetch
         self._started: float | None = None
         self._inflight: Future[None] | None = None
         self._lock = threading.Lock()
 
-    def start(self) -> Future[None]:
-        """Fetch now, in the background (at start, so the first requests find the keys)."""
+    def start(self, *, counts: bool = True) -> Future[None]:
+        """Fetch now, in the background (at start, so the first requests find the keys).
+
+        ``counts=False``: this fetch leaves the once-per-interval refetch unused, so a
+        token naming a key the issuer added just after our start may still fetch once.
+        """
         with self._lock:
-            return self._begin(time.monotonic())
+            future = self._begin(time.monotonic())
+            if not counts:
+                self._started = None
+            return future
 
     def refetch(self) -> Future[None] | None:
         """The fetch under way, or a new one if the last began ``refetch_interval`` ago;
@@ -122,30 +136,35 @@ class RemoteKeySet:
             keys = self._fetch()
             if keys is not None:
                 self.keys = keys
+                self.fetched_at = time.monotonic()
         except Exception:  # a thread must not die silently
             log.exception("JWKS fetch from %s failed", _safe_url(self.url))
         finally:
             future.set_result(None)
 
-    def _fetch(self) -> dict[str, VerificationKey] | None:
+    def _fetch(self) -> dict[str, K] | None:
         """The keys at the URL, or None (logged; the last good set stays in force)."""
-        deadline = time.monotonic() + self.timeout
-        request = urllib.request.Request(self.url, headers={"Accept": "application/json"})  # noqa: S310 (scheme checked)
         try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                body = _read_until(response, deadline)
-            if body is None:
-                log.warning(
-                    "cannot fetch JWKS from %s: larger than %d bytes or slower than %.0f s",
-                    _safe_url(self.url),
-                    JWKS_MAX_BYTES,
-                    self.timeout,
-                )
-                return None
-            return self._parse(json.loads(body))
+            return self._parse(self._document())
         except (OSError, ValueError) as exc:
             log.warning("cannot fetch JWKS from %s: %s", _safe_url(self.url), exc)
             return None
+
+    def _document(self) -> object:
+        """The JWKS document (parsed JSON); OSError or ValueError if it cannot be had."""
+        return self._get_json(self.url)
+
+    def _get_json(self, url: str) -> object:
+        """GET ``url`` as JSON, within the size and time limits."""
+        deadline = time.monotonic() + self.timeout
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 (scheme checked)
+        with self._opener.open(request, timeout=self.timeout) as response:
+            body = _read_until(response, deadline)
+        if body is None:
+            raise ValueError(
+                f"larger than {JWKS_MAX_BYTES} bytes or slower than {self.timeout:.0f} s"
+            )
+        return json.loads(body)
 
 
 def _read_until(response: Any, deadline: float) -> bytes | None:

@@ -14,6 +14,7 @@ import typer
 from aiohttp import web
 
 from hatchway.auth.credentials.passwords import hash_password
+from hatchway.auth.federated import check_federation
 from hatchway.auth.tokens.keyfile import write_private
 from hatchway.cli.common import ConfigOption, DataOption, fail, load_config, setup_logging
 from hatchway.config.model import Config
@@ -103,6 +104,7 @@ def _bootstrap(config: Config) -> str | None:
     account when there is none (password from HATCHWAY_ADMIN_PASSWORD, else generated
     and returned so it is printed once)."""
     check_policy(config)  # every access rule (file and database) compiles, or no start
+    check_federation(config)  # identity.federation: token service, robots, JWKS files
     if config.auth_mode != "token" or config.auth is None or config.auth.token is None:
         return None
     if config.auth.token.external:

@@ -1,0 +1,22 @@
+"""``identity:``: where accounts come from besides the local database (which stays first).
+
+Each source is its own model in its own module (``identity_federation``, ...); every one is
+optional and checked when the configuration loads.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hatchway.config.identity_federation import FederationEntry, check_entries
+
+
+class IdentityConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    federation: list[FederationEntry] = Field(default_factory=list)
+
+    @field_validator("federation")
+    @classmethod
+    def _federation(cls, value: list[FederationEntry]) -> list[FederationEntry]:
+        return check_entries(value)
