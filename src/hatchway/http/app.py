@@ -11,6 +11,7 @@ from aiohttp.typedefs import Middleware
 from hatchway.config.model import Config
 from hatchway.http import api, forwarded, health, indexing, maintenance, token
 from hatchway.http import metrics as http_metrics
+from hatchway.http.api.route import SELF_SERVICE
 from hatchway.http.errors import error_middleware
 from hatchway.http.oci import routes
 from hatchway.http.state import (
@@ -25,6 +26,7 @@ from hatchway.http.state import (
     TOKEN_REALM,
     TOKEN_SERVICE,
 )
+from hatchway.http.ui.mount import setup as setup_ui
 from hatchway.http.wiring import build_auth
 from hatchway.observability import metrics
 from hatchway.observability.gc import gc_collector
@@ -79,6 +81,8 @@ def create_app(
         if worker <= 0:
             app.cleanup_ctx.append(indexing.first_build)
         api.setup(app)
+        if SELF_SERVICE in app:
+            setup_ui(app)
 
     async def close_auth(app: web.Application) -> None:
         parts.close()

@@ -11,6 +11,7 @@ from hatchway.metadata.gcruns import GcRunStore
 from hatchway.metadata.repoindex import RepositoryIndex
 from hatchway.metadata.rules import AccessRuleStore
 from hatchway.metadata.tokens import AccessTokenStore, RefreshTokenStore
+from hatchway.metadata.websessions import WebSessionStore
 
 
 class MetadataStore:
@@ -32,6 +33,7 @@ class MetadataStore:
         self.audit = AuditLog(self.db)
         self.rules = AccessRuleStore(self.db)
         self.attempts = LoginAttemptStore(self.db)
+        self.web_sessions = WebSessionStore(self.db)
         self.index = RepositoryIndex(self.db)
         self.external = ExternalIdentityStore(self.db)
         self.gc_runs = GcRunStore(self.db)

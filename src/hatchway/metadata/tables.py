@@ -15,6 +15,8 @@
                     (DN), its groups there (full DNs) and when the directory last said so
     login_attempts  failed-login counters per throttling key, shared by all workers; times
                     in epoch seconds (see metadata/attempts.py)
+    web_sessions    the web UI's sign-in sessions: only a SHA-256 of the cookie's secret;
+                    idle and absolute expiry; binding as refresh_tokens'
     index_repositories, index_manifests, index_tags, index_blobs
                     the repository index: what storage holds, summarized for listing and
                     search (see metadata/repoindex.py); rebuildable from storage
@@ -283,6 +285,24 @@ gc_runs = Table(
     Column("bytes_freed", BigInteger, nullable=False),
 )
 
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_hash", String(64), nullable=False, unique=True),
+    Column("subject", String(128), nullable=False, index=True),
+    Column("backend", String(32), nullable=False),
+    Column("binding", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("created_addr", String(64), nullable=True),
+    Column("last_addr", String(64), nullable=True),
+    Column("user_agent", String(512), nullable=True),
+    sqlite_autoincrement=True,  # ids name sessions to their owner: never reused
+)
+
 __all__ = [
     "UTCDateTime",
     "access_rule_revision",
@@ -301,4 +321,5 @@ __all__ = [
     "memberships",
     "metadata",
     "refresh_tokens",
+    "web_sessions",
 ]

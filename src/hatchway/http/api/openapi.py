@@ -73,6 +73,8 @@ def _operation(route: Route) -> dict[str, Any]:
     statuses = set(route.errors) | {405}
     if route.authenticated:
         statuses |= {401, 429}
+        if route.method not in ("GET", "HEAD"):
+            statuses |= {403}  # also: the session cookie without its X-CSRF-Token
     if route.body is not None:
         statuses |= {400, 413, 415, 422}
     for status in sorted(statuses):
@@ -130,9 +132,16 @@ def _build(routes: Sequence[Route]) -> dict[str, Any]:
             "securitySchemes": {
                 "basic": {"type": "http", "scheme": "basic"},
                 "bearer": {"type": "http", "scheme": "bearer", "description": "an hw_ token"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "hatchway_session",
+                    "description": "The web UI's session (__Host-hatchway_session over TLS); "
+                    "a method other than GET needs the session's CSRF token in X-CSRF-Token.",
+                },
             },
         },
-        "security": [{"basic": []}, {"bearer": []}],
+        "security": [{"basic": []}, {"bearer": []}, {"session": []}],
     }
 
 
