@@ -10,6 +10,7 @@ from hatchway.metadata.external import ExternalIdentityStore
 from hatchway.metadata.repoindex import RepositoryIndex
 from hatchway.metadata.rules import AccessRuleStore
 from hatchway.metadata.tokens import AccessTokenStore, RefreshTokenStore
+from hatchway.metadata.twofactor import TwoFactorStore
 
 
 class MetadataStore:
@@ -33,6 +34,7 @@ class MetadataStore:
         self.attempts = LoginAttemptStore(self.db)
         self.index = RepositoryIndex(self.db)
         self.external = ExternalIdentityStore(self.db)
+        self.twofactor = TwoFactorStore(self.db)
 
     @property
     def dialect(self) -> str:

@@ -15,6 +15,9 @@
                     (DN), its groups there (full DNs) and when the directory last said so
     login_attempts  failed-login counters per throttling key, shared by all workers; times
                     in epoch seconds (see metadata/attempts.py)
+    twofactor       per account with a second factor: its TOTP secret, whether enrolment
+                    is confirmed, the time step of the last accepted code (no replays)
+    recovery_codes  a 2FA account's one-time recovery codes: only a SHA-256 of each
     index_repositories, index_manifests, index_tags, index_blobs
                     the repository index: what storage holds, summarized for listing and
                     search (see metadata/repoindex.py); rebuildable from storage
@@ -268,6 +271,29 @@ external_identities = Table(
     Index("ux_external_identities_id", "source", "external_id", unique=True),
 )
 
+twofactor = Table(
+    "twofactor",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("method", String(16), nullable=False),  # "totp"
+    # The TOTP secret (base32); "enc:..." when sealed under identity.twofactor.keyfile.
+    Column("secret", String(512), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("confirmed_at", UTCDateTime, nullable=True),  # null: enrolment not yet confirmed
+    # The time step of the last accepted code: a code for it or earlier is a replay.
+    Column("last_step", BigInteger, nullable=True),
+)
+
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("code_hash", String(64), nullable=False),  # SHA-256 hex; never the code
+    Column("used_at", UTCDateTime, nullable=True),
+    Index("ix_recovery_codes_account", "account_id"),
+)
+
 __all__ = [
     "UTCDateTime",
     "access_rule_revision",
@@ -284,5 +310,7 @@ __all__ = [
     "login_attempts",
     "memberships",
     "metadata",
+    "recovery_codes",
     "refresh_tokens",
+    "twofactor",
 ]

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from hatchway.auth.credentials.passwords import hash_password
+from hatchway.cli.commands import user_twofactor
 from hatchway.cli.commands._accounts import (
     PasswordStdinOption,
     audit,
@@ -129,3 +130,6 @@ def list_(
             for a in found
         ],
     )
+
+
+app.command("twofactor-reset")(user_twofactor.twofactor_reset)

@@ -24,7 +24,7 @@ from aiohttp import web
 from hatchway.auth.credentials.pat import looks_like_token, secret_hash
 from hatchway.auth.identity.base import ClientInfo
 from hatchway.auth.selfservice import Caller, SelfService
-from hatchway.auth.service import TokenRequestError, TokenService
+from hatchway.auth.service import SecondFactorRefusal, TokenRequestError, TokenService
 from hatchway.http.access import client_info
 from hatchway.http.api.errors import ApiError, throttled, unauthorized
 
@@ -63,7 +63,11 @@ SCHEMES: tuple[Callable[[web.Request], Presented | None], ...] = (_basic, _beare
 
 
 def _verify(
-    service: TokenService, selfservice: SelfService, presented: Presented, client: ClientInfo
+    service: TokenService,
+    selfservice: SelfService,
+    presented: Presented,
+    client: ClientInfo,
+    exempt: bool = False,
 ) -> Caller:
     """Check the credentials (blocking: bcrypt, SQL) through the token service's login."""
     username = presented.username
@@ -78,7 +82,11 @@ def _verify(
         )
         username = found[1].name if found is not None else ""
     try:
-        principal, backend = service.login(username, presented.secret, client)
+        principal, backend = service.login(
+            username, presented.secret, client, second_factor_exempt=exempt
+        )
+    except SecondFactorRefusal as exc:
+        raise unauthorized(exc.description) from None
     except TokenRequestError as exc:
         if exc.status == 429:
             raise throttled(exc.retry_after) from None
@@ -92,8 +100,14 @@ def _verify(
 
 
 async def authenticate(
-    request: web.Request, service: TokenService, selfservice: SelfService
+    request: web.Request,
+    service: TokenService,
+    selfservice: SelfService,
+    *,
+    second_factor_exempt: bool = False,
 ) -> Caller:
+    """``second_factor_exempt``: a password is accepted even where the two-factor rule
+    refuses it (the 2FA endpoints, which carry their own proof)."""
     presented = None
     for scheme in SCHEMES:
         presented = scheme(request)
@@ -101,7 +115,9 @@ async def authenticate(
             break
     if presented is None:
         raise unauthorized()
-    return await asyncio.to_thread(_verify, service, selfservice, presented, client_info(request))
+    return await asyncio.to_thread(
+        _verify, service, selfservice, presented, client_info(request), second_factor_exempt
+    )
 
 
 __all__ = ["SCHEMES", "ApiError", "Presented", "authenticate"]
