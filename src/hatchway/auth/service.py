@@ -42,7 +42,6 @@ class TokenRequestError(Exception):
         self.retry_after = retry_after
 
 
-@dataclass(frozen=True, slots=True)
 class SecondFactorRefusal(TokenRequestError):
     """The password was right, but this account may not sign in with it alone here."""
 

@@ -10,7 +10,8 @@ second factor.
 A code is accepted within one time step either way, once: the step it matched is recorded
 with a conditional UPDATE (``metadata.twofactor``), so a replay is refused even when two
 workers see the same code at once. A recovery code is single-use the same way. Wrong codes
-count as failed logins on the password limiter's keys (429 after as many).
+count as failed logins on the password limiter (429 after as many), under their own
+account key so that a right password does not reset them.
 
 The rule (:meth:`TwoFactorService.password_refusal`): an account with a second factor
 cannot sign in with its password alone where no second factor can be asked (``docker
@@ -236,7 +237,12 @@ class TwoFactorService:
     def _throttled(
         self, name: str, client: ClientInfo, check: Callable[[], int | None]
     ) -> int | None:
-        """Run a code check under the login limiter (counted before it runs)."""
+        """Run a code check under the login limiter (counted before it runs).
+
+        Counted under ``2fa:NAME``: the limiter's pair, address and account keys of the
+        password logins, for the account's codes. A right password must not reset the
+        count of wrong codes (an attacker who has the password would sign in between
+        guesses); the address key is shared with password logins."""
 
         def attempt() -> int | None:
             count = before_check.get()
@@ -244,7 +250,7 @@ class TwoFactorService:
                 count()  # Throttled once the counters block
             return check()
 
-        return self.limiter.login(name, client.address, attempt)
+        return self.limiter.login(f"2fa:{name}", client.address, attempt)
 
     def verify(self, name: str, code: str, client: ClientInfo, *, recovery: bool = True) -> str:
         """Check a second factor of an account with 2FA on: ``"totp"`` or ``"recovery"``
