@@ -44,7 +44,8 @@ def test_enrol_then_confirm(server: Server, check: Checker, user: str) -> None:
         200,
     )
     codes = done["recovery_codes"]
-    assert len(codes) == 10 and len(set(codes)) == 10
+    assert len(codes) == 10
+    assert len(set(codes)) == 10
     assert audit_events(server, user, "twofactor.confirm")
     for event in audit_events(server, user, "twofactor.enrol"):
         assert started["secret"] not in str(event)
@@ -140,7 +141,8 @@ def test_wrong_codes_are_throttled(server: Server, check: Checker, user: str) ->
             check(r, 429)
             assert int(r.headers["Retry-After"]) >= 1
             break
-    assert statuses[:5] == [403] * 5 and statuses[-1] == 429, statuses
+    assert statuses[:5] == [403] * 5, statuses
+    assert statuses[-1] == 429, statuses
     # The right code is refused too while throttled (no oracle).
     r = server.client.request(
         "DELETE",
@@ -172,7 +174,8 @@ def test_admin_reset_api_and_cli(server: Server, check: Checker, user: str) -> N
     again = hatchway_cli(server.data, "user", "twofactor-reset", user)
     assert "nothing changed" in again.stdout
     gone = hatchway_cli(server.data, "user", "twofactor-reset", "nobody-here", check=False)
-    assert gone.returncode == 1 and gone.stderr.startswith("Error:")
+    assert gone.returncode == 1
+    assert gone.stderr.startswith("Error:")
     assert len(audit_events(server, user, "twofactor.reset")) >= 2
 
 
