@@ -45,6 +45,7 @@ ISSUER = "hatchway"
 STEP = 30
 WINDOW = 1  # steps either side of now
 RECOVERY_CODES = 10
+ACTIVE_TTL = 1.0
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i
 Required = Literal["none", "admins", "all"]
 
@@ -137,6 +138,10 @@ class TwoFactorService:
         self.required = required
         self._check_password = check_password
         self._clock = clock
+        # name -> (monotonic time, 2FA on): the rule runs on every password grant, which
+        # the token service answers from memory for a returning user. A change made by
+        # another worker applies within ACTIVE_TTL; one made here at once.
+        self._active: dict[str, tuple[float, bool]] = {}
 
     # -- state and the rule ------------------------------------------------------------
 
@@ -164,11 +169,25 @@ class TwoFactorService:
         """
         if principal.token_id is not None or principal.kind is not Kind.USER:
             return None
-        if self.store.twofactor.is_active(principal.subject):
+        if self._is_active(principal.subject):
             return HAS_2FA
         if self.must_have(principal):
             return MUST_ENROL
         return None
+
+    def _is_active(self, name: str) -> bool:
+        now = time.monotonic()
+        hit = self._active.get(name)
+        if hit is not None and now - hit[0] < ACTIVE_TTL:
+            return hit[1]
+        active = self.store.twofactor.is_active(name)
+        if len(self._active) >= 10_000:
+            self._active.clear()
+        self._active[name] = (now, active)
+        return active
+
+    def _changed(self, name: str) -> None:
+        self._active.pop(name, None)
 
     # -- enrolment ---------------------------------------------------------------------
 
@@ -213,6 +232,7 @@ class TwoFactorService:
         codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
         if not self.store.twofactor.confirm(caller.name, step, [recovery_hash(c) for c in codes]):
             raise Conflict("the enrolment was confirmed or restarted meanwhile")
+        self._changed(caller.name)
         revoked = self.store.refresh_tokens.revoke_subject(caller.name)
         self._record(
             "twofactor.confirm", caller.name, client, method="totp", refresh_revoked=revoked
@@ -302,12 +322,14 @@ class TwoFactorService:
             raise WrongCode("the password is incorrect")
         self.verify(caller.name, code, client)
         self.store.twofactor.remove(caller.name)
+        self._changed(caller.name)
         self._record("twofactor.disable", caller.name, client)
 
     def reset(self, by: str, account: str, client: ClientInfo, *, via: str = "api") -> bool:
         """An admin removes another account's second factor (NotFoundError: no account);
         False when it had none."""
         removed = self.store.twofactor.remove(account)
+        self._changed(account)
         self._audit(
             AuditEvent(
                 "twofactor.reset",
