@@ -24,7 +24,7 @@ from tests.support.authkit import (
     stderr,
 )
 from tests.support.images import make_image, write_oci_layout
-from tests.support.logins import DOCKER, docker_login, make_home
+from tests.support.logins import DOCKER, docker_login, hatchway_login, make_home
 from tests.support.server import Server
 from tests.twofactor.conftest import PASSWORD, enrol, start
 
@@ -95,6 +95,20 @@ def test_docker_login_shows_why(server: Server, check: Checker, user: str, tmp_p
     assert "personal access token" in done.stderr
     pat = create_pat(server, user, "docker", [f"repository:{user}/*:pull"])
     done = docker_login(make_home(tmp_path, "home2"), server.addr, user, pat)
+    assert done.returncode == 0, done.stderr
+
+
+def test_hatchway_login_refused_pat_works(
+    server: Server, check: Checker, user: str, tmp_path: Path
+) -> None:
+    enrol(server, check, user)
+    done = hatchway_login(make_home(tmp_path), server.addr, user, PASSWORD)
+    # Refused; the client prints its one wrong-credentials line for any 401 (it does not
+    # yet pass the token service's reason through, as docker does).
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: unauthorized"), done.stderr
+    pat = create_pat(server, user, "cli", [f"repository:{user}/*:pull"])
+    done = hatchway_login(make_home(tmp_path, "home2"), server.addr, user, pat)
     assert done.returncode == 0, done.stderr
 
 
