@@ -25,6 +25,7 @@ from hatchway.http.state import (
     TOKEN_SERVICE,
 )
 from hatchway.http.wiring import build_auth
+from hatchway.metadata.engine import database_dsn
 from hatchway.registry.service import Registry
 from hatchway.storage import drivers
 
@@ -33,6 +34,8 @@ READ_BUFSIZE = 1024 * 1024
 
 def build_registry(config: Config) -> Registry:
     name, options = config.storage.driver()
+    if name == "s3":  # replicas sharing the bucket share PostgreSQL locks, if database.dsn is one
+        options = {**options, "lockdsn": database_dsn(config)}
     driver = drivers.create(name, options)
     return Registry(driver, delete_enabled=config.storage.delete.enabled)
 
