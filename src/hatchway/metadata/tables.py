@@ -268,6 +268,16 @@ external_identities = Table(
     Index("ux_external_identities_id", "source", "external_id", unique=True),
 )
 
+# Token signing keys shared by replicas (auth/tokens/dbkeys.py), used when the database is
+# PostgreSQL: name is keyfile.file_name (activation time + kid), pem the key and its
+# certificate (keyfile.encode). Without it, keys are files in the local directory.
+token_signing_keys = Table(
+    "token_signing_keys",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("pem", Text, nullable=False),
+)
+
 __all__ = [
     "UTCDateTime",
     "access_rule_revision",
@@ -285,4 +295,5 @@ __all__ = [
     "memberships",
     "metadata",
     "refresh_tokens",
+    "token_signing_keys",
 ]

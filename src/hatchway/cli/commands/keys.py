@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from hatchway.auth.tokens.dbkeys import key_backend
 from hatchway.auth.tokens.keys import KeyState, KeyStore, key_directory
 from hatchway.cli.commands._accounts import audit, errors, open_store
 from hatchway.cli.common import ConfigOption, DataOption, fail, load_config
@@ -30,7 +31,8 @@ def _store(config: ConfigOption, data: DataOption) -> KeyStore:
     cfg = load_config(config, data)
     token = cfg.auth.token if cfg.auth is not None else None
     try:
-        return KeyStore(key_directory(cfg), token.signingalgorithm if token else "ES256")
+        algorithm = token.signingalgorithm if token else "ES256"
+        return KeyStore(key_directory(cfg), algorithm, backend=key_backend(cfg))
     except ValueError as exc:
         raise fail(str(exc), 2) from None
 
