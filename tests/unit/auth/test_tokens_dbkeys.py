@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from hatchway.auth.tokens import KeyStore, TokenIssuer, TokenVerifier
 from hatchway.auth.tokens.dbkeys import DatabaseKeys, key_backend
 from hatchway.auth.tokens.keys import KeyFiles
+from hatchway.cli.commands import keys as keys_cli
 from hatchway.config.model import Config
 from tests.metadata.postgres import fresh_schema
+from tests.support.server import free_port
 from tests.unit.auth.tokens_support import AUD, ISS, PULL
 
 _opened: list[KeyStore] = []
@@ -109,3 +112,16 @@ def test_an_unusable_row_is_ignored(dsn: str, tmp_path: Path) -> None:
     store.rotate()
     assert good.kid in store.verification_keys()
     assert "bogus" not in json.dumps(store.jwks())
+
+
+def test_keys_cli_names_an_unreachable_database(tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path}\n"
+        f"database:\n  dsn: postgresql://postgres@127.0.0.1:{free_port()}/x\n"
+    )
+    result = CliRunner().invoke(keys_cli.app, ["rotate", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "cannot open the key database" in result.output
+    assert "Traceback" not in result.output
+    assert not list(tmp_path.glob("**/*.pem"))

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from hatchway.auth.tokens.dbkeys import key_backend
 from hatchway.auth.tokens.keys import KeyState, KeyStore, key_directory
@@ -35,6 +36,8 @@ def _store(config: ConfigOption, data: DataOption) -> KeyStore:
         return KeyStore(key_directory(cfg), algorithm, backend=key_backend(cfg))
     except ValueError as exc:
         raise fail(str(exc), 2) from None
+    except SQLAlchemyError as exc:  # keys in a PostgreSQL database that does not answer
+        raise fail(f"cannot open the key database: {exc}") from None
 
 
 @app.command()
