@@ -184,6 +184,10 @@ class KeyStore:
             for i, k in enumerate(self._keys)
         ]
 
+    def close(self) -> None:
+        """Let go of the backend's connections (the store can still be used: they reopen)."""
+        self.backend.close()
+
     # -- changing ------------------------------------------------------------------------
 
     def rotate(
@@ -331,6 +335,9 @@ class KeyBackend(Protocol):
     def locked(self) -> AbstractContextManager[None]:
         """Exclude every other process that changes these keys while in the block."""
 
+    def close(self) -> None:
+        """Let go of connections (before a fork, or at the end)."""
+
 
 class KeyFiles:
     """Keys as files in one directory: one machine (workers and the CLI)."""
@@ -358,3 +365,6 @@ class KeyFiles:
 
     def locked(self) -> AbstractContextManager[None]:
         return keyfile.locked(self.directory)
+
+    def close(self) -> None:
+        pass
