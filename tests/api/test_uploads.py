@@ -115,6 +115,19 @@ def test_single_post_of_an_empty_blob(client: httpx.Client, repo: str) -> None:
     assert_blob(client, repo, digest, b"")
 
 
+def test_empty_bodies_one_after_another(client: httpx.Client, repo: str) -> None:
+    # An empty body's reader is shared by every request of a worker: each must end.
+    digest = sha256(b"")
+    for _ in range(4):
+        r = client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=b"")
+        assert_created(r, repo, digest)
+        r = client.post(f"/v2/{repo}/blobs/uploads/")
+        assert r.status_code == 202
+        r = client.put(r.headers["Location"], params={"digest": digest}, content=b"")
+        assert_created(r, repo, digest)
+    assert_blob(client, repo, digest, b"")
+
+
 def test_single_post_with_invalid_digest_is_digest_invalid(client: httpx.Client, repo: str) -> None:
     for bad in ("sha256:xyz", "sha512:abcd", "sha256:" + "G" * 64, "sha256", ""):
         r = client.post(

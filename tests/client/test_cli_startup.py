@@ -58,6 +58,9 @@ CLIENT_RUNS = [
     ["push", "missing-layout", f"{UNREACHABLE}/a/b:1"],
     ["login", "-u", "alice", "--password-stdin", UNREACHABLE],
     ["logout", UNREACHABLE],
+    ["token", "list", "--registry", UNREACHABLE],
+    ["token", "create", "--registry", UNREACHABLE, "-n", "x", "-s", "repository:a:pull"],
+    ["token", "revoke", "x", "--registry", UNREACHABLE],
 ]
 
 

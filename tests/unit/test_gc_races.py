@@ -19,6 +19,7 @@ from hatchway.oci.digest import Digest
 from hatchway.registry import layout
 from hatchway.registry.gc import collect
 from hatchway.registry.service import Registry
+from hatchway.storage.driver import PathNotFoundError
 from hatchway.storage.filesystem import FilesystemDriver
 from tests.support.aio import async_test
 from tests.support.images import Image, make_image
@@ -135,6 +136,10 @@ async def test_manifest_put_while_gc_runs_is_refused_or_kept(driver: HookedDrive
         await pusher.manifests.put(REPO, "v1", image.manifest.data, OCI_MANIFEST)
     assert info.value.code.code == "MANIFEST_BLOB_UNKNOWN"
     assert revision not in driver.hooks, "the hook never ran"
+    # The refused PUT leaves no revision link behind.
+    assert not await other.manifests.has_revision(REPO, digest(image.manifest.digest))
+    with pytest.raises(PathNotFoundError):
+        await driver.stat(layout.revision_link(REPO, digest(image.manifest.digest)))
     # Pushed again in full, as a client does after that answer, it is whole.
     await push(pusher, image, "v1")
     await pulls_fully(other, image, "v1")

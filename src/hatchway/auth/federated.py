@@ -34,6 +34,7 @@ from hatchway.errors import ConfigError
 from hatchway.metadata import Account, MetadataStore
 from hatchway.metadata.engine import database_dsn
 from hatchway.metadata.records import AuditEvent
+from hatchway.observability import metrics
 
 log = logging.getLogger("hatchway.auth.federation")
 
@@ -118,6 +119,8 @@ class FederatedGrants:
             )
             raise TokenRequestError(_error(method), reason, 401) from None
         denied = [g.reason for g in grants if g.access.actions != g.requested.actions]
+        metrics.auth_attempt("federated", "success")
+        metrics.token_granted(method, partial=bool(denied))
         service.audit(
             AuditEvent(
                 "token",
@@ -151,6 +154,7 @@ class FederatedGrants:
         entry: Trusted | None,
     ) -> None:
         """Audit a refusal; ``entry`` is the one the token matched, or claimed to."""
+        metrics.auth_attempt("federated", "failure")
         account = entry.entry.account if entry is not None else self._only_account(issuer)
         detail: dict[str, object] = {
             "method": method,

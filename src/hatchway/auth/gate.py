@@ -28,6 +28,7 @@ from hatchway.auth.tokens.errors import TokenError
 from hatchway.auth.tokens.jwt import Claims, TokenVerifier
 from hatchway.auth.tokens.remote import KeysRefreshing
 from hatchway.errors import UNAVAILABLE, HatchwayError
+from hatchway.observability import metrics
 
 _CACHE_SIZE = 10_000
 _CACHE_TTL = 60.0
@@ -119,10 +120,13 @@ class TokenGate:
         verifier: TokenVerifier,
         service: str,
         revoked: Callable[[str], bool] | None = None,
+        refused_subject: Callable[[str], bool] | None = None,
     ) -> None:
         self._verifier = verifier
         self._service = service
         self._revoked = revoked
+        # Is the token's account disabled or deleted? Then its issued tokens stop too.
+        self._refused_subject = refused_subject
         self._leeway = verifier.leeway
         self._cache: dict[str, tuple[Claims, Allowed, float, int]] = {}
         # Changes when signing keys are added or removed (a retired key's tokens must
@@ -199,6 +203,15 @@ class TokenGate:
                 failed=True,
                 account=account,
             )
+        if account and self._refused_subject is not None and self._refused_subject(account):
+            header = challenge.bearer(realm, self._service, named, "invalid_token")
+            raise Challenge(
+                header,
+                "the account is disabled or deleted",
+                needed=tuple(needed),
+                failed=True,
+                account=account,
+            )
         if not allowed.covers(needed):
             header = challenge.bearer(realm, self._service, named, "insufficient_scope")
             raise Challenge(header, "insufficient scope", needed=tuple(needed), account=account)
@@ -250,6 +263,7 @@ class BasicGate:
                 self._limiter.login, username, client.address, authenticate
             )
         except Throttled as exc:
+            metrics.auth_attempt("password", "throttled")
             raise Challenge(
                 challenge.basic(realm),
                 "too many failed logins; try again later",
@@ -260,6 +274,7 @@ class BasicGate:
         except IdentityUnavailable:
             # The directory is down: a 503 to retry, not "wrong password".
             raise SourceUnavailable from None
+        metrics.auth_attempt("password", "success" if principal is not None else "failure")
         return username[:255], principal
 
     async def check(

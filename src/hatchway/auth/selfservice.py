@@ -6,8 +6,10 @@ what ``hatchway user passwd`` and ``hatchway token create|revoke`` use (``hash_p
 rules are the same wherever a change comes from, and audits under the same event names.
 
 A caller that signed in with a personal access token may never get more than that token:
-it cannot change the password, and a token it creates must be covered by its own scopes
-and expire no later than its own.
+it cannot change the password, a token it creates must be covered by its own scopes and
+expire no later than its own (a lifetime left to the default is shortened to fit; one asked
+for explicitly is refused), and it can revoke only itself and tokens its scopes cover (a
+leaked narrow token cannot take the account's wider ones away).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Caller:
     principal: Principal
     backend: str
     token: AccessToken | None = None  # set when the credential was an access token
+    session: bool = False  # the credential was a refresh token (what `hatchway login` keeps)
 
     @property
     def name(self) -> str:
@@ -195,8 +198,17 @@ class SelfService:
         scopes: list[str],
         expires: str | None,
         client: ClientInfo,
+        clamp: bool = False,
     ) -> tuple[AccessToken, str]:
+        """Create a token for the caller. ``clamp``: ``expires`` is the default, not the
+        caller's choice, so a token caller gets it shortened to its own expiry."""
         lifetime = parse_expiry(expires) if expires is not None else None  # ValueError
+        own_expiry = caller.token.expires_at if caller.token is not None else None
+        if clamp and own_expiry is not None:
+            # A second short of the parent's end, so the check below (a moment later) holds.
+            left = own_expiry - utcnow() - timedelta(seconds=1)
+            if lifetime is None or lifetime > left:
+                lifetime = max(left, timedelta(seconds=1))
         if caller.token is not None:
             self._within_own_token(caller, caller.token, scopes, lifetime, client)
         if caller.backend != LOCAL_BACKEND or self.store.accounts.get(caller.name) is None:
@@ -242,6 +254,20 @@ class SelfService:
         """Revoke a live token by name (NotFoundError when there is none)."""
         if not TOKEN_NAME_RE.fullmatch(name):  # never an id: names start with a letter
             raise NotFoundError(f"{caller.name!r} has no token {name[:100]!r}")
+        own = caller.token
+        if own is not None and own.name != name:
+            target = next((t for t in self.store.tokens.list(caller.name) if t.name == name), None)
+            if target is None:
+                raise NotFoundError(f"{caller.name!r} has no token {name[:100]!r}")
+            missing = scopes_cover(
+                parse_token_scopes(own.scopes), parse_token_scopes(target.scopes)
+            )
+            if missing:
+                self._record("token.revoke", caller, client, Outcome.DENIED, reason="scopes")
+                raise NotPermitted(
+                    "a token can only revoke itself and tokens within its own scopes; not "
+                    f"covered: {' '.join(missing)[:500]}"
+                )
         record = self.store.tokens.revoke(caller.name, name)
         self._record("token.revoke", caller, client, token_id=record.id, token_name=record.name)
         return record

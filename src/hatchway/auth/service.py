@@ -23,10 +23,23 @@ from hatchway.auth.principal import Principal
 from hatchway.auth.tokens.jwt import TokenIssuer
 from hatchway.metadata import MetadataStore
 from hatchway.metadata.records import AuditEvent
+from hatchway.observability import metrics
 
 log = logging.getLogger("hatchway.auth")
 # How long a client should wait when an identity source (the directory) is unavailable.
 UNAVAILABLE_RETRY = 5.0
+
+
+def credential_kind(
+    principal: Principal | None, unguessable: bool, backend: str | None = None
+) -> metrics.AuthKind:
+    """For metrics: an access token (``hw_``), an LDAP bind (backend ``ldap``) or a
+    password. Without a principal (failed), the secret's shape decides."""
+    if principal is not None:
+        if principal.token_scopes is not None:
+            return "pat"
+        return "ldap" if backend == "ldap" else "password"
+    return "pat" if unguessable else "password"
 
 
 class TokenRequestError(Exception):
@@ -110,11 +123,13 @@ class TokenService:
                     return principal, authenticator.backend
             return None
 
+        unguessable = looks_like_token(password)
         try:
             found = self.limiter.login(
-                username, client.address, authenticate, unguessable=looks_like_token(password)
+                username, client.address, authenticate, unguessable=unguessable
             )
         except Throttled as exc:
+            metrics.auth_attempt(credential_kind(None, unguessable), "throttled")
             self._audit(self._login_event(username, client, "throttled"))
             raise TokenRequestError(
                 "too_many_requests", "too many failed logins; try again later", 429, exc.wait
@@ -122,8 +137,10 @@ class TokenService:
         except IdentityUnavailable as exc:
             raise self._unavailable("login", username, client, exc) from None
         if found is None:
+            metrics.auth_attempt(credential_kind(None, unguessable), "failure")
             self._audit(self._login_event(username, client, "failure"))
             raise TokenRequestError("invalid_grant", "incorrect username or password", 401)
+        metrics.auth_attempt(credential_kind(found[0], unguessable, found[1]), "success")
         return found
 
     def _unavailable(
@@ -155,7 +172,9 @@ class TokenService:
             except IdentityUnavailable as exc:
                 raise self._unavailable("refresh", None, client, exc) from None
             if principal is not None:
+                metrics.auth_attempt("refresh", "success")
                 return principal, authenticator.backend
+        metrics.auth_attempt("refresh", "failure")
         self._audit(AuditEvent("refresh", "failure", None, client.address, client.user_agent))
         raise TokenRequestError("invalid_grant", "invalid or revoked refresh token", 400)
 
@@ -200,6 +219,7 @@ class TokenService:
                 client=client,
             )
         denied = [g.reason for g in grants if g.access.actions != g.requested.actions]
+        metrics.token_granted(method, partial=bool(denied))
         self._audit(
             AuditEvent(
                 "token",

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from hatchway.config.identity import IdentityConfig
+from hatchway.config.observability import Debug, Redis
 from hatchway.config.s3 import S3, Redirect
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -68,6 +69,7 @@ class HTTP(Section):
     workers: int = Field(default=0, ge=0, le=64, description="0 = one per CPU core")
     # Reverse proxies (CIDRs) whose Forwarded / X-Forwarded-* headers name the client.
     trustedproxies: Annotated[list[str], BeforeValidator(_cidrs)] = Field(default_factory=list)
+    debug: Debug = Field(default_factory=Debug)
 
     @field_validator("trustedproxies")
     @classmethod
@@ -255,6 +257,7 @@ class Config(Section):
     access: list[dict[str, Any]] | None = None
     database: Database = Field(default_factory=Database)
     health: dict[str, Any] | None = None
+    redis: Redis | None = None
     identity: IdentityConfig | None = None
 
     @property

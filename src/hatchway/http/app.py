@@ -9,7 +9,9 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from hatchway.config.model import Config
-from hatchway.http import api, forwarded, indexing, maintenance, token
+from hatchway.http import api, forwarded, health, indexing, maintenance, token
+from hatchway.http import metrics as http_metrics
+from hatchway.http.api.route import SELF_SERVICE
 from hatchway.http.errors import error_middleware
 from hatchway.http.oci import routes
 from hatchway.http.state import (
@@ -24,8 +26,12 @@ from hatchway.http.state import (
     TOKEN_REALM,
     TOKEN_SERVICE,
 )
+from hatchway.http.ui.mount import setup as setup_ui
 from hatchway.http.wiring import build_auth
 from hatchway.metadata.engine import database_dsn
+from hatchway.observability import metrics
+from hatchway.observability.gc import gc_collector
+from hatchway.observability.storage import InstrumentedDriver
 from hatchway.registry.service import Registry
 from hatchway.storage import drivers
 
@@ -37,6 +43,8 @@ def build_registry(config: Config) -> Registry:
     if name == "s3":  # replicas sharing the bucket share PostgreSQL locks, if database.dsn is one
         options = {**options, "lockdsn": database_dsn(config)}
     driver = drivers.create(name, options)
+    if config.http.debug.prometheus.enabled:  # timed only when someone can read it
+        driver = InstrumentedDriver(driver)
     return Registry(driver, delete_enabled=config.storage.delete.enabled)
 
 
@@ -56,6 +64,8 @@ def create_app(
     if config.http.trustedproxies:
         proxies = forwarded.TrustedProxies(config.http.trustedproxies)
         middlewares.insert(0, forwarded.middleware(proxies))
+    metrics.configure(repository_label=config.http.debug.prometheus.repositorylabel)
+    metrics.add_collector("gc", gc_collector(config))
     app = web.Application(middlewares=middlewares, handler_args={"read_bufsize": READ_BUFSIZE})
     app[CONFIG] = config
     app[CONFIG_PATH] = config_path
@@ -74,12 +84,16 @@ def create_app(
         if worker <= 0:
             app.cleanup_ctx.append(indexing.first_build)
         api.setup(app)
+        if SELF_SERVICE in app:
+            setup_ui(app)
 
     async def close_auth(app: web.Application) -> None:
         parts.close()
 
     app.on_cleanup.append(close_auth)
     routes.setup(app)
+    health.setup(app, config)
+    http_metrics.setup(app, config)
     app.on_response_prepare.append(_response_headers(config.http.headers))
     if worker <= 0 and config.storage.maintenance.uploadpurging.enabled:
         app.cleanup_ctx.append(maintenance.upload_purging)

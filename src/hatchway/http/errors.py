@@ -7,8 +7,9 @@ import logging
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from sqlalchemy.exc import OperationalError
 
-from hatchway.errors import UNKNOWN, UNSUPPORTED, ErrorCode, HatchwayError
+from hatchway.errors import UNAVAILABLE, UNKNOWN, UNSUPPORTED, ErrorCode, HatchwayError
 from hatchway.storage.driver import InvalidPathError
 
 log = logging.getLogger("hatchway.http")
@@ -43,6 +44,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = ErrorCode("UNKNOWN", exc.reason, exc.status)
         return error_response(HatchwayError(code))
+    except OperationalError as exc:
+        # The database is unreachable (/readyz says so too): retry later, not a 500.
+        log.warning(
+            "database unavailable in %s %s: %s",
+            request.method,
+            request.path[:200],
+            type(exc.orig).__name__,
+        )
+        return error_response(
+            HatchwayError(UNAVAILABLE, "database unavailable"), {"Retry-After": "5"}
+        )
     except (ConnectionResetError, OSError) as exc:
         # The client went away or the disk failed; log without request secrets.
         log.warning("request %s %s failed: %s", request.method, request.path[:200], exc)

@@ -22,15 +22,25 @@ from collections.abc import Callable
 from aiohttp import web
 
 from hatchway.config.model import Config
-from hatchway.http.forwarded import ClientAccessLogger
+from hatchway.config.observability import split_host_port
+from hatchway.http import heap
+from hatchway.http.debug import create_debug_app
+from hatchway.http.metrics import access_logger_class
 from hatchway.http.state import ON_RELOAD
+from hatchway.observability import metrics
 
 log = logging.getLogger("hatchway.server")
 access_log = logging.getLogger("hatchway.access")
 
 
-def bind(config: Config, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
-    host, port = config.http.host_port()
+def bind(
+    config: Config,
+    *,
+    reuse_port: bool = False,
+    listen: bool = True,
+    address: tuple[str, int] | None = None,
+) -> socket.socket:
+    host, port = address or config.http.host_port()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -74,18 +84,44 @@ def _reloader(app: web.Application) -> Callable[[], None]:
     return reload
 
 
+def bind_debug(config: Config) -> socket.socket | None:
+    """The debug server's socket (``http.debug.addr``), bound before workers fork."""
+    addr = config.http.debug.addr
+    if addr is None:
+        return None
+    try:
+        return bind(config, address=split_host_port(addr))
+    except OSError as exc:
+        raise OSError(exc.errno, f"{exc.strerror} (http.debug.addr {addr})") from None
+
+
 async def _run_worker(
-    config: Config, sock: socket.socket, ctx: ssl.SSLContext | None, factory: AppFactory, index: int
+    config: Config,
+    sock: socket.socket,
+    ctx: ssl.SSLContext | None,
+    factory: AppFactory,
+    index: int,
+    debug: socket.socket | None = None,
 ) -> None:
     app = factory(config, index)
+    # The access logger also counts requests for /metrics, so with metrics on it runs
+    # even when the access log is off (it then writes no line).
+    log_lines = not config.log.accesslog.disabled
     runner = web.AppRunner(
         app,
-        access_log=None if config.log.accesslog.disabled else access_log,
-        access_log_class=ClientAccessLogger,
+        access_log=access_log if log_lines or config.http.debug.prometheus.enabled else None,
+        access_log_class=access_logger_class(
+            log_lines=log_lines, metered=config.http.debug.prometheus.enabled
+        ),
     )
     await runner.setup()
     site = web.SockSite(runner, sock, ssl_context=ctx)
     await site.start()
+    debug_runner = None
+    if debug is not None:
+        debug_runner = web.AppRunner(create_debug_app(config, app), access_log=None)
+        await debug_runner.setup()
+        await web.SockSite(debug_runner, debug).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -101,13 +137,22 @@ async def _run_worker(
                 if index >= 0 and os.getppid() != parent:
                     break
     finally:
+        if debug_runner is not None:
+            await debug_runner.cleanup()
         await runner.cleanup()
+        metrics.flush()  # this worker's last second of counts
 
 
 def run_worker(
-    config: Config, sock: socket.socket, ctx: ssl.SSLContext | None, factory: AppFactory, index: int
+    config: Config,
+    sock: socket.socket,
+    ctx: ssl.SSLContext | None,
+    factory: AppFactory,
+    index: int,
+    debug: socket.socket | None = None,
 ) -> None:
-    asyncio.run(_run_worker(config, sock, ctx, factory, index))
+    heap.keep_buffers()
+    asyncio.run(_run_worker(config, sock, ctx, factory, index, debug))
 
 
 class _Supervisor:
@@ -153,6 +198,7 @@ class _Supervisor:
 
     def _reap(self, pid: int, status: int) -> None:
         index, started = self._children.pop(pid, (-1, 0.0))
+        metrics.process_exited(pid)  # its live gauges go; its counters stay counted
         if self._stopping or index < 0:
             return
         # A worker that keeps dying at once (bad storage, bad certificate) would be
@@ -187,8 +233,17 @@ class _Supervisor:
 def serve(config: Config, factory: AppFactory, workers: int) -> None:
     ctx = tls_context(config)
     if workers <= 1:
-        run_worker(config, bind(config), ctx, factory, -1)
+        run_worker(config, bind(config), ctx, factory, -1, bind_debug(config))
         return
+    # Worker 0 serves the debug address; the socket outlives its restarts.
+    debug = bind_debug(config)
+
+    def debug_for(index: int) -> socket.socket | None:
+        if index == 0 or debug is None:
+            return debug
+        debug.close()
+        return None
+
     if _reuse_port_supported():
         # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads
         # connections evenly; with one shared socket, whichever worker wakes first
@@ -198,13 +253,14 @@ def serve(config: Config, factory: AppFactory, workers: int) -> None:
 
         def run(index: int) -> None:
             holder.close()
-            run_worker(config, bind(config, reuse_port=True), ctx, factory, index)
+            sock = bind(config, reuse_port=True)
+            run_worker(config, sock, ctx, factory, index, debug_for(index))
 
     else:
         shared = bind(config)
 
         def run(index: int) -> None:
-            run_worker(config, shared, ctx, factory, index)
+            run_worker(config, shared, ctx, factory, index, debug_for(index))
 
     code = _Supervisor(run, workers).run()
     if code:

@@ -11,6 +11,7 @@ from hatchway.audit.sink import AuditSink
 from hatchway.auth.federated import FederatedGrants
 from hatchway.auth.gate import Gate
 from hatchway.auth.service import TokenService
+from hatchway.auth.websession import WebSessions
 from hatchway.config.model import Config
 from hatchway.registry.service import Registry
 
@@ -28,5 +29,7 @@ JWKS: web.AppKey[Callable[[], dict[str, object]]] = web.AppKey("jwks")
 AUDIT: web.AppKey[AuditSink | None] = web.AppKey("audit")
 # Called on SIGHUP in the worker's loop; each must return at once (set a flag, wake a thread).
 ON_RELOAD: web.AppKey[list[Callable[[], None]]] = web.AppKey("on_reload")
+# The web UI's sign-in sessions (also a credential of /api/v1); absent without the UI.
+WEB_SESSIONS = web.AppKey("web_sessions", WebSessions)
 # Workload identity (identity.federation): ID tokens at /auth/token; None when unconfigured.
 FEDERATION: web.AppKey[FederatedGrants | None] = web.AppKey("federation")

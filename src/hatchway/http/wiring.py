@@ -36,6 +36,7 @@ from hatchway.config.model import Config
 from hatchway.http.identity import ldap_backend
 from hatchway.metadata import MetadataStore
 from hatchway.metadata.engine import database_dsn
+from hatchway.shared.redis import attempt_store
 
 
 @dataclass
@@ -139,7 +140,9 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
     source = policy_source(config, config_path, store)
     sink = AuditSink(store.audit)
     source.start()
-    closers = [source.close, sink.close, store.dispose]
+    # Throttle counters: the database's, or Redis's when configured (lost on a flush).
+    attempts, close_attempts = attempt_store(config.redis, store.attempts)
+    closers = [source.close, sink.close, close_attempts, store.dispose]
     if mode == "htpasswd":
         assert htpasswd is not None
         authenticator = HtpasswdAuthenticator(Path(htpasswd.path))
@@ -148,12 +151,13 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         if directory is not None:
             basic.append(directory)
             closers.insert(0, directory.close)
-        gate = BasicGate(basic, source, Limiter(store.attempts))
+        gate = BasicGate(basic, source, Limiter(attempts))
         return AuthParts(gate, realm=htpasswd.realm, audit=sink, policy=source, closers=closers)
     assert token is not None
     keys = key_store(config)
     local = LocalAuthenticator(store)
     authenticators: list[Authenticator] = [local]
+    from_file: HtpasswdAuthenticator | None = None
     if htpasswd is not None:
         # A name in both is refused by both (the htpasswd backend logs why).
         from_file = HtpasswdAuthenticator(Path(htpasswd.path), reserved=local.has_account)
@@ -161,7 +165,7 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         authenticators.append(from_file)
     # The directory after the local store: a local name is never looked up there.
     reserved: Callable[[str], bool] = local.has_local_account
-    if htpasswd is not None:
+    if from_file is not None:
         reserved = _either(local.has_local_account, from_file.has_user)
     directory = ldap_backend(
         config, store, reserved=reserved, audit=sink.record, accounts=local.cached_account
@@ -177,12 +181,13 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         source,
         store,
         sink.record,
-        Limiter(store.attempts),
+        Limiter(attempts),
     )
     verifier = TokenVerifier(keys, token.issuer, token.service)
     revoked = _revocation_check(store)
+    refused = account_refusal_check(store, from_file.has_user if from_file is not None else None)
     return AuthParts(
-        TokenGate(verifier, token.service, revoked),
+        TokenGate(verifier, token.service, revoked, refused),
         realm=token.realm,
         token_service=service,
         jwks=keys.jwks,
@@ -217,3 +222,31 @@ def _revocation_check(store: MetadataStore) -> Callable[[str], bool]:
         return answer
 
     return revoked
+
+
+def account_refusal_check(
+    store: MetadataStore, other_backend: Callable[[str], bool] | None = None
+) -> Callable[[str], bool]:
+    """Is the subject of an issued JWT disabled, or deleted (in no backend any more)?
+    Cached for a few seconds per subject, as :func:`_revocation_check`: a disabled
+    account's registry tokens stop within seconds, without a query per request."""
+    import time
+
+    cache: dict[str, tuple[float, bool]] = {}
+
+    def refused(subject: str) -> bool:
+        now = time.monotonic()
+        hit = cache.get(subject)
+        if hit is not None and now - hit[0] < 5.0:
+            return hit[1]
+        account = store.accounts.get(subject)
+        if account is not None:
+            answer = account.disabled
+        else:
+            answer = other_backend is None or not other_backend(subject)
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[subject] = (now, answer)
+        return answer
+
+    return refused

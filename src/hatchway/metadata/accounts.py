@@ -50,6 +50,7 @@ def fold_accounts(rows: Iterable[Row[Any]]) -> list[Account]:
             password_hash=row.password_hash,
             password_changed_at=row.password_changed_at,
             source=row.source or LOCAL_BACKEND,
+            disabled_at=row.disabled_at,
         )
         for row, names in by_id.values()
     ]
@@ -161,6 +162,36 @@ class AccountStore:
             done = conn.execute(update(accounts).where(accounts.c.name == name).values(admin=admin))
             if done.rowcount == 0:
                 raise NotFoundError(f"no account named {name!r}")
+
+    def set_disabled(self, name: str, disabled: bool) -> bool:
+        """Disable (or enable) an account; False if it already was. Disabling also revokes
+        every refresh token of the account (docker sessions end for good, not only while
+        it stays disabled); its access tokens are kept and work again once re-enabled."""
+        with self._db.write() as conn:
+            row = conn.execute(
+                select(accounts.c.id, accounts.c.disabled_at).where(accounts.c.name == name)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"no account named {name!r}")
+            if (row.disabled_at is not None) == disabled:
+                return False
+            now = utcnow()
+            conn.execute(
+                update(accounts)
+                .where(accounts.c.id == row.id)
+                .values(disabled_at=now if disabled else None)
+            )
+            if disabled:
+                conn.execute(
+                    update(refresh_tokens)
+                    .where(
+                        refresh_tokens.c.subject == name,
+                        refresh_tokens.c.backend == LOCAL_BACKEND,
+                        refresh_tokens.c.revoked_at.is_(None),
+                    )
+                    .values(revoked_at=now)
+                )
+            return True
 
     def delete(self, name: str) -> None:
         """Delete the account; its tokens, memberships and sessions go with it (also a

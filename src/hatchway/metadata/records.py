@@ -66,10 +66,16 @@ class Account:
     password_hash: str | None = field(default=None, repr=False)
     password_changed_at: datetime | None = None
     source: str = "local"  # "ldap": a directory account (no password here)
+    disabled_at: datetime | None = None
 
     @property
     def robot(self) -> bool:
         return self.kind is AccountKind.ROBOT
+
+    @property
+    def disabled(self) -> bool:
+        """Disabled by an admin: its password, tokens and sessions are all refused."""
+        return self.disabled_at is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,11 @@ from hatchway.metadata.attempts import LoginAttemptStore
 from hatchway.metadata.audit import AuditLog
 from hatchway.metadata.engine import Database
 from hatchway.metadata.external import ExternalIdentityStore
+from hatchway.metadata.gcruns import GcRunStore
 from hatchway.metadata.repoindex import RepositoryIndex
 from hatchway.metadata.rules import AccessRuleStore
 from hatchway.metadata.tokens import AccessTokenStore, RefreshTokenStore
+from hatchway.metadata.websessions import WebSessionStore
 
 
 class MetadataStore:
@@ -31,8 +33,10 @@ class MetadataStore:
         self.audit = AuditLog(self.db)
         self.rules = AccessRuleStore(self.db)
         self.attempts = LoginAttemptStore(self.db)
+        self.web_sessions = WebSessionStore(self.db)
         self.index = RepositoryIndex(self.db)
         self.external = ExternalIdentityStore(self.db)
+        self.gc_runs = GcRunStore(self.db)
 
     @property
     def dialect(self) -> str:

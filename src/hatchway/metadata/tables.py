@@ -15,9 +15,12 @@
                     (DN), its groups there (full DNs) and when the directory last said so
     login_attempts  failed-login counters per throttling key, shared by all workers; times
                     in epoch seconds (see metadata/attempts.py)
+    web_sessions    the web UI's sign-in sessions: only a SHA-256 of the cookie's secret;
+                    idle and absolute expiry; binding as refresh_tokens'
     index_repositories, index_manifests, index_tags, index_blobs
                     the repository index: what storage holds, summarized for listing and
                     search (see metadata/repoindex.py); rebuildable from storage
+    gc_runs         one row per ``hatchway gc`` run (another process): what /metrics reports
 
 Timestamps are stored as naive UTC (SQLite keeps no zone) and read back as aware UTC.
 A column added to an existing table must be nullable: ``Database.create_schema`` adds it
@@ -84,6 +87,8 @@ accounts = Table(
     # Where the account signs in: NULL for the local database, "ldap" for a directory
     # account made at its first login (no password here; see external_identities).
     Column("source", String(32), nullable=True),
+    # Set while an admin has disabled the account: no password, token or session works.
+    Column("disabled_at", UTCDateTime, nullable=True),
 )
 
 groups = Table(
@@ -268,6 +273,36 @@ external_identities = Table(
     Index("ux_external_identities_id", "source", "external_id", unique=True),
 )
 
+gc_runs = Table(
+    "gc_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("finished_at", Float, nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("blobs_deleted", Integer, nullable=False),
+    Column("bytes_freed", BigInteger, nullable=False),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_hash", String(64), nullable=False, unique=True),
+    Column("subject", String(128), nullable=False, index=True),
+    Column("backend", String(32), nullable=False),
+    Column("binding", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("created_addr", String(64), nullable=True),
+    Column("last_addr", String(64), nullable=True),
+    Column("user_agent", String(512), nullable=True),
+    sqlite_autoincrement=True,  # ids name sessions to their owner: never reused
+)
+
 # Token signing keys shared by replicas (auth/tokens/dbkeys.py), used when the database is
 # PostgreSQL: name is keyfile.file_name (activation time + kid), pem the key and its
 # certificate (keyfile.encode). Without it, keys are files in the local directory.
@@ -286,6 +321,7 @@ __all__ = [
     "accounts",
     "audit_events",
     "external_identities",
+    "gc_runs",
     "groups",
     "index_blobs",
     "index_manifests",
@@ -296,4 +332,5 @@ __all__ = [
     "metadata",
     "refresh_tokens",
     "token_signing_keys",
+    "web_sessions",
 ]

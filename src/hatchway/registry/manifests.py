@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections import OrderedDict
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from hatchway.errors import (
@@ -148,11 +149,20 @@ class Manifests:
         # Content, revision link and referrer entry are independent, so their fsyncs
         # run at once. A revision link that lands before its content only answers
         # MANIFEST_UNKNOWN for a moment; the tag, the name clients use, comes last.
-        steps = [self._blobs.put_small(d, body), self._link_revision(name, d)]
+        linked = asyncio.ensure_future(self._link_revision(name, d))
+        steps: list[Awaitable[object]] = [self._blobs.put_small(d, body), linked]
         if manifest.subject is not None:
             steps.append(self._add_referrer(name, d, body, manifest))
         await asyncio.gather(*steps)
-        await self._refresh_references(name, d, manifest)
+        try:
+            await self._refresh_references(name, d, manifest)
+        except HatchwayError:
+            # Refused (gc took a blob meanwhile): a revision link this PUT made would
+            # leave the manifest listed in the repository without its blobs.
+            if linked.result():
+                with contextlib.suppress(PathNotFoundError):
+                    await self._driver.delete(layout.revision_dir(name, d))
+            raise
         if tag is not None:
             await self._tags.set(name, tag, d)
         self._cache.put(StoredManifest(d, manifest.media_type, body))
@@ -179,9 +189,10 @@ class Manifests:
         if gone:
             raise HatchwayError(MANIFEST_BLOB_UNKNOWN, detail={"digests": gone})
 
-    async def _link_revision(self, name: str, d: Digest) -> None:
+    async def _link_revision(self, name: str, d: Digest) -> bool:
+        """Link revision ``d`` into ``name``; whether it was not linked before."""
         if await self.has_revision(name, d):
-            return
+            return False
         try:
             await self._driver.stat(layout.manifests(name))
             first = False
@@ -190,6 +201,7 @@ class Manifests:
         await self._driver.put_content(layout.revision_link(name, d), str(d).encode())
         if first:
             await self._catalog.changed()
+        return True
 
     async def _add_referrer(self, name: str, d: Digest, body: bytes, m: Manifest) -> None:
         assert m.subject is not None

@@ -1,9 +1,11 @@
 """Stream a request body into storage while hashing it, in one pass over the data.
 
 Receiving, hashing and writing overlap: while the event loop receives batch N+1,
-batch N is hashed and written by two threads at once (hashlib and os.write release the
-GIL), so a large push uses both cores instead of doing the three steps in turn.
-Memory stays bounded by two batches whatever the blob size.
+batch N is hashed and written in a worker thread (OpenSSL's SHA-256 and writev release
+the GIL). A writer that can write from a thread (``BlockingWriter``: the filesystem)
+takes the batch as the list of received buffers, in one writev, so the bytes are never
+joined or copied in user space and each batch costs one hop to a thread; other writers
+get the batch joined. Memory stays bounded by two batches whatever the blob size.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from hatchway.oci.digest import Hasher
-from hatchway.storage.driver import FileWriter
+from hatchway.storage.driver import BlockingWriter, FileWriter
 
 BATCH = 1024 * 1024
 
@@ -26,7 +28,17 @@ class SinkError(Exception):
         self.cause = cause
 
 
-async def _process(hasher: Hasher, writer: FileWriter, data: bytes) -> None:
+def _hash_and_write(hasher: Hasher, writer: BlockingWriter, parts: list[bytes]) -> None:
+    for part in parts:
+        hasher.update(part)
+    writer.write_blocking(parts)
+
+
+async def _process(hasher: Hasher, writer: FileWriter, parts: list[bytes]) -> None:
+    if isinstance(writer, BlockingWriter):
+        await asyncio.to_thread(_hash_and_write, hasher, writer, parts)
+        return
+    data = parts[0] if len(parts) == 1 else b"".join(parts)
     await asyncio.gather(asyncio.to_thread(hasher.update, data), writer.write(data))
 
 
@@ -62,11 +74,11 @@ async def stream_into(body: AsyncIterator[bytes], hasher: Hasher, writer: FileWr
             await asyncio.shield(pending)
             pending = None
 
-    async def submit(data: bytes) -> None:
+    async def submit(batch: list[bytes], size: int) -> None:
         nonlocal pending, written
         await settle()
-        pending = asyncio.ensure_future(_process(hasher, writer, data))
-        written += len(data)
+        pending = asyncio.ensure_future(_process(hasher, writer, batch))
+        written += size
 
     receive_error: BaseException | None = None
     try:
@@ -75,15 +87,15 @@ async def stream_into(body: AsyncIterator[bytes], hasher: Hasher, writer: FileWr
                 parts.append(chunk)
                 buffered += len(chunk)
                 if buffered >= BATCH:
-                    data = parts[0] if len(parts) == 1 else b"".join(parts)
+                    batch, size = parts, buffered
                     parts, buffered = [], 0
-                    await submit(data)
+                    await submit(batch, size)
         except (ConnectionError, asyncio.CancelledError, OSError) as exc:
             receive_error = exc
         except Exception as exc:  # aiohttp's payload errors are not ConnectionErrors
             receive_error = exc
         if parts:
-            await submit(b"".join(parts))
+            await submit(parts, buffered)
         await settle()
     except BaseException as exc:
         if pending is not None:

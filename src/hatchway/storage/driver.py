@@ -7,10 +7,10 @@ a driver maps them to whatever it stores. Drivers know nothing of digests or man
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 _PATH_RE = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
 
@@ -70,6 +70,15 @@ class FileWriter(Protocol):
 
     async def cancel(self) -> None:
         """Close and delete what was written."""
+
+
+@runtime_checkable
+class BlockingWriter(Protocol):
+    """A :class:`FileWriter` that also writes from a worker thread, several buffers in one
+    call: a streamed body's batch then needs neither joining nor a hop per buffer."""
+
+    def write_blocking(self, parts: Sequence[bytes]) -> None:
+        """Append every part, in order; call it from a worker thread, never the loop."""
 
 
 class StorageDriver(Protocol):

@@ -87,9 +87,18 @@ def test_passwd_del_list_and_admin(data: Path, store: MetadataStore) -> None:
     assert not store.accounts.require("alice").admin
     assert run(user.app, data, "add-robot", "ci-bot").exit_code == 0
     listing = run(user.app, data, "list").output.splitlines()
-    assert listing[0].split() == ["NAME", "KIND", "ADMIN", "GROUPS", "CREATED"]
+    assert listing[0].split() == ["NAME", "KIND", "ADMIN", "GROUPS", "CREATED", "STATE"]
     assert listing[1].split()[:4] == ["alice", "user", "no", "-"]
     assert listing[2].split()[:4] == ["ci-bot", "robot", "no", "-"]
+    assert listing[1].split()[-1] == "active"
+    assert run(user.app, data, "disable", "alice").exit_code == 0
+    assert store.accounts.require("alice").disabled
+    assert not login(store, "alice", "new")
+    assert run(user.app, data, "list").output.splitlines()[1].split()[-1] == "disabled"
+    assert run(user.app, data, "enable", "alice").exit_code == 0
+    assert login(store, "alice", "new")
+    assert run(user.app, data, "disable", "nobody").exit_code == 1
+    assert store.audit.list(event="user.disable")[0].detail["via"] == "cli"
     result = run(user.app, data, "passwd", "ci-bot", "--password-stdin", stdin="x\n")
     assert result.exit_code == 1
     assert "robot" in result.output

@@ -138,6 +138,8 @@ def authenticate_token(
     if found is None:
         return None
     token, account = found
+    if account.disabled:
+        return None
     if not hmac.compare_digest(account.name.encode(), username.encode("utf-8", "surrogatepass")):
         return None
     try:

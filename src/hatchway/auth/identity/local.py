@@ -13,7 +13,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 from hatchway.auth.credentials.passwords import PasswordVerifier
-from hatchway.auth.credentials.pat import authenticate_token, token_principal
+from hatchway.auth.credentials.pat import (
+    authenticate_token,
+    looks_like_token,
+    secret_hash,
+    token_principal,
+)
 from hatchway.auth.identity.base import ClientInfo
 from hatchway.auth.principal import Kind, Principal
 from hatchway.metadata import Account, MetadataStore
@@ -106,19 +111,29 @@ class LocalAuthenticator:
         principal = authenticate_token(self.store, username, secret, client)
         if principal is not None:
             return self._federated(self._account(username), principal)
+        if self._disabled_token(username, secret):
+            return None  # the real token of a disabled account: no guess, nothing to count
         account = self._account(username)
         if account is not None and account.source != LOCAL_BACKEND:
             return None  # its password is checked by its own backend
         stored = account.password_hash if account is not None else None
         if not self.verifier.verify(username, secret, stored) or account is None:
             return None
+        if account.disabled:
+            return None
         return account_principal(account)
+
+    def _disabled_token(self, username: str, secret: str) -> bool:
+        if not looks_like_token(secret):
+            return False
+        found = self.store.tokens.find_active(secret_hash(secret))
+        return found is not None and found[1].disabled and found[1].name == username
 
     def resolve(self, subject: str, token_id: str | None = None) -> Principal | None:
         if self.reserved is not None and self.reserved(subject):
             return None
         account = self.store.accounts.get(subject)
-        if account is None:
+        if account is None or account.disabled:
             return None
         if token_id is None:
             if account.robot or account.source != LOCAL_BACKEND:

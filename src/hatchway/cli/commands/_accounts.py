@@ -13,7 +13,6 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from hatchway.auth.access import ScopeError
+from hatchway.cli.commands._table import table, when
 from hatchway.cli.common import fail, load_config
 from hatchway.metadata import (
     AccessToken,
@@ -81,12 +81,17 @@ def read_password(password_stdin: bool, prompt: str = "Password") -> str:
     return first
 
 
+def who() -> str:
+    """The OS user running the command (audit events name it as ``by``)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
 def audit(store: MetadataStore, event: str, account: str | None, **detail: Any) -> None:
     """Record an administrative change, with the OS user who made it."""
-    try:
-        by = getpass.getuser()
-    except (KeyError, OSError):
-        by = str(os.getuid())
+    by = who()
     store.audit.record(
         AuditEvent(
             event=event,
@@ -98,10 +103,6 @@ def audit(store: MetadataStore, event: str, account: str | None, **detail: Any) 
     )
 
 
-def when(value: datetime | None, empty: str = "-") -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value is not None else empty
-
-
 def status(record: AccessToken | RefreshToken) -> str:
     """A token's or login session's state, for the STATUS column of ``--all`` listings."""
     if record.revoked_at is not None:
@@ -109,8 +110,15 @@ def status(record: AccessToken | RefreshToken) -> str:
     return "active" if record.active() else "expired"
 
 
-def table(header: list[str], rows: list[list[str]]) -> None:
-    """Print aligned columns (plain text: easy to read and to ``grep``/``awk``)."""
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+__all__ = [
+    "PasswordStdinOption",
+    "audit",
+    "errors",
+    "interactive",
+    "open_store",
+    "read_password",
+    "status",
+    "table",
+    "when",
+    "who",
+]

@@ -22,10 +22,12 @@ from hatchway.config.model import Config
 from hatchway.errors import ConfigError
 from hatchway.http.app import build_registry, create_app
 from hatchway.http.identity import check_identity
+from hatchway.http.metrics import placement
 from hatchway.http.server import serve as run_server
 from hatchway.http.wiring import check_policy, key_store
 from hatchway.metadata import MetadataStore
 from hatchway.metadata.engine import database_dsn
+from hatchway.observability import metrics, multiprocess
 from hatchway.storage.driver import StorageError
 from hatchway.storage.filesystem import loose_permissions
 
@@ -171,7 +173,16 @@ def serve(
     except (OSError, ValueError) as exc:
         raise fail(f"cannot set up authentication: {exc}") from None
     try:
+        placement(cfg)
+    except ConfigError as exc:
+        raise fail(f"invalid configuration\n{exc}", 2) from None
+    # Every worker records metrics to files there; any worker's /metrics adds them up.
+    directory = multiprocess.prepare(cfg)
+    metrics.enable_multiprocess(str(directory))
+    try:
         typer.echo(_banner(cfg, count, admin_notice), err=True)
         run_server(cfg, _factory(config), count)
     except OSError as exc:
         raise fail(f"cannot listen on {cfg.http.addr}: {exc.strerror}") from None
+    finally:
+        multiprocess.remove(directory)

@@ -1,5 +1,9 @@
 """``hatchway token``: personal access tokens and robot tokens.
 
+With ``--registry HOST`` the same commands go through HOST's management API with the
+credentials ``hatchway login`` stored (``_tokenremote``); the local database's modules are
+imported only without it, so that path starts like the other client commands.
+
 A token is the password of ``docker login`` for its account, limited to its scopes
 (globs allowed in the name: ``repository:alice/*:pull,push``). ``create`` prints the
 secret once, alone on the last line, so scripts can take it with ``tail -n1``.
@@ -11,18 +15,41 @@ from typing import Annotated
 
 import typer
 
-from hatchway.auth.credentials.pat import create_token, parse_expiry
-from hatchway.cli.commands._accounts import audit, errors, open_store, status, table, when
+from hatchway.cli.commands._table import table, when
 from hatchway.cli.common import ConfigOption, DataOption, fail
 
 app = typer.Typer(help="Manage personal access tokens and robot tokens.", no_args_is_help=True)
 
-UserOption = Annotated[str, typer.Option("--user", "-u", help="The account the token is for.")]
+UserOption = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        "-u",
+        help="The account the token is for (with --registry: admin endpoints; default: you).",
+    ),
+]
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help="Use this registry's management API with the credentials `hatchway login` "
+        "stored for it, instead of the local database.",
+    ),
+]
+InsecureOption = Annotated[
+    bool,
+    typer.Option("--insecure", help="With --registry: allow plain HTTP, skip TLS checks."),
+]
+
+
+def _local_user(user: str | None) -> str:
+    if user is None:
+        raise fail("--user is required (without --registry)", 2)
+    return user
 
 
 @app.command("create")
 def create(
-    user: UserOption,
     name: Annotated[str, typer.Option("--name", "-n", help="A name to tell tokens apart.")],
     scope: Annotated[
         list[str],
@@ -34,14 +61,27 @@ def create(
         ),
     ],
     expires: Annotated[
-        str, typer.Option("--expires", "-e", help="Lifetime (30d, 12h, 2w) or 'never'.")
-    ] = "90d",
+        str | None,
+        typer.Option("--expires", "-e", help="Lifetime (30d, 12h, 2w) or 'never'.  [default: 90d]"),
+    ] = None,
+    user: UserOption = None,
     config: ConfigOption = None,
     data: DataOption = None,
+    registry: RegistryOption = None,
+    insecure: InsecureOption = False,
 ) -> None:
     """Create a token; its secret is printed once, on the last line."""
+    if registry is not None:
+        from hatchway.cli.commands import _tokenremote
+
+        _tokenremote.create(registry, insecure, user, name, scope, expires)
+        return
+    from hatchway.auth.credentials.pat import create_token, parse_expiry
+    from hatchway.cli.commands._accounts import audit, errors, open_store
+
+    user = _local_user(user)
     try:
-        lifetime = parse_expiry(expires)
+        lifetime = parse_expiry(expires or "90d")
     except ValueError as exc:
         raise fail(str(exc), 2) from None
     store = open_store(config, data)
@@ -72,8 +112,17 @@ def list_(
     all_: Annotated[bool, typer.Option("--all", help="Include revoked and expired.")] = False,
     config: ConfigOption = None,
     data: DataOption = None,
+    registry: RegistryOption = None,
+    insecure: InsecureOption = False,
 ) -> None:
     """List tokens: id, name, account, scopes, expiry and last use."""
+    if registry is not None:
+        from hatchway.cli.commands import _tokenremote
+
+        _tokenremote.list_(registry, insecure, user, all_)
+        return
+    from hatchway.cli.commands._accounts import errors, open_store, status
+
     store = open_store(config, data)
     with errors():
         if user is not None:
@@ -99,11 +148,21 @@ def list_(
 @app.command("revoke")
 def revoke(
     token: Annotated[str, typer.Argument(help="Token id or name.")],
-    user: UserOption,
+    user: UserOption = None,
     config: ConfigOption = None,
     data: DataOption = None,
+    registry: RegistryOption = None,
+    insecure: InsecureOption = False,
 ) -> None:
     """Revoke a token at once (and every refresh token obtained with it)."""
+    if registry is not None:
+        from hatchway.cli.commands import _tokenremote
+
+        _tokenremote.revoke(registry, insecure, user, token)
+        return
+    from hatchway.cli.commands._accounts import audit, errors, open_store
+
+    user = _local_user(user)
     store = open_store(config, data)
     with errors():
         record = store.tokens.revoke(user, token)

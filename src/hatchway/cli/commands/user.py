@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
+from hatchway.auth.admin import Actor, AdminService
 from hatchway.auth.credentials.passwords import hash_password
+from hatchway.auth.identity.base import ClientInfo
 from hatchway.cli.commands._accounts import (
     PasswordStdinOption,
     audit,
@@ -15,9 +17,10 @@ from hatchway.cli.commands._accounts import (
     read_password,
     table,
     when,
+    who,
 )
 from hatchway.cli.common import ConfigOption, DataOption
-from hatchway.metadata import AccountKind
+from hatchway.metadata import AccountKind, MetadataStore
 
 app = typer.Typer(
     help="Manage user and robot accounts of the built-in store.", no_args_is_help=True
@@ -93,6 +96,35 @@ def set_admin(
     typer.echo(f"{name} is {'no longer' if off else 'now'} an admin.")
 
 
+def _admin_service(store: MetadataStore) -> tuple[AdminService, Actor]:
+    """The admin service layer the API uses, acting for the OS user (``via: cli``)."""
+    by = who()
+    return AdminService(store, store.audit.record), Actor(
+        by, admin=True, via="cli", auth="shell", client=ClientInfo(None, "hatchway-cli")
+    )
+
+
+@app.command("disable")
+def disable(name: NameArg, config: ConfigOption = None, data: DataOption = None) -> None:
+    """Disable an account: its password, tokens and sessions stop working (issued registry
+    tokens within seconds) until `enable`; its docker sessions end for good."""
+    store = open_store(config, data)
+    service, actor = _admin_service(store)
+    with errors():
+        service.set_disabled(actor, name, True)
+    typer.echo(f"Disabled {name}.")
+
+
+@app.command("enable")
+def enable(name: NameArg, config: ConfigOption = None, data: DataOption = None) -> None:
+    """Enable a disabled account again (its password and tokens work again)."""
+    store = open_store(config, data)
+    service, actor = _admin_service(store)
+    with errors():
+        service.set_disabled(actor, name, False)
+    typer.echo(f"Enabled {name}.")
+
+
 @app.command("del")
 def delete(
     name: NameArg,
@@ -112,12 +144,12 @@ def list_(
     config: ConfigOption = None,
     data: DataOption = None,
 ) -> None:
-    """List accounts, their kind, admin flag and groups."""
+    """List accounts, their kind, admin flag, groups and state (active or disabled)."""
     store = open_store(config, data)
     with errors():
         found = store.accounts.list()
     table(
-        ["NAME", "KIND", "ADMIN", "GROUPS", "CREATED"],
+        ["NAME", "KIND", "ADMIN", "GROUPS", "CREATED", "STATE"],
         [
             [
                 a.name,
@@ -125,6 +157,7 @@ def list_(
                 "yes" if a.admin else "no",
                 ",".join(sorted(a.groups)) or "-",
                 when(a.created_at),
+                "disabled" if a.disabled else "active",
             ]
             for a in found
         ],

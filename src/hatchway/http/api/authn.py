@@ -1,11 +1,15 @@
 """Who is calling the management API: one place that reads credentials and checks them.
 
-Schemes, tried in order: HTTP Basic (password, or an access token as the password) and
-``Authorization: Bearer hw_...`` (an access token alone). Each scheme only *reads* the
+Schemes, tried in order: HTTP Basic (password, or an access token as the password),
+``Authorization: Bearer hw_...`` (an access token alone), ``Authorization: Bearer
+hwr_...`` (a refresh token: the docker session ``hatchway login`` stores, so the CLI can
+call the API with what login kept), and the web UI's session cookie (only without an
+``Authorization`` header; a method other than GET/HEAD must then carry the session's CSRF
+token in ``X-CSRF-Token``, or it is refused with 403). Each scheme only *reads* the
 request into :class:`Presented`; checking goes through the token service's ``login`` (the
 same authenticators, the same limiter: 429 with Retry-After, the same dummy bcrypt for
-unknown accounts, the same failure audit as ``/auth/token``). A session-cookie scheme
-joins by adding a reader to ``SCHEMES`` and a branch in :func:`_verify`.
+unknown accounts, the same failure audit as ``/auth/token``). The session cookie is
+checked by the web UI's sessions (idle and absolute expiry, bound to the password).
 
 Every failure is the same 401 (``WWW-Authenticate: Basic realm="hatchway"``): unknown
 account, wrong password and revoked token are not told apart.
@@ -17,23 +21,28 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
 from hatchway.auth.credentials.pat import looks_like_token, secret_hash
+from hatchway.auth.credentials.refresh import REFRESH_PREFIX
 from hatchway.auth.identity.base import ClientInfo
 from hatchway.auth.selfservice import Caller, SelfService
 from hatchway.auth.service import TokenRequestError, TokenService
+from hatchway.auth.websession import WebSessions
 from hatchway.http.access import client_info
 from hatchway.http.api.errors import ApiError, throttled, unauthorized
+from hatchway.http.state import WEB_SESSIONS
+from hatchway.http.ui.csrf import HEADER, SAFE_METHODS, header_ok
+from hatchway.http.ui.sessions import session_secret
 
 
 @dataclass(frozen=True, slots=True)
 class Presented:
     """Credentials as read from the request, not yet checked."""
 
-    scheme: str  # "basic" | "bearer"
+    scheme: str  # "basic" | "bearer" | "session"
     username: str  # "" for a bearer token: the token names its account
     secret: str
 
@@ -59,14 +68,51 @@ def _bearer(request: web.Request) -> Presented | None:
     return Presented("bearer", "", secret.strip())
 
 
-SCHEMES: tuple[Callable[[web.Request], Presented | None], ...] = (_basic, _bearer)
+def _session(request: web.Request) -> Presented | None:
+    if "Authorization" in request.headers or WEB_SESSIONS not in request.app:
+        return None
+    secret = session_secret(request)
+    if not secret:
+        return None
+    if request.method not in SAFE_METHODS and not header_ok(request, secret):
+        raise ApiError(403, "CSRF", f"a request with the session cookie needs the {HEADER} header")
+    return Presented("session", "", secret)
+
+
+SCHEMES: tuple[Callable[[web.Request], Presented | None], ...] = (_basic, _bearer, _session)
+
+
+def _verify_session(
+    selfservice: SelfService,
+    presented: Presented,
+    client: ClientInfo,
+    sessions: WebSessions | None,
+) -> Caller:
+    found = sessions.resolve(presented.secret, client) if sessions is not None else None
+    if found is None:
+        raise unauthorized("the session has ended; sign in again")
+    return Caller(found.principal, found.session.backend)
 
 
 def _verify(
-    service: TokenService, selfservice: SelfService, presented: Presented, client: ClientInfo
+    service: TokenService,
+    selfservice: SelfService,
+    presented: Presented,
+    client: ClientInfo,
+    sessions: WebSessions | None = None,
 ) -> Caller:
     """Check the credentials (blocking: bcrypt, SQL) through the token service's login."""
+    if presented.scheme == "session":
+        return _verify_session(selfservice, presented, client, sessions)
     username = presented.username
+    if presented.scheme == "bearer" and presented.secret.startswith(REFRESH_PREFIX):
+        # A docker session (what `hatchway login` stores): the account as it is now,
+        # narrowed to the PAT it was got with, if any. Unguessable, so not throttled.
+        try:
+            principal, backend = service.refresh(presented.secret, client)
+        except TokenRequestError:
+            raise unauthorized("incorrect username or password") from None
+        return replace(selfservice.caller(principal, backend), session=True)
     if presented.scheme == "bearer":
         # The token names its account; login then checks it as Basic would, throttled.
         # An unknown token still goes through login (as ""), so it counts as a failure
@@ -101,7 +147,10 @@ async def authenticate(
             break
     if presented is None:
         raise unauthorized()
-    return await asyncio.to_thread(_verify, service, selfservice, presented, client_info(request))
+    sessions = request.app.get(WEB_SESSIONS)
+    return await asyncio.to_thread(
+        _verify, service, selfservice, presented, client_info(request), sessions
+    )
 
 
 __all__ = ["SCHEMES", "ApiError", "Presented", "authenticate"]

@@ -38,6 +38,7 @@ class ErrorBody(_Response):
 
 
 class TokenInfo(_Response):
+    id: int = Field(description="As `hatchway token list` shows it.")
     name: str
     scopes: list[str]
     created: datetime
@@ -55,7 +56,9 @@ class TokenList(_Response):
 
 
 class Authentication(_Response):
-    method: Literal["password", "token"]
+    method: Literal["password", "token", "session"] = Field(
+        description="session: a refresh token, as `hatchway login` keeps (Bearer hwr_...)."
+    )
     token: TokenInfo | None = Field(
         default=None, description="The access token used, when method is token."
     )
@@ -89,7 +92,9 @@ class TokenCreate(_Request):
     expires: str | None = Field(
         default="90d",
         max_length=64,
-        description="Lifetime such as 30d, 12h, 2w; null or 'never' for no expiry.",
+        description="Lifetime such as 30d, 12h, 2w; null or 'never' for no expiry. Signed in "
+        "with an access token: a token may not outlive it, so the default is shortened to "
+        "its expiry, and an explicit longer lifetime is refused (403).",
     )
 
     def scope_list(self) -> list[str]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from hatchway.http.api import models
+from hatchway.http.api import adminmodels, models
 from hatchway.http.api.errors import MAX_BODY, PREFIX
 
 if TYPE_CHECKING:
@@ -39,8 +39,9 @@ _PATH_PARAM_RE = re.compile(r"\{([a-z_]+)\}")
 
 
 def _schemas() -> dict[str, Any]:
-    pairs: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in models.REQUEST_MODELS]
-    pairs += [(m, "serialization") for m in models.RESPONSE_MODELS]
+    requests = (*models.REQUEST_MODELS, *adminmodels.REQUEST_MODELS)
+    pairs: list[tuple[type[BaseModel], Any]] = [(m, "validation") for m in requests]
+    pairs += [(m, "serialization") for m in (*models.RESPONSE_MODELS, *adminmodels.RESPONSE_MODELS)]
     _, top = models_json_schema(pairs, ref_template=_REF)
     return dict(top.get("$defs", {}))
 
@@ -63,12 +64,17 @@ def _operation(route: Route) -> dict[str, Any]:
             entry["description"] = "Done, no content"
         if model is not None:
             entry["content"] = _json(model)
+            if status == 200:
+                for media in route.alternates:
+                    entry["content"][media] = {"schema": {"type": "string"}}
         elif route.path == "/openapi.json":
             entry["content"] = {"application/json": {"schema": {"type": "object"}}}
         responses[str(status)] = entry
     statuses = set(route.errors) | {405}
     if route.authenticated:
         statuses |= {401, 429}
+        if route.method not in ("GET", "HEAD"):
+            statuses |= {403}  # also: the session cookie without its X-CSRF-Token
     if route.body is not None:
         statuses |= {400, 413, 415, 422}
     for status in sorted(statuses):
@@ -94,6 +100,13 @@ def _operation(route: Route) -> dict[str, Any]:
         | ({"description": p.description} if p.description else {})
         for p in route.query
     ]
+    if route.query_model is not None:
+        schema = route.query_model.model_json_schema(ref_template=_REF)
+        for name, prop in schema.get("properties", {}).items():
+            entry = {"name": name, "in": "query", "required": False, "schema": prop}
+            if "description" in prop:
+                entry["description"] = prop["description"]
+            parameters.append(entry)
     if parameters:
         operation["parameters"] = parameters
     if route.description:
@@ -119,9 +132,16 @@ def _build(routes: Sequence[Route]) -> dict[str, Any]:
             "securitySchemes": {
                 "basic": {"type": "http", "scheme": "basic"},
                 "bearer": {"type": "http", "scheme": "bearer", "description": "an hw_ token"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "hatchway_session",
+                    "description": "The web UI's session (__Host-hatchway_session over TLS); "
+                    "a method other than GET needs the session's CSRF token in X-CSRF-Token.",
+                },
             },
         },
-        "security": [{"basic": []}, {"bearer": []}],
+        "security": [{"basic": []}, {"bearer": []}, {"session": []}],
     }
 
 

@@ -36,6 +36,11 @@ class Route:
     authenticated: bool = True
     errors: tuple[int, ...] = ()
     query: tuple[Param, ...] = ()
+    # Query parameters as a model's fields (validated by it, documented from it); an
+    # alternative to ``query`` for routes that read the query with ``read_query``.
+    query_model: type[BaseModel] | None = None
+    # Other media types of the 200 answer (an export as text), documented as strings.
+    alternates: tuple[str, ...] = ()
     # The router's pattern when it differs from ``path`` (a parameter holding slashes:
     # "{name:.+}"); the document always shows ``path``.
     pattern: str | None = None

@@ -28,6 +28,8 @@ from hatchway.auth.selfservice import (
 )
 from hatchway.http.access import client_info
 from hatchway.http.api import models
+from hatchway.http.api.admin import setup as _setup_admin
+from hatchway.http.api.adminroutes import ADMIN_ROUTES
 from hatchway.http.api.authn import authenticate
 from hatchway.http.api.errors import PREFIX, ApiError, json_response, read_model, throttled
 from hatchway.http.api.repositories import REPOSITORY_ROUTES
@@ -64,6 +66,7 @@ async def _caller(request: web.Request) -> tuple[SelfService, Caller]:
 
 def token_info(token: AccessToken) -> models.TokenInfo:
     return models.TokenInfo(
+        id=token.id,
         name=token.name,
         scopes=list(token.scopes),
         created=token.created_at,
@@ -76,7 +79,9 @@ def token_info(token: AccessToken) -> models.TokenInfo:
 async def get_me(request: web.Request) -> web.StreamResponse:
     selfservice, caller = await _caller(request)
     profile = await asyncio.to_thread(selfservice.me, caller)
-    method: Literal["password", "token"] = "token" if profile.token is not None else "password"
+    method: Literal["password", "token", "session"] = (
+        "token" if profile.token is not None else "session" if caller.session else "password"
+    )
     return json_response(
         models.Me.model_validate(
             {
@@ -126,6 +131,7 @@ async def create_token(request: web.Request) -> web.StreamResponse:
                 scopes=body.scope_list(),
                 expires=body.expires,
                 client=client_info(request),
+                clamp="expires" not in body.model_fields_set,
             )
         )
     created = models.TokenCreated(**token_info(record).model_dump(), secret=secret)
@@ -183,9 +189,10 @@ ROUTES: tuple[Route, ...] = (
         "DELETE",
         "/me/tokens/{name}",
         delete_token,
-        "Revoke a live access token by name",
+        "Revoke a live access token by name (signed in with a token: itself, or one "
+        "its scopes cover)",
         responses={204: None},
-        errors=(404,),
+        errors=(403, 404),
     ),
     Route(
         "GET",
@@ -196,11 +203,13 @@ ROUTES: tuple[Route, ...] = (
         authenticated=False,
     ),
     *REPOSITORY_ROUTES,
+    *ADMIN_ROUTES,
 )
 
 
 def setup(app: web.Application, selfservice: SelfService) -> None:
     app[SELF_SERVICE] = selfservice
+    _setup_admin(app, selfservice)
     for route in ROUTES:
         app.router.add_route(route.method, PREFIX + (route.pattern or route.path), route.handler)
 
@@ -225,3 +234,6 @@ def self_service_for(app: web.Application) -> SelfService | None:
         guard=guard,
         on_password_change=local.forget,
     )
+
+
+__all__ = ["ROUTES", "SELF_SERVICE", "Route", "self_service_for", "setup", "token_info"]

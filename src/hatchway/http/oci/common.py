@@ -14,6 +14,8 @@ from hatchway.registry.uploads import invalid_upload
 
 # At most 19 digits: every offset fits in 63 bits, and int() never meets a huge string.
 _CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?")
+# Bytes asked of each recv(2) while a body streams in (asyncio's default: 256 KiB).
+RECEIVE_SIZE = 1024 * 1024
 
 
 def registry(request: web.Request) -> Registry:
@@ -52,8 +54,30 @@ def checked_range(request: web.Request) -> tuple[int, int] | None:
     return rng
 
 
-def body(request: web.Request) -> AsyncIterator[bytes]:
-    return request.content.iter_any()
+async def body(request: web.Request) -> AsyncIterator[bytes]:
+    """The request body as the buffers the server received, each passed on as is.
+
+    Not ``iter_any()``: that joins whatever is buffered into one new bytes (a copy of
+    every byte of a blob push, about a tenth of a push's CPU); ``readchunk()`` hands
+    over each received buffer without copying it."""
+    transport = request.transport
+    before = getattr(transport, "max_size", None)
+    if isinstance(before, int) and before < RECEIVE_SIZE:
+        transport.max_size = RECEIVE_SIZE  # type: ignore[union-attr]
+    try:
+        content = request.content
+        while True:
+            data, end_of_chunk = await content.readchunk()
+            if data:
+                yield data
+            # Not iter_chunks(): an empty body's reader is one shared object whose
+            # readchunk() says "end of the body" only once per process, after which
+            # iter_chunks() loops for ever on the next empty body.
+            elif not end_of_chunk or content.at_eof():
+                return
+    finally:
+        if isinstance(before, int) and transport is not None:
+            transport.max_size = before  # type: ignore[attr-defined]
 
 
 def page_size(request: web.Request, default: int | None, limit: int) -> int | None:

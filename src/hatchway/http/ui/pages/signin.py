@@ -1,0 +1,146 @@
+"""Sign in with a password, sign out.
+
+Sign-in goes through the token service's ``login``: the same authenticators, the same
+throttling (429 after repeated failures, shared with ``/auth/token``) and the same failure
+audit. A success starts a new session (a fresh cookie: nothing chosen before sign-in
+survives it) and is audited as a ``login`` ``via: ui``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+from aiohttp import web
+
+from hatchway.auth.service import TokenRequestError
+from hatchway.auth.websession import SignedIn
+from hatchway.http.access import client_info
+from hatchway.http.state import TOKEN_SERVICE, WEB_SESSIONS
+from hatchway.http.ui import sessions
+from hatchway.http.ui.middleware import form
+from hatchway.http.ui.render import redirect, render
+from hatchway.metadata.records import AuditEvent, Outcome
+
+HOME = "/ui/repositories"
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after sign-in: a path inside the UI, never another site."""
+    if not value or not value.startswith("/ui") or value.startswith("//") or "\\" in value:
+        return HOME
+    if any(c in value for c in "\r\n\t"):
+        return HOME
+    return value
+
+
+def sign_in_url(request: web.Request) -> str:
+    from urllib.parse import quote
+
+    return "/ui/sign-in?next=" + quote(request.path_qs, safe="/")
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    found = await sessions.signed_in(request)
+    raise web.HTTPSeeOther(HOME if found is not None else "/ui/sign-in")
+
+
+async def sign_in_page(request: web.Request) -> web.StreamResponse:
+    target = safe_next(request.query.get("next"))
+    if await sessions.signed_in(request) is not None:
+        raise web.HTTPSeeOther(target)
+    return render(request, "sign_in.html", title="Sign in", next=target, username="", error=None)
+
+
+async def sign_in(request: web.Request) -> web.StreamResponse:
+    data = form(request)
+    username = data.get("username", "").strip()[:255]
+    password = data.get("password", "")
+    target = safe_next(data.get("next"))
+    service = request.app[TOKEN_SERVICE]
+    web_sessions = request.app[WEB_SESSIONS]
+    client = client_info(request)
+
+    def work() -> SignedIn:
+        principal, backend = service.login(username, password, client)
+        started = web_sessions.start(principal, backend, client)  # ValueError: a token
+        service.audit(
+            AuditEvent(
+                "login",
+                Outcome.SUCCESS,
+                principal.subject,
+                client.address,
+                client.user_agent,
+                detail={"via": "ui", "session": started.session.id},
+            )
+        )
+        return started
+
+    try:
+        started = await asyncio.to_thread(work)
+    except TokenRequestError as exc:
+        if exc.status == 429:
+            wait = max(1, math.ceil(exc.retry_after or 1))
+            message = f"Too many failed sign-ins. Try again in {wait} seconds."
+        else:
+            message = "Incorrect username or password."
+        return _again(request, target, username, message, exc.status)
+    except ValueError:
+        message = "Sign in with the account's password (access tokens are for docker and the API)."
+        return _again(request, target, username, message, 401)
+    response = redirect(target)
+    sessions.set_session(request, response, started.secret)
+    return response
+
+
+def _again(
+    request: web.Request, target: str, username: str, error: str, status: int
+) -> web.Response:
+    return render(
+        request,
+        "sign_in.html",
+        status=status,
+        title="Sign in",
+        next=target,
+        username=username,
+        error=error,
+    )
+
+
+async def sign_out(request: web.Request) -> web.StreamResponse:
+    secret = sessions.session_secret(request)
+    found = request.get(sessions.SIGNED_IN)
+    if secret:
+        await asyncio.to_thread(request.app[WEB_SESSIONS].end, secret)
+    if found is not None:
+        client = client_info(request)
+        request.app[TOKEN_SERVICE].audit(
+            AuditEvent(
+                "logout",
+                Outcome.SUCCESS,
+                found.principal.subject,
+                client.address,
+                client.user_agent,
+                detail={"via": "ui", "session": found.session.id},
+            )
+        )
+    response = redirect("/ui/sign-in")
+    sessions.clear_session(request, response)
+    return response
+
+
+async def require(request: web.Request) -> SignedIn:
+    """The signed-in session, else a redirect to sign in (back here afterwards)."""
+    found = await sessions.signed_in(request)
+    if found is None:
+        raise web.HTTPSeeOther(sign_in_url(request))
+    return found
+
+
+ROUTES = (
+    ("GET", "/ui", index),
+    ("GET", "/ui/", index),
+    ("GET", "/ui/sign-in", sign_in_page),
+    ("POST", "/ui/sign-in", sign_in),
+    ("POST", "/ui/sign-out", sign_out),
+)
