@@ -28,6 +28,7 @@ from hatchway.http.state import (
 )
 from hatchway.http.ui.mount import setup as setup_ui
 from hatchway.http.wiring import build_auth
+from hatchway.metadata.engine import database_dsn
 from hatchway.observability import metrics
 from hatchway.observability.gc import gc_collector
 from hatchway.observability.storage import InstrumentedDriver
@@ -39,6 +40,8 @@ READ_BUFSIZE = 1024 * 1024
 
 def build_registry(config: Config) -> Registry:
     name, options = config.storage.driver()
+    if name == "s3":  # replicas sharing the bucket share PostgreSQL locks, if database.dsn is one
+        options = {**options, "lockdsn": database_dsn(config)}
     driver = drivers.create(name, options)
     if config.http.debug.prometheus.enabled:  # timed only when someone can read it
         driver = InstrumentedDriver(driver)

@@ -329,6 +329,16 @@ recovery_codes = Table(
     Index("ix_recovery_codes_account", "account_id"),
 )
 
+# Token signing keys shared by replicas (auth/tokens/dbkeys.py), used when the database is
+# PostgreSQL: name is keyfile.file_name (activation time + kid), pem the key and its
+# certificate (keyfile.encode). Without it, keys are files in the local directory.
+token_signing_keys = Table(
+    "token_signing_keys",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("pem", Text, nullable=False),
+)
+
 __all__ = [
     "UTCDateTime",
     "access_rule_revision",
@@ -349,5 +359,6 @@ __all__ = [
     "recovery_codes",
     "refresh_tokens",
     "twofactor",
+    "token_signing_keys",
     "web_sessions",
 ]

@@ -119,7 +119,9 @@ def _bootstrap(config: Config) -> str | None:
         return None
     if config.auth.token.external:
         return None
-    key_store(config).signing_key()
+    keys = key_store(config)
+    keys.signing_key()
+    keys.close()  # before the workers fork: no database connection shared with them
     store = MetadataStore(database_dsn(config))
     try:
         if store.accounts.list():
