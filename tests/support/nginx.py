@@ -47,6 +47,7 @@ http {{
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_request_buffering off;
             proxy_buffering off;
+            {extra}
         }}
     }}
 }}
@@ -69,8 +70,11 @@ class Nginx:
                 self.process.wait()
 
 
-def start_nginx(directory: Path, upstream: str, *, tls: tuple[Path, Path] | None = None) -> Nginx:
-    """nginx on 127.0.0.1, proxying to ``upstream`` (HOST:PORT); TLS with (cert, key)."""
+def start_nginx(
+    directory: Path, upstream: str, *, tls: tuple[Path, Path] | None = None, extra: str = ""
+) -> Nginx:
+    """nginx on 127.0.0.1, proxying to ``upstream`` (HOST:PORT); TLS with (cert, key);
+    ``extra``: more directives for the proxying location (e.g. ``add_header``)."""
     if NGINX is None:
         raise RuntimeError("nginx is not installed (apt-get install nginx-light)")
     directory.mkdir(parents=True, exist_ok=True)
@@ -84,6 +88,7 @@ def start_nginx(directory: Path, upstream: str, *, tls: tuple[Path, Path] | None
             ssl=" ssl" if tls else "",
             certificates=certificates,
             upstream=upstream,
+            extra=extra,
         )
     )
     log = (directory / "stdout.log").open("wb")
