@@ -277,3 +277,18 @@ def test_authenticated_upstreams(tmp_path: Path, kind: str) -> None:
     finally:
         assert registry.stop is not None
         registry.stop()
+
+
+def test_a_blob_stored_for_another_repository_is_linked_not_fetched_again(
+    upstream: Server, mirror: Server
+) -> None:
+    data = b"shared layer " * 1000
+    digest = push_blob(upstream.client, "lib/one", data)
+    push_blob(upstream.client, "lib/two", data)
+    assert mirror.client.get(f"/v2/up/lib/one/blobs/{digest}").content == data
+    # Not linked in lib/three upstream: not served through it here either.
+    assert mirror.client.get(f"/v2/up/lib/three/blobs/{digest}").status_code == 404
+    r = mirror.client.get(f"/v2/up/lib/two/blobs/{digest}")
+    assert r.status_code == 200
+    assert r.content == data
+    assert _upstream_requests(upstream, "GET", f"/v2/lib/two/blobs/{digest}") == 0

@@ -86,7 +86,7 @@ async def manifest(request: web.Request, route: MirrorRoute, reference: str) -> 
 async def blob(request: web.Request, route: MirrorRoute, digest: str) -> web.StreamResponse:
     mirror = request.app[MIRROR]
     d = Digest.parse(digest)
-    if await mirror.blob_stored(route, d) is not None:
+    if await mirror.blob_stored(route, d) is not None or await mirror.link_stored(route, d):
         response = await blobs.get(request, route.local, digest)
         response.headers[HEADER] = "hit"
         return response

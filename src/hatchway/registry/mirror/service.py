@@ -34,6 +34,13 @@ from hatchway.registry.service import Registry
 _HOST_ALIASES = {"docker.io": "registry-1.docker.io", "index.docker.io": "registry-1.docker.io"}
 
 
+def _remote_name(upstream: Upstream, name: str) -> str:
+    """Docker Hub's official images live under ``library/`` (``alpine`` = ``library/alpine``)."""
+    if upstream.host == "registry-1.docker.io" and "/" not in name:
+        return f"library/{name}"
+    return name
+
+
 def _client(upstream: Upstream) -> UpstreamClient:
     label = upstream.label
     return UpstreamClient(
@@ -81,9 +88,9 @@ class Mirror:
         """The upstream repository behind local ``name``, or None (a local repository)."""
         for u in self._upstreams:
             if not u.prefix:
-                return MirrorRoute(u, name, name)
+                return MirrorRoute(u, name, _remote_name(u, name))
             if name.startswith(u.prefix + "/"):
-                return MirrorRoute(u, name, name[len(u.prefix) + 1 :])
+                return MirrorRoute(u, name, _remote_name(u, name[len(u.prefix) + 1 :]))
         return None
 
     def local_name(self, name: str, ns: str | None) -> str:
@@ -193,6 +200,18 @@ class Mirror:
         await response.aclose()
         length = response.headers.get("Content-Length", "")
         return int(length) if length.isdigit() else None
+
+    async def link_stored(self, route: MirrorRoute, d: Digest) -> bool:
+        """A blob stored for another repository: link it into ``route.local`` once the
+        upstream confirms this repository has it (no second download). False if not
+        stored, or the upstream could not confirm."""
+        if not await self._registry.blobs.exists(d):
+            return False
+        try:
+            await self.blob_size(route, d)
+        except (UpstreamDown, UpstreamMissing):
+            return False
+        return await self._registry.blobs.link(route.local, d)
 
     def _forget(self, key: tuple[str, Digest], fetch: BlobFetch) -> None:
         if self._fetches.get(key) is fetch:
