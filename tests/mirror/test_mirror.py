@@ -25,9 +25,9 @@ SKOPEO = shutil.which("skopeo")
 OCI_ACCEPT = "application/vnd.oci.image.manifest.v1+json"
 
 
-def _serve(directory: Path, config: str | None = None) -> Server:
+def _serve(directory: Path, config: str | None = None, workers: int = 1) -> Server:
     directory.mkdir(parents=True, exist_ok=True)
-    return start_server(directory, config=config)
+    return start_server(directory, config=config, workers=workers)
 
 
 def _mirror_config(upstreams: list[dict[str, object]], **extra: object) -> str:
@@ -173,24 +173,43 @@ def test_an_upstream_that_never_answers_times_out_into_stale_or_503(tmp_path: Pa
         silent.close()
 
 
-def test_twenty_concurrent_pulls_of_a_cold_blob_fetch_it_once(
-    upstream: Server, mirror: Server
-) -> None:
+def _twenty_pulls_one_fetch(upstream: Server, mirror: Server, repo: str) -> None:
     data = bytes(range(256)) * (32 * 1024)  # 8 MiB
-    digest = push_blob(upstream.client, "lib/big", data)
+    digest = push_blob(upstream.client, f"lib/{repo}", data)
 
-    def pull(_: int) -> tuple[int, str, bytes]:
-        with httpx.Client(base_url=mirror.url, timeout=60) as client:
-            r = client.get(f"/v2/up/lib/big/blobs/{digest}")
-            return r.status_code, r.headers.get("X-Hatchway-Mirror", ""), r.content
+    def pull(_: int) -> tuple[int, bytes]:
+        with httpx.Client(base_url=mirror.url, timeout=120) as client:
+            r = client.get(f"/v2/up/lib/{repo}/blobs/{digest}")
+            return r.status_code, r.content
 
     with ThreadPoolExecutor(20) as pool:
         results = list(pool.map(pull, range(20)))
-    assert all(status == 200 for status, _, _ in results)
-    assert all(body == data for _, _, body in results)
-    assert _wait_logged(upstream, "GET", f"/v2/lib/big/blobs/{digest}", 1) == 1
+    assert [status for status, _ in results] == [200] * 20
+    assert all(body == data for _, body in results)
+    path = f"/v2/lib/{repo}/blobs/{digest}"
+    assert _wait_logged(upstream, "GET", path, 1) == 1
     time.sleep(0.3)
-    assert _upstream_requests(upstream, "GET", f"/v2/lib/big/blobs/{digest}") == 1
+    assert _upstream_requests(upstream, "GET", path) == 1
+
+
+def test_twenty_concurrent_pulls_of_a_cold_blob_fetch_it_once(
+    upstream: Server, mirror: Server
+) -> None:
+    _twenty_pulls_one_fetch(upstream, mirror, "big")
+
+
+def test_workers_share_one_download_through_the_storage_lock(
+    tmp_path: Path, upstream: Server
+) -> None:
+    config = _mirror_config([{"prefix": "up", "remoteurl": upstream.url}])
+    mirror = _serve(tmp_path / "mirror2", config=config, workers=2)
+    try:
+        _twenty_pulls_one_fetch(upstream, mirror, "shared")
+        # Nothing of the downloads is left in the repository's uploads.
+        uploads = mirror.data / "docker/registry/v2/repositories/up/lib/shared/_uploads"
+        assert not uploads.exists() or not any(uploads.iterdir())
+    finally:
+        mirror.stop()
 
 
 def test_containerd_ns_parameter_routes_to_the_upstream(upstream: Server, mirror: Server) -> None:

@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import logging
 import os
-import uuid
 from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
 from typing import BinaryIO
 
 import httpx
@@ -21,11 +21,18 @@ import httpx
 from hatchway.oci.digest import Digest, new_hasher
 from hatchway.registry import layout
 from hatchway.registry.blobs import BlobStore
-from hatchway.registry.mirror.upstream import UpstreamClient, UpstreamDown
-from hatchway.storage.driver import FileWriter, StorageDriver
+from hatchway.registry.mirror.upstream import UpstreamClient, UpstreamDown, UpstreamMissing
+from hatchway.storage.driver import (
+    FileWriter,
+    LockTimeoutError,
+    PathNotFoundError,
+    StorageDriver,
+)
 
 log = logging.getLogger("hatchway.mirror")
 _READ = 1024 * 1024
+# How long a worker waits for another worker's (or replica's) download of the same blob.
+_LOCK_WAIT = 600.0
 
 
 class FetchFailed(Exception):
@@ -50,7 +57,60 @@ class BlobFetch:
             self._grew.notify_all()
 
     async def run(self, client: UpstreamClient, driver: StorageDriver, blobs: BlobStore) -> None:
-        temp = layout.upload_data(self.local, f"mirror-{uuid.uuid4()}")
+        """Download, verify and publish the blob; never raises (but for cancellation):
+        the outcome is :attr:`error`."""
+        try:
+            await self._locked_download(client, driver, blobs)
+        except BaseException as exc:
+            self.error = exc
+            if not isinstance(exc, UpstreamDown | UpstreamMissing | asyncio.CancelledError):
+                log.warning("mirror fetch of %s failed: %s", self.digest, exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            self.started.set()
+            self.finished.set()
+            await self._notify()
+
+    async def _locked_download(
+        self, client: UpstreamClient, driver: StorageDriver, blobs: BlobStore
+    ) -> None:
+        """Other workers and replicas share the download through the storage lock of a
+        directory of its own: who gets it second finds the blob published, and links it."""
+        directory = layout.upload_dir(self.local, f"mirror-{self.digest.hex}")
+        started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        for _ in range(3):
+            await driver.put_content(f"{directory}/startedat", started.encode())
+            try:
+                async with driver.lock(directory, _LOCK_WAIT):
+                    try:
+                        await self._once(client, driver, blobs, f"{directory}/data")
+                    finally:
+                        # Removed while held: no one else is writing in it now, and a
+                        # waiter finds it gone and looks at the store again.
+                        with contextlib.suppress(PathNotFoundError):
+                            await driver.delete(directory)
+            except PathNotFoundError as exc:
+                if exc.path != directory:
+                    raise
+                continue  # its holder finished and removed it while we waited: again
+            except LockTimeoutError:
+                raise UpstreamDown("another download of this blob is taking too long") from None
+            return
+        raise UpstreamDown("could not take the download lock")
+
+    async def _once(
+        self, client: UpstreamClient, driver: StorageDriver, blobs: BlobStore, temp: str
+    ) -> None:
+        """Download, unless another worker or replica has published it meanwhile."""
+        if await blobs.is_linked(self.local, self.digest) and await blobs.exists(self.digest):
+            self.size = (await blobs.stat(self.local, self.digest)).size
+            return
+        await self._download(client, driver, blobs, temp)
+
+    async def _download(
+        self, client: UpstreamClient, driver: StorageDriver, blobs: BlobStore, temp: str
+    ) -> None:
         writer: FileWriter | None = None
         try:
             response = await client.send(
@@ -78,26 +138,17 @@ class BlobFetch:
             if hasher.hexdigest() != self.digest.hex or (
                 self.size is not None and self.size != self.written
             ):
-                raise FetchFailed(f"upstream sent bytes that are not {self.digest}")  # noqa: TRY301
+                raise FetchFailed(f"upstream sent bytes that are not {self.digest}")
             await writer.commit()
             writer = None
             await blobs.ingest(temp, self.digest, self.written)
             self.size = self.written
             if not await blobs.link(self.local, self.digest):
-                raise FetchFailed("blob removed by garbage collection meanwhile")  # noqa: TRY301
-        except BaseException as exc:
-            self.error = exc
+                raise FetchFailed("blob removed by garbage collection meanwhile")
+        finally:
             if writer is not None:
                 with contextlib.suppress(Exception):
                     await writer.cancel()
-            if not isinstance(exc, UpstreamDown | asyncio.CancelledError):
-                log.warning("mirror fetch of %s failed: %s", self.digest, exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-        finally:
-            self.started.set()
-            self.finished.set()
-            await self._notify()
 
     def open_follower(self) -> BinaryIO | None:
         """The download file, opened to follow it as it grows; None when it cannot be
