@@ -70,13 +70,12 @@ def _wait_logged(upstream: Server, method: str, path: str, count: int) -> int:
     return seen
 
 
-@pytest.mark.skipif(SKOPEO is None, reason="skopeo is installed by scripts/test")
 def test_skopeo_copies_an_image_pushed_upstream(
     tmp_path: Path, upstream: Server, mirror: Server
 ) -> None:
     image = make_image("mirrored", layer_sizes=(300_000, 5000))
     digest = push_image(upstream.client, "lib/app", image, "1")
-    assert SKOPEO is not None
+    assert SKOPEO is not None, "skopeo is not installed (scripts/test installs it)"
     out = tmp_path / "out"
     subprocess.run(
         [
