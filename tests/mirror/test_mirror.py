@@ -16,6 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hatchway.client.auth import RegistryAuth
+from hatchway.client.dockerconfig import Credentials
+from tests.support.authkit import ADMIN, ADMIN_PASSWORD
 from tests.support.images import make_image
 from tests.support.oci import errors, push_blob, push_image, sha256
 from tests.support.registries import htpasswd_file, start_registry
@@ -310,3 +313,32 @@ def test_a_blob_stored_for_another_repository_is_linked_not_fetched_again(
     assert r.status_code == 200
     assert r.content == data
     assert _upstream_requests(upstream, "GET", f"/v2/lib/two/blobs/{digest}") == 0
+
+
+def test_token_mode_mirror_indexes_what_it_mirrors(tmp_path: Path, upstream: Server) -> None:
+    """With the token service (and so the repository index), a mirrored image is pulled
+    with a token and lands in the index without complaint."""
+    image = make_image("indexed")
+    digest = push_image(upstream.client, "lib/indexed", image, "1")
+    config = _mirror_config(
+        [{"prefix": "up", "remoteurl": upstream.url}], auth={"token": {"realm": None}}
+    )
+    directory = tmp_path / "mirror"
+    directory.mkdir()
+    server = start_server(directory, config=config, env={"HATCHWAY_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    try:
+        auth = RegistryAuth(Credentials(ADMIN, ADMIN_PASSWORD))
+        with httpx.Client(base_url=server.url, auth=auth, timeout=30) as client:
+            r = client.get("/v2/up/lib/indexed/manifests/1", headers={"Accept": OCI_ACCEPT})
+            assert r.status_code == 200, r.text
+            assert r.headers["Docker-Content-Digest"] == digest
+            for layer in image.layers:
+                assert client.get(f"/v2/up/lib/indexed/blobs/{layer.digest}").content == (
+                    layer.data
+                )
+            r = client.put("/v2/up/lib/indexed/manifests/2", content=image.manifest.data)
+            assert r.status_code == 405
+        assert "repository index: could not record" not in server.log()
+        assert "Traceback" not in server.log()
+    finally:
+        server.stop()
