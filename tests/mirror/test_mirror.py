@@ -147,6 +147,9 @@ def test_upstream_down_serves_cached_as_stale_and_misses_503(
     r = mirror.client.get("/v2/up/lib/cached/manifests/1")
     assert r.status_code == 200
     assert r.headers["X-Hatchway-Mirror"] == "stale"
+    r = mirror.client.get("/v2/up/lib/uncached/tags/list")
+    assert r.status_code == 503
+    assert errors(r) == ["UNAVAILABLE"]
     assert r.headers["Warning"] == '110 - "Response is stale"'
     blob = mirror.client.get(f"/v2/up/lib/cached/blobs/{image.layers[0].digest}")
     assert blob.status_code == 200
@@ -342,3 +345,27 @@ def test_token_mode_mirror_indexes_what_it_mirrors(tmp_path: Path, upstream: Ser
         assert "Traceback" not in server.log()
     finally:
         server.stop()
+
+
+def test_tags_are_listed_from_upstream_and_from_the_cache_when_it_is_down(
+    upstream: Server, mirror: Server
+) -> None:
+    image = make_image("tagged")
+    for tag in ("a", "b", "c"):
+        push_image(upstream.client, "lib/tagged", image, tag)
+    r = mirror.client.get("/v2/up/lib/tagged/tags/list")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"name": "up/lib/tagged", "tags": ["a", "b", "c"]}
+    r = mirror.client.get("/v2/up/lib/tagged/tags/list", params={"n": 2})
+    assert r.json()["tags"] == ["a", "b"]
+    assert r.headers["Link"] == '</v2/up/lib/tagged/tags/list?n=2&last=b>; rel="next"'
+    assert mirror.client.get("/v2/up/lib/untagged/tags/list").status_code == 404
+    assert mirror.client.get("/v2/up/lib/tagged/manifests/b").status_code == 200
+    upstream.stop()
+    r = mirror.client.get("/v2/up/lib/tagged/tags/list")
+    assert r.status_code == 200
+    assert r.json()["tags"] == ["b"]
+    assert r.headers["X-Hatchway-Mirror"] == "stale"
+    r = mirror.client.get("/v2/up/lib/uncached/tags/list")
+    assert r.status_code == 503
+    assert errors(r) == ["UNAVAILABLE"]

@@ -10,14 +10,17 @@ local name (``dockerhub/library/alpine``), as to any repository.
 from __future__ import annotations
 
 import contextlib
+import urllib.parse
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from hatchway.config.model import Config
-from hatchway.errors import BLOB_UNKNOWN, UNAVAILABLE, UNSUPPORTED, HatchwayError
-from hatchway.http.oci import blobs
+from hatchway.errors import BLOB_UNKNOWN, NAME_UNKNOWN, UNAVAILABLE, UNSUPPORTED, HatchwayError
+from hatchway.http.oci import blobs, listing
 from hatchway.http.oci import manifests as manifest_routes
+from hatchway.http.oci.common import page_size
+from hatchway.http.oci.listing import TAGS_MAX
 from hatchway.http.state import REGISTRY
 from hatchway.oci.digest import Digest
 from hatchway.oci.names import validate_name
@@ -135,3 +138,28 @@ async def blob(request: web.Request, route: MirrorRoute, digest: str) -> web.Str
         file.close()
     await response.write_eof()
     return response
+
+
+async def tags(request: web.Request, route: MirrorRoute) -> web.StreamResponse:
+    """The upstream's tags (as distribution's proxy lists them); when the upstream is
+    down, the tags pulled through here, marked stale."""
+    n = page_size(request, None, TAGS_MAX)
+    try:
+        names, last = await request.app[MIRROR].tags(route, n, request.query.get("last"))
+    except UpstreamMissing:
+        raise HatchwayError(NAME_UNKNOWN, detail={"name": route.local}) from None
+    except UpstreamDown as exc:
+        try:
+            response = await listing.tags(request, route.local)
+        except HatchwayError as error:
+            if error.code is not NAME_UNKNOWN:
+                raise
+            raise _unavailable(route, exc) from None
+        response.headers[HEADER] = "stale"
+        response.headers["Warning"] = STALE_WARNING
+        return response
+    headers = {HEADER: "miss"}
+    if last is not None:
+        query = urllib.parse.urlencode({"n": n, "last": last} if n else {"last": last})
+        headers["Link"] = f'</v2/{route.local}/tags/list?{query}>; rel="next"'
+    return web.json_response({"name": route.local, "tags": names}, headers=headers)

@@ -112,6 +112,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             response = await mirror.manifest(request, mirrored, params["reference"])
         elif mirrored is not None and route.handler is blobs.get:
             response = await mirror.blob(request, mirrored, params["digest"])
+        elif mirrored is not None and route.handler is listing.tags:
+            response = await mirror.tags(request, mirrored)
         else:
             response = await route.handler(request, **params)
         if route.audit is not None:

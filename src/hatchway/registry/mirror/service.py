@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import urllib.parse
 from dataclasses import dataclass
 
 from hatchway.config.proxy import Upstream
@@ -32,6 +34,15 @@ from hatchway.registry.service import Registry
 
 # containerd names Docker Hub "docker.io"; its registry API is registry-1.docker.io.
 _HOST_ALIASES = {"docker.io": "registry-1.docker.io", "index.docker.io": "registry-1.docker.io"}
+
+
+def _next_last(link: str | None) -> str | None:
+    """``last`` from an upstream's ``Link: </v2/x/tags/list?n=2&last=b>; rel="next"``."""
+    if not link or 'rel="next"' not in link:
+        return None
+    target = link.split(";", 1)[0].strip().strip("<>")
+    values = urllib.parse.parse_qs(urllib.parse.urlsplit(target).query).get("last")
+    return values[0] if values else None
 
 
 def _remote_name(upstream: Upstream, name: str) -> str:
@@ -180,6 +191,34 @@ class Mirror:
         if announced and announced.startswith("sha256:") and announced != str(digest_bytes(body)):
             raise UpstreamDown("upstream manifest does not match its Docker-Content-Digest")
         return body
+
+    # --- tags ----------------------------------------------------------------------
+
+    async def tags(
+        self, route: MirrorRoute, n: int | None, last: str | None
+    ) -> tuple[list[str], str | None]:
+        """The upstream's tag list (a page), and the ``last`` of its next page if any;
+        UpstreamMissing / UpstreamDown."""
+        query = {k: v for k, v in (("n", str(n) if n is not None else None), ("last", last)) if v}
+        path = f"/v2/{route.remote}/tags/list"
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
+        client = self._clients[route.upstream.prefix]
+        response = await client.send("GET", path, route.scope)
+        try:
+            body = await response.aread()
+        except Exception as exc:
+            client.failed()
+            raise UpstreamDown(f"upstream broke off: {type(exc).__name__}") from None
+        finally:
+            await response.aclose()
+        try:
+            doc = json.loads(body)
+            tags = [str(t) for t in (doc.get("tags") or [])]
+        except (ValueError, AttributeError, TypeError):
+            raise UpstreamDown("upstream sent no tag list") from None
+        metrics.mirror_lookup(route.upstream.label, "miss")
+        return tags, _next_last(response.headers.get("Link"))
 
     # --- blobs ---------------------------------------------------------------------
 
