@@ -50,6 +50,7 @@ http {{
             proxy_request_buffering off;
             proxy_buffering off;
             {next_upstream}
+            {extra}
         }}
     }}
 }}
@@ -73,9 +74,14 @@ class Nginx:
 
 
 def start_nginx(
-    directory: Path, upstream: str | Sequence[str], *, tls: tuple[Path, Path] | None = None
+    directory: Path,
+    upstream: str | Sequence[str],
+    *,
+    tls: tuple[Path, Path] | None = None,
+    extra: str = "",
 ) -> Nginx:
-    """nginx on 127.0.0.1, proxying to ``upstream`` (HOST:PORT); TLS with (cert, key).
+    """nginx on 127.0.0.1, proxying to ``upstream`` (HOST:PORT); TLS with (cert, key);
+    ``extra``: more directives for the proxying location (e.g. ``add_header``).
 
     Several upstreams are balanced round robin with no session affinity, and an
     idempotent request a replica failed (refused, reset, 502) goes to the next one."""
@@ -100,6 +106,7 @@ def start_nginx(
             upstream=upstream,
             upstreams=upstreams,
             next_upstream=next_upstream,
+            extra=extra,
         )
     )
     log = (directory / "stdout.log").open("wb")

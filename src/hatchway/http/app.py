@@ -13,6 +13,7 @@ from hatchway.http import api, forwarded, health, indexing, maintenance, token
 from hatchway.http import metrics as http_metrics
 from hatchway.http.api.route import SELF_SERVICE
 from hatchway.http.errors import error_middleware
+from hatchway.http.oci import mirror as oci_mirror
 from hatchway.http.oci import routes
 from hatchway.http.state import (
     AUDIT,
@@ -92,6 +93,7 @@ def create_app(
 
     app.on_cleanup.append(close_auth)
     routes.setup(app)
+    oci_mirror.setup(app, config)
     health.setup(app, config)
     http_metrics.setup(app, config)
     app.on_response_prepare.append(_response_headers(config.http.headers))
