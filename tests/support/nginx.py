@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
     client_max_body_size 0;
+    {upstreams}
     server {{
         listen 127.0.0.1:{port}{ssl};
         {certificates}
@@ -47,6 +49,8 @@ http {{
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_request_buffering off;
             proxy_buffering off;
+            {next_upstream}
+            {extra}
         }}
     }}
 }}
@@ -69,13 +73,29 @@ class Nginx:
                 self.process.wait()
 
 
-def start_nginx(directory: Path, upstream: str, *, tls: tuple[Path, Path] | None = None) -> Nginx:
-    """nginx on 127.0.0.1, proxying to ``upstream`` (HOST:PORT); TLS with (cert, key)."""
+def start_nginx(
+    directory: Path,
+    upstream: str | Sequence[str],
+    *,
+    tls: tuple[Path, Path] | None = None,
+    extra: str = "",
+) -> Nginx:
+    """nginx on 127.0.0.1, proxying to ``upstream`` (HOST:PORT); TLS with (cert, key);
+    ``extra``: more directives for the proxying location (e.g. ``add_header``).
+
+    Several upstreams are balanced round robin with no session affinity, and an
+    idempotent request a replica failed (refused, reset, 502) goes to the next one."""
     if NGINX is None:
         raise RuntimeError("nginx is not installed (apt-get install nginx-light)")
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     certificates = f"ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};" if tls else ""
+    upstreams = next_upstream = ""
+    if not isinstance(upstream, str):
+        servers = " ".join(f"server {u} max_fails=1 fail_timeout=2s;" for u in upstream)
+        upstreams = f"upstream replicas {{ {servers} keepalive 32; }}"
+        next_upstream = "proxy_next_upstream error timeout http_502 http_503;"
+        upstream = "replicas"
     config = directory / "nginx.conf"
     config.write_text(
         _CONFIG.format(
@@ -84,6 +104,9 @@ def start_nginx(directory: Path, upstream: str, *, tls: tuple[Path, Path] | None
             ssl=" ssl" if tls else "",
             certificates=certificates,
             upstream=upstream,
+            upstreams=upstreams,
+            next_upstream=next_upstream,
+            extra=extra,
         )
     )
     log = (directory / "stdout.log").open("wb")

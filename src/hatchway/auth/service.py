@@ -55,6 +55,13 @@ class TokenRequestError(Exception):
         self.retry_after = retry_after
 
 
+class SecondFactorRefusal(TokenRequestError):
+    """The password was right, but this account may not sign in with it alone here."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__("invalid_grant", description, 401)
+
+
 @dataclass(frozen=True, slots=True)
 class TokenResponse:
     token: str
@@ -100,6 +107,8 @@ class TokenService:
         self.store = store
         self.audit = audit
         self.limiter = limiter or Limiter(store.attempts)
+        # Why a password sign-in is refused (two-factor rule), or None: auth.twofactor.
+        self.password_rule: Callable[[Principal], str | None] | None = None
 
     @property
     def policy(self) -> Policy:
@@ -113,8 +122,20 @@ class TokenService:
         if service and service != self.service:
             raise TokenRequestError("invalid_request", f"unknown service {service[:100]!r}")
 
-    def login(self, username: str, password: str, client: ClientInfo) -> tuple[Principal, str]:
-        """The principal for a username and password (or access token), and its backend."""
+    def login(
+        self,
+        username: str,
+        password: str,
+        client: ClientInfo,
+        *,
+        second_factor_exempt: bool = False,
+    ) -> tuple[Principal, str]:
+        """The principal for a username and password (or access token), and its backend.
+
+        A password sign-in that the two-factor rule refuses raises
+        :class:`SecondFactorRefusal`, unless ``second_factor_exempt`` (the enrolment
+        endpoints, which must stay open to an account that has to enrol).
+        """
 
         def authenticate() -> tuple[Principal, str] | None:
             for authenticator in self.authenticators:
@@ -140,6 +161,21 @@ class TokenService:
             metrics.auth_attempt(credential_kind(None, unguessable), "failure")
             self._audit(self._login_event(username, client, "failure"))
             raise TokenRequestError("invalid_grant", "incorrect username or password", 401)
+        if self.password_rule is not None and not second_factor_exempt:
+            refusal = self.password_rule(found[0])
+            if refusal is not None:
+                metrics.auth_attempt(credential_kind(found[0], unguessable, found[1]), "failure")
+                self._audit(
+                    AuditEvent(
+                        "login",
+                        "denied",
+                        username[:255],
+                        client.address,
+                        client.user_agent,
+                        detail={"reason": "second factor"},
+                    )
+                )
+                raise SecondFactorRefusal(refusal)
         metrics.auth_attempt(credential_kind(found[0], unguessable, found[1]), "success")
         return found
 

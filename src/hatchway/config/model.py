@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from hatchway.config.identity import IdentityConfig
 from hatchway.config.observability import Debug, Redis
+from hatchway.config.proxy import Proxy
 from hatchway.config.s3 import S3, Redirect
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -259,6 +260,7 @@ class Config(Section):
     health: dict[str, Any] | None = None
     redis: Redis | None = None
     identity: IdentityConfig | None = None
+    proxy: Proxy | None = None
 
     @property
     def auth_mode(self) -> Literal["none", "token", "htpasswd"]:

@@ -13,6 +13,7 @@ from hatchway.http import api, forwarded, health, indexing, maintenance, token
 from hatchway.http import metrics as http_metrics
 from hatchway.http.api.route import SELF_SERVICE
 from hatchway.http.errors import error_middleware
+from hatchway.http.oci import mirror as oci_mirror
 from hatchway.http.oci import routes
 from hatchway.http.state import (
     AUDIT,
@@ -28,6 +29,7 @@ from hatchway.http.state import (
 )
 from hatchway.http.ui.mount import setup as setup_ui
 from hatchway.http.wiring import build_auth
+from hatchway.metadata.engine import database_dsn
 from hatchway.observability import metrics
 from hatchway.observability.gc import gc_collector
 from hatchway.observability.storage import InstrumentedDriver
@@ -39,6 +41,8 @@ READ_BUFSIZE = 1024 * 1024
 
 def build_registry(config: Config) -> Registry:
     name, options = config.storage.driver()
+    if name == "s3":  # replicas sharing the bucket share PostgreSQL locks, if database.dsn is one
+        options = {**options, "lockdsn": database_dsn(config)}
     driver = drivers.create(name, options)
     if config.http.debug.prometheus.enabled:  # timed only when someone can read it
         driver = InstrumentedDriver(driver)
@@ -89,6 +93,7 @@ def create_app(
 
     app.on_cleanup.append(close_auth)
     routes.setup(app)
+    oci_mirror.setup(app, config)
     health.setup(app, config)
     http_metrics.setup(app, config)
     app.on_response_prepare.append(_response_headers(config.http.headers))

@@ -29,6 +29,7 @@ from hatchway.auth.policy import Policy, Rule, load_rules
 from hatchway.auth.policy.source import PolicySource, database_rules
 from hatchway.auth.service import TokenService
 from hatchway.auth.tokens import KeyStore, TokenIssuer, TokenVerifier, key_directory
+from hatchway.auth.tokens.dbkeys import key_backend
 from hatchway.auth.tokens.external import external_verifier
 from hatchway.config import load as config_load
 from hatchway.config.model import Config
@@ -106,7 +107,9 @@ def key_store(config: Config) -> KeyStore:
     token = config.auth.token
     # Old keys must verify for at least the longest token lifetime after a rotation.
     overlap = max(3600, token.expiration + 60)
-    return KeyStore(key_directory(config), token.signingalgorithm, overlap=overlap)
+    # Shared by replicas through the database when it is PostgreSQL (auth/tokens/dbkeys.py).
+    backend = key_backend(config)
+    return KeyStore(key_directory(config), token.signingalgorithm, overlap=overlap, backend=backend)
 
 
 def _log_only() -> AuthParts:

@@ -11,6 +11,7 @@ from hatchway.metadata.gcruns import GcRunStore
 from hatchway.metadata.repoindex import RepositoryIndex
 from hatchway.metadata.rules import AccessRuleStore
 from hatchway.metadata.tokens import AccessTokenStore, RefreshTokenStore
+from hatchway.metadata.twofactor import TwoFactorStore
 from hatchway.metadata.websessions import WebSessionStore
 
 
@@ -37,6 +38,7 @@ class MetadataStore:
         self.index = RepositoryIndex(self.db)
         self.external = ExternalIdentityStore(self.db)
         self.gc_runs = GcRunStore(self.db)
+        self.twofactor = TwoFactorStore(self.db)
 
     @property
     def dialect(self) -> str:

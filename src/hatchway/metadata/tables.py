@@ -17,6 +17,9 @@
                     in epoch seconds (see metadata/attempts.py)
     web_sessions    the web UI's sign-in sessions: only a SHA-256 of the cookie's secret;
                     idle and absolute expiry; binding as refresh_tokens'
+    twofactor       per account with a second factor: its TOTP secret, whether enrolment
+                    is confirmed, the time step of the last accepted code (no replays)
+    recovery_codes  a 2FA account's one-time recovery codes: only a SHA-256 of each
     index_repositories, index_manifests, index_tags, index_blobs
                     the repository index: what storage holds, summarized for listing and
                     search (see metadata/repoindex.py); rebuildable from storage
@@ -303,6 +306,39 @@ web_sessions = Table(
     sqlite_autoincrement=True,  # ids name sessions to their owner: never reused
 )
 
+twofactor = Table(
+    "twofactor",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("method", String(16), nullable=False),  # "totp"
+    # The TOTP secret (base32): it must be read to check a code (see README).
+    Column("secret", String(512), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("confirmed_at", UTCDateTime, nullable=True),  # null: enrolment not yet confirmed
+    # The time step of the last accepted code: a code for it or earlier is a replay.
+    Column("last_step", BigInteger, nullable=True),
+)
+
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("code_hash", String(64), nullable=False),  # SHA-256 hex; never the code
+    Column("used_at", UTCDateTime, nullable=True),
+    Index("ix_recovery_codes_account", "account_id"),
+)
+
+# Token signing keys shared by replicas (auth/tokens/dbkeys.py), used when the database is
+# PostgreSQL: name is keyfile.file_name (activation time + kid), pem the key and its
+# certificate (keyfile.encode). Without it, keys are files in the local directory.
+token_signing_keys = Table(
+    "token_signing_keys",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("pem", Text, nullable=False),
+)
+
 __all__ = [
     "UTCDateTime",
     "access_rule_revision",
@@ -320,6 +356,9 @@ __all__ = [
     "login_attempts",
     "memberships",
     "metadata",
+    "recovery_codes",
     "refresh_tokens",
+    "twofactor",
+    "token_signing_keys",
     "web_sessions",
 ]

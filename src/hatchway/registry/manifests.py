@@ -170,6 +170,20 @@ class Manifests:
             await self.index.manifest_pushed(name, d, tag, actor)
         return PutResult(d, manifest.subject.digest if manifest.subject else None)
 
+    async def adopt(self, name: str, tag: str | None, body: bytes) -> StoredManifest:
+        """Store a manifest fetched by the pull-through mirror (its digest checked by the
+        caller) without requiring its blobs: the mirror fetches those when pulled."""
+        d = digest_bytes(body)
+        await self._blobs.put_small(d, body)
+        await self._link_revision(name, d)
+        if tag is not None:
+            await self._tags.set(name, tag, d)
+        item = StoredManifest(d, oci_manifests.media_type_of(body), body)
+        self._cache.put(item)
+        if self.index is not None:
+            await self.index.manifest_pushed(name, d, tag, None)
+        return item
+
     async def _refresh_references(self, name: str, d: Digest, manifest: Manifest) -> None:
         """Touch what the manifest needs, after its revision link is written.
 

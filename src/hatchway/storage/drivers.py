@@ -23,15 +23,22 @@ def _memory(options: dict[str, Any]) -> StorageDriver:
 def _s3(options: dict[str, Any]) -> StorageDriver:
     import os
 
-    from hatchway.storage.locks import FileLocks
+    from hatchway.storage.locks import FileLocks, LockService
+    from hatchway.storage.pglocks import PostgresLocks, is_postgres
     from hatchway.storage.s3 import S3Driver, S3Options
 
-    settings = {k: v for k, v in options.items() if k != "localdirectory"}
+    settings = {k: v for k, v in options.items() if k not in ("localdirectory", "lockdsn")}
     s3 = S3Options(**settings)
-    # Locks exclude the processes of this machine that share the local directory;
-    # namespaced by bucket and root, as two stores may share one directory.
+    # Namespaced by bucket and root, as two stores may share one directory or database.
     namespace = f"{s3.regionendpoint or s3.region}/{s3.bucket}/{s3.rootdirectory.strip('/')}"
-    locks = FileLocks(os.path.join(str(options["localdirectory"]), "locks"), namespace)
+    locks: LockService
+    if is_postgres(options.get("lockdsn")):
+        # A PostgreSQL database (database.dsn) is what replicas on several machines
+        # share: its advisory locks exclude all of them (see storage/pglocks.py).
+        locks = PostgresLocks(str(options["lockdsn"]), namespace)
+    else:
+        # Locks exclude the processes of this machine that share the local directory.
+        locks = FileLocks(os.path.join(str(options["localdirectory"]), "locks"), namespace)
     return S3Driver(s3, locks)
 
 

@@ -85,6 +85,26 @@ def load(path: Path) -> SigningKey | None:
         # The exception's type only: messages of key parsers are not for logs.
         log.warning("ignoring token key file %s: %s", path, type(exc).__name__)
         return None
+    return _signing_key(key, cert, activated, path)
+
+
+def from_bytes(name: str, data: bytes) -> SigningKey | None:
+    """A key stored elsewhere than in a file (the database) under its file ``name``;
+    its ``path`` is that bare name. None (logged) if it is not a usable key."""
+    activated = parse_name(name)
+    if activated is None:
+        return None
+    try:
+        key, cert = decode(data)
+    except (ValueError, TypeError) as exc:
+        log.warning("ignoring stored token key %s: %s", name, type(exc).__name__)
+        return None
+    return _signing_key(key, cert, activated, Path(name))
+
+
+def _signing_key(
+    key: PrivateKey, cert: x509.Certificate, activated: datetime, path: Path
+) -> SigningKey | None:
     algorithm = algorithm_for(key)
     if algorithm is None:
         return None
@@ -179,12 +199,17 @@ def parse_name(name: str) -> datetime | None:
 
 def create(directory: Path, algorithm: str, activated: datetime) -> tuple[str, Path]:
     """Generate a key with its certificate and store it; returns (kid, path)."""
-    key = generate(algorithm)
-    kid = thumbprint(key.public_key())
-    data = encode(key, self_signed(key, kid, datetime.now(UTC)))
-    path = directory / file_name(activated, kid)
+    kid, name, data = new_key(algorithm, activated)
+    path = directory / name
     write_private(path, data)
     return kid, path
+
+
+def new_key(algorithm: str, activated: datetime) -> tuple[str, str, bytes]:
+    """Generate a key with its certificate: (kid, file name, PEM to store)."""
+    key = generate(algorithm)
+    kid = thumbprint(key.public_key())
+    return kid, file_name(activated, kid), encode(key, self_signed(key, kid, datetime.now(UTC)))
 
 
 def write_private(path: Path, data: bytes) -> None:

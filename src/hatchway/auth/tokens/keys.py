@@ -21,11 +21,12 @@ import os
 import threading
 import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography.hazmat.primitives import serialization
 
@@ -34,7 +35,16 @@ from hatchway.auth.tokens.errors import TokenError
 from hatchway.auth.tokens.jwk import ALGORITHMS, VerificationKey
 from hatchway.auth.tokens.keyfile import SigningKey
 
-__all__ = ["DEFAULT_OVERLAP", "KeyInfo", "KeyState", "KeyStore", "SigningKey", "key_directory"]
+__all__ = [
+    "DEFAULT_OVERLAP",
+    "KeyBackend",
+    "KeyFiles",
+    "KeyInfo",
+    "KeyState",
+    "KeyStore",
+    "SigningKey",
+    "key_directory",
+]
 
 if TYPE_CHECKING:
     from hatchway.config.model import Config
@@ -82,10 +92,13 @@ class KeyStore:
         *,
         overlap: float = DEFAULT_OVERLAP,
         check_interval: float = 1.0,
+        backend: KeyBackend | None = None,
     ) -> None:
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unsupported token signing algorithm {algorithm!r}")
         self.directory = Path(directory)
+        # Where the keys are: files in ``directory``, or the shared database (dbkeys).
+        self.backend: KeyBackend = backend or KeyFiles(self.directory)
         self.algorithm = algorithm
         self.overlap = timedelta(seconds=overlap)
         self.check_interval = check_interval
@@ -103,7 +116,7 @@ class KeyStore:
         key = self._signing(_now())
         if key is not None:
             return key
-        with self._mutex, keyfile.locked(self.directory):
+        with self._mutex, self.backend.locked():
             self._refresh(force=True)
             key = self._signing(_now())
             if key is None:
@@ -171,6 +184,10 @@ class KeyStore:
             for i, k in enumerate(self._keys)
         ]
 
+    def close(self) -> None:
+        """Let go of the backend's connections (the store can still be used: they reopen)."""
+        self.backend.close()
+
     # -- changing ------------------------------------------------------------------------
 
     def rotate(
@@ -184,7 +201,7 @@ class KeyStore:
         algorithm = algorithm or self.algorithm
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unsupported token signing algorithm {algorithm!r}")
-        with self._mutex, keyfile.locked(self.directory):
+        with self._mutex, self.backend.locked():
             now = _now()
             when = max(activate_at, now) if activate_at is not None else now
             key = self._create(algorithm, when)
@@ -197,7 +214,7 @@ class KeyStore:
         ``retire_before(now)`` drops every key but the signing and pending ones at once
         (after a compromise); routine cleanup is :meth:`retire`.
         """
-        with self._mutex, keyfile.locked(self.directory):
+        with self._mutex, self.backend.locked():
             return self._retire_locked(when)
 
     def retire(self) -> list[str]:
@@ -212,7 +229,7 @@ class KeyStore:
         nothing more and every token it signed is refused (a leaked key); otherwise it
         keeps verifying for the overlap, as after :meth:`rotate`.
         """
-        with self._mutex, keyfile.locked(self.directory):
+        with self._mutex, self.backend.locked():
             self._refresh(force=True)
             target = next((k for k in self._keys if k.kid == kid), None)
             if target is None:
@@ -221,8 +238,7 @@ class KeyStore:
             if self._signing(_now()) is target:
                 successor = self._create(self.algorithm, _now())
             if immediately:
-                target.path.unlink(missing_ok=True)
-                keyfile.fsync_directory(self.directory)
+                self.backend.remove([target.path.name])
                 log.warning("retired token signing key %s at once", kid)
                 self._refresh(force=True)
             self._retire_locked(_now() - self.overlap)
@@ -231,26 +247,27 @@ class KeyStore:
     # -- internals -----------------------------------------------------------------------
 
     def _create(self, algorithm: str, activated: datetime) -> SigningKey:
-        kid, path = keyfile.create(self.directory, algorithm, activated)
+        kid, name, data = keyfile.new_key(algorithm, activated)
+        self.backend.store(name, data)
         log.info("created %s token signing key %s, signing from %s", algorithm, kid, activated)
         self._refresh(force=True)
         for key in self._keys:
-            if key.path == path:
+            if key.path.name == name:
                 return key
         raise RuntimeError(f"token signing key {kid} vanished after it was written")
 
     def _retire_locked(self, when: datetime) -> list[str]:
         self._refresh(force=True)
         now = _now()
-        removed = []
+        removed, retired = [], []
         for i, key in enumerate(self._keys):
             out = self._rotated_out(i, now)
             if out is not None and out < when:
-                key.path.unlink(missing_ok=True)
+                retired.append(key.path.name)
                 removed.append(key.kid)
                 log.info("retired token signing key %s", key.kid)
         if removed:
-            keyfile.fsync_directory(self.directory)
+            self.backend.remove(retired)
             self._refresh(force=True)
         return removed
 
@@ -260,15 +277,11 @@ class KeyStore:
             if not force and self._names is not None and tick - self._checked < self.check_interval:
                 return
             self._checked = tick
-            try:
-                listing = os.listdir(self.directory)
-            except FileNotFoundError:
-                listing = []
-            names = tuple(sorted(n for n in listing if keyfile.parse_name(n) is not None))
+            names = tuple(sorted(self.backend.names()))
             if names == self._names:
                 return
             known = {k.path.name: k for k in self._keys}
-            loaded = [known.get(n) or keyfile.load(self.directory / n) for n in names]
+            loaded = [known.get(n) or self.backend.load(n) for n in names]
             keys = [k for k in loaded if k is not None]
             self._keys = sorted(keys, key=lambda k: (k.activated, k.kid))
             self._names = names
@@ -302,3 +315,56 @@ class KeyStore:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class KeyBackend(Protocol):
+    """Where keys are stored, each under its ``keyfile.file_name``."""
+
+    def names(self) -> list[str]:
+        """The names of the stored keys."""
+
+    def load(self, name: str) -> SigningKey | None:
+        """The key stored under ``name``, None if it is gone or unusable."""
+
+    def store(self, name: str, data: bytes) -> None:
+        """Store a new key (``keyfile.encode``) durably before returning."""
+
+    def remove(self, names: list[str]) -> None:
+        """Delete keys; a name already gone is no error."""
+
+    def locked(self) -> AbstractContextManager[None]:
+        """Exclude every other process that changes these keys while in the block."""
+
+    def close(self) -> None:
+        """Let go of connections (before a fork, or at the end)."""
+
+
+class KeyFiles:
+    """Keys as files in one directory: one machine (workers and the CLI)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def names(self) -> list[str]:
+        try:
+            listing = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
+        return [n for n in listing if keyfile.parse_name(n) is not None]
+
+    def load(self, name: str) -> SigningKey | None:
+        return keyfile.load(self.directory / name)
+
+    def store(self, name: str, data: bytes) -> None:
+        keyfile.write_private(self.directory / name, data)
+
+    def remove(self, names: list[str]) -> None:
+        for name in names:
+            (self.directory / name).unlink(missing_ok=True)
+        keyfile.fsync_directory(self.directory)
+
+    def locked(self) -> AbstractContextManager[None]:
+        return keyfile.locked(self.directory)
+
+    def close(self) -> None:
+        pass

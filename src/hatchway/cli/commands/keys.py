@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
+from hatchway.auth.tokens.dbkeys import key_backend
 from hatchway.auth.tokens.keys import KeyState, KeyStore, key_directory
 from hatchway.cli.commands._accounts import audit, errors, open_store
 from hatchway.cli.common import ConfigOption, DataOption, fail, load_config
@@ -30,9 +32,12 @@ def _store(config: ConfigOption, data: DataOption) -> KeyStore:
     cfg = load_config(config, data)
     token = cfg.auth.token if cfg.auth is not None else None
     try:
-        return KeyStore(key_directory(cfg), token.signingalgorithm if token else "ES256")
+        algorithm = token.signingalgorithm if token else "ES256"
+        return KeyStore(key_directory(cfg), algorithm, backend=key_backend(cfg))
     except ValueError as exc:
         raise fail(str(exc), 2) from None
+    except SQLAlchemyError as exc:  # keys in a PostgreSQL database that does not answer
+        raise fail(f"cannot open the key database: {exc}") from None
 
 
 @app.command()

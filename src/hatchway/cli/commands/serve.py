@@ -20,7 +20,7 @@ from hatchway.auth.tokens.keyfile import write_private
 from hatchway.cli.common import ConfigOption, DataOption, fail, load_config, setup_logging
 from hatchway.config.model import Config
 from hatchway.errors import ConfigError
-from hatchway.http.app import build_registry, create_app
+from hatchway.http.app import create_app
 from hatchway.http.identity import check_identity
 from hatchway.http.metrics import placement
 from hatchway.http.server import serve as run_server
@@ -28,6 +28,7 @@ from hatchway.http.wiring import check_policy, key_store
 from hatchway.metadata import MetadataStore
 from hatchway.metadata.engine import database_dsn
 from hatchway.observability import metrics, multiprocess
+from hatchway.storage import drivers
 from hatchway.storage.driver import StorageError
 from hatchway.storage.filesystem import loose_permissions
 
@@ -119,7 +120,9 @@ def _bootstrap(config: Config) -> str | None:
         return None
     if config.auth.token.external:
         return None
-    key_store(config).signing_key()
+    keys = key_store(config)
+    keys.signing_key()
+    keys.close()  # before the workers fork: no database connection shared with them
     store = MetadataStore(database_dsn(config))
     try:
         if store.accounts.list():
@@ -157,7 +160,9 @@ def serve(
     try:
         # Fail fast in the supervisor on unusable storage rather than in every worker
         # (for S3: a wrong endpoint, bucket or credentials).
-        asyncio.run(build_registry(cfg).driver.list("/"))
+        # The bare driver: a measured one would create the metrics before
+        # enable_multiprocess() below, and serve would refuse to start.
+        asyncio.run(drivers.create(*cfg.storage.driver()).list("/"))
     except (OSError, StorageError) as exc:
         raise fail(f"storage is not usable: {exc}") from None
     driver, options = cfg.storage.driver()

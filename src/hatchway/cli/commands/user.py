@@ -9,6 +9,7 @@ import typer
 from hatchway.auth.admin import Actor, AdminService
 from hatchway.auth.credentials.passwords import hash_password
 from hatchway.auth.identity.base import ClientInfo
+from hatchway.cli.commands import user_twofactor
 from hatchway.cli.commands._accounts import (
     PasswordStdinOption,
     audit,
@@ -162,3 +163,6 @@ def list_(
             for a in found
         ],
     )
+
+
+app.command("twofactor-reset")(user_twofactor.twofactor_reset)

@@ -29,7 +29,7 @@ from hatchway.auth.credentials.pat import looks_like_token, secret_hash
 from hatchway.auth.credentials.refresh import REFRESH_PREFIX
 from hatchway.auth.identity.base import ClientInfo
 from hatchway.auth.selfservice import Caller, SelfService
-from hatchway.auth.service import TokenRequestError, TokenService
+from hatchway.auth.service import SecondFactorRefusal, TokenRequestError, TokenService
 from hatchway.auth.websession import WebSessions
 from hatchway.http.access import client_info
 from hatchway.http.api.errors import ApiError, throttled, unauthorized
@@ -100,6 +100,7 @@ def _verify(
     presented: Presented,
     client: ClientInfo,
     sessions: WebSessions | None = None,
+    exempt: bool = False,
 ) -> Caller:
     """Check the credentials (blocking: bcrypt, SQL) through the token service's login."""
     if presented.scheme == "session":
@@ -124,7 +125,11 @@ def _verify(
         )
         username = found[1].name if found is not None else ""
     try:
-        principal, backend = service.login(username, presented.secret, client)
+        principal, backend = service.login(
+            username, presented.secret, client, second_factor_exempt=exempt
+        )
+    except SecondFactorRefusal as exc:
+        raise unauthorized(exc.description) from None
     except TokenRequestError as exc:
         if exc.status == 429:
             raise throttled(exc.retry_after) from None
@@ -138,8 +143,14 @@ def _verify(
 
 
 async def authenticate(
-    request: web.Request, service: TokenService, selfservice: SelfService
+    request: web.Request,
+    service: TokenService,
+    selfservice: SelfService,
+    *,
+    second_factor_exempt: bool = False,
 ) -> Caller:
+    """``second_factor_exempt``: a password is accepted even where the two-factor rule
+    refuses it (the 2FA endpoints, which carry their own proof)."""
     presented = None
     for scheme in SCHEMES:
         presented = scheme(request)
@@ -149,7 +160,13 @@ async def authenticate(
         raise unauthorized()
     sessions = request.app.get(WEB_SESSIONS)
     return await asyncio.to_thread(
-        _verify, service, selfservice, presented, client_info(request), sessions
+        _verify,
+        service,
+        selfservice,
+        presented,
+        client_info(request),
+        sessions,
+        second_factor_exempt,
     )
 
 

@@ -12,6 +12,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from hatchway.http.api.repomodels import REPOSITORY_MODELS
+from hatchway.http.api.twofactormodels import (
+    TWOFACTOR_REQUEST_MODELS,
+    TWOFACTOR_RESPONSE_MODELS,
+    TwoFactorState,
+)
 
 _MAX_TEXT = 1024  # any string field; the real limits (72-byte passwords, names) come after
 _Scope = Annotated[str, Field(min_length=1, max_length=_MAX_TEXT)]
@@ -72,6 +77,9 @@ class Me(_Response):
     created: datetime | None = Field(description="null for accounts of the htpasswd file.")
     backend: Literal["local", "htpasswd", "ldap"]
     authentication: Authentication
+    twofactor: TwoFactorState | None = Field(
+        default=None, description="Two-factor state; null for accounts outside the store."
+    )
 
 
 class PasswordChange(_Request):
@@ -101,11 +109,16 @@ class TokenCreate(_Request):
         return [self.scopes] if isinstance(self.scopes, str) else list(self.scopes)
 
 
-REQUEST_MODELS: tuple[type[BaseModel], ...] = (PasswordChange, TokenCreate)
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (
+    PasswordChange,
+    TokenCreate,
+    *TWOFACTOR_REQUEST_MODELS,
+)
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     ErrorBody,
     Me,
     TokenList,
     TokenCreated,
     *REPOSITORY_MODELS,
+    *TWOFACTOR_RESPONSE_MODELS,
 )

@@ -34,6 +34,8 @@ from hatchway.http.api.authn import authenticate
 from hatchway.http.api.errors import PREFIX, ApiError, json_response, read_model, throttled
 from hatchway.http.api.repositories import REPOSITORY_ROUTES
 from hatchway.http.api.route import SELF_SERVICE, Route
+from hatchway.http.api.twofactor import TWOFACTOR, TWOFACTOR_ADMIN_ROUTES, TWOFACTOR_ROUTES
+from hatchway.http.api.twofactor import state as twofactor_state
 from hatchway.http.state import TOKEN_SERVICE
 from hatchway.metadata import AccessToken, ConflictError, MetadataError, NotFoundError
 
@@ -79,6 +81,7 @@ def token_info(token: AccessToken) -> models.TokenInfo:
 async def get_me(request: web.Request) -> web.StreamResponse:
     selfservice, caller = await _caller(request)
     profile = await asyncio.to_thread(selfservice.me, caller)
+    twofactor = await asyncio.to_thread(twofactor_state, request.app[TWOFACTOR], caller)
     method: Literal["password", "token", "session"] = (
         "token" if profile.token is not None else "session" if caller.session else "password"
     )
@@ -95,6 +98,7 @@ async def get_me(request: web.Request) -> web.StreamResponse:
                     method=method,
                     token=token_info(profile.token) if profile.token is not None else None,
                 ),
+                "twofactor": twofactor,
             }
         )
     )
@@ -204,6 +208,8 @@ ROUTES: tuple[Route, ...] = (
     ),
     *REPOSITORY_ROUTES,
     *ADMIN_ROUTES,
+    *TWOFACTOR_ROUTES,
+    *TWOFACTOR_ADMIN_ROUTES,
 )
 
 

@@ -17,7 +17,7 @@ from hatchway.errors import UNSUPPORTED, HatchwayError
 from hatchway.http.access import CHANGES, audit_success, authorize
 from hatchway.http.actor import actor_of
 from hatchway.http.errors import NOT_FOUND
-from hatchway.http.oci import blobs, listing, manifests, referrers, uploads
+from hatchway.http.oci import blobs, listing, manifests, mirror, referrers, uploads
 from hatchway.oci.names import is_valid_name, validate_name
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
@@ -104,9 +104,18 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         params = match.groupdict()
         name = params["name"]
         validate_name(name)
+        name, mirrored = mirror.route_for(request, name)  # proxy: only
+        params["name"] = name
         needed = [Access(Resource("repository", name), route.actions)]
         await authorize(request, needed, _mount_source(request, name))
-        response = await route.handler(request, **params)
+        if mirrored is not None and route.handler is manifests.get:
+            response = await mirror.manifest(request, mirrored, params["reference"])
+        elif mirrored is not None and route.handler is blobs.get:
+            response = await mirror.blob(request, mirrored, params["digest"])
+        elif mirrored is not None and route.handler is listing.tags:
+            response = await mirror.tags(request, mirrored)
+        else:
+            response = await route.handler(request, **params)
         if route.audit is not None:
             reference = params.get("reference") or params["digest"]
             digest = response.headers.get("Docker-Content-Digest")

@@ -13,7 +13,7 @@ import math
 
 from aiohttp import web
 
-from hatchway.auth.service import TokenRequestError
+from hatchway.auth.service import SecondFactorRefusal, TokenRequestError
 from hatchway.auth.websession import SignedIn
 from hatchway.http.access import client_info
 from hatchway.http.state import TOKEN_SERVICE, WEB_SESSIONS
@@ -78,6 +78,8 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
 
     try:
         started = await asyncio.to_thread(work)
+    except SecondFactorRefusal as exc:  # 2FA sign-in pages come later: say why meanwhile
+        return _again(request, target, username, exc.description, exc.status)
     except TokenRequestError as exc:
         if exc.status == 429:
             wait = max(1, math.ceil(exc.retry_after or 1))

@@ -1,0 +1,190 @@
+"""Locks shared by replicas on several machines: PostgreSQL session advisory locks.
+
+Replicas that share one bucket must also share the locks that keep two of them out of
+one upload session and ``hatchway gc`` out of a blob a push is linking; flock(2) under a
+local directory (:class:`~hatchway.storage.locks.FileLocks`) excludes only one machine.
+They already share a PostgreSQL database (``database.dsn``), so a lock is
+``pg_try_advisory_lock`` on a signed 64-bit hash of (namespace, path), polled with the
+same backoff and deadline as the flock one.
+
+Each process (each event loop) keeps one dedicated autocommit connection for its locks.
+Session advisory locks are re-entrant within a session, so holders in this process are
+first excluded from each other by an in-process lock per key, and only then ask the
+server. A process that dies (``kill -9``) closes its connection, and the server drops
+every lock it held at once: nothing stays held by the dead. If the connection itself is
+lost while a lock is held, the server has already released it; the holder is not told
+(as with a lease that lapsed) and the next lock opens a new connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
+
+import psycopg
+
+from hatchway.storage.driver import LockTimeoutError
+
+log = logging.getLogger("hatchway.storage.locks")
+
+_POLL_FIRST = 0.002
+_POLL_MAX = 0.05
+
+
+def libpq_dsn(dsn: str) -> str:
+    """SQLAlchemy's ``postgresql+psycopg://`` (or ``postgres://``) as libpq takes it."""
+    scheme, sep, rest = dsn.partition("://")
+    if sep and scheme.split("+", 1)[0] in ("postgresql", "postgres"):
+        return f"postgresql://{rest}"
+    return dsn
+
+
+def is_postgres(dsn: str | None) -> bool:
+    return bool(dsn) and libpq_dsn(dsn or "").startswith("postgresql://")
+
+
+def lock_key(namespace: str, path: str) -> int:
+    """The advisory lock key: the first 8 bytes of sha256(namespace NUL path), signed."""
+    digest = hashlib.sha256(f"{namespace}\0{path}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@dataclass
+class _Local:
+    """Holders in this process of one key: they take turns before asking the server
+    (a session's advisory locks are re-entrant, so the server would let all in)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+@dataclass
+class _LoopState:
+    conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+    keeper: AsyncGenerator[None, None] | None = None
+    opening: asyncio.Lock = field(default_factory=asyncio.Lock)
+    local: dict[int, _Local] = field(default_factory=dict)
+    unlocking: set[asyncio.Future[None]] = field(default_factory=set)
+
+
+class PostgresLocks:
+    """A :class:`~hatchway.storage.locks.LockService` on PostgreSQL advisory locks."""
+
+    def __init__(self, dsn: str, namespace: str) -> None:
+        self._dsn = libpq_dsn(dsn)
+        self._namespace = namespace
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            state = self._loops[loop] = _LoopState()
+        return state
+
+    async def _connection(self, state: _LoopState) -> psycopg.AsyncConnection[tuple[object, ...]]:
+        async with state.opening:
+            if state.conn is not None and not state.conn.closed:
+                return state.conn
+            conn = await psycopg.AsyncConnection.connect(
+                self._dsn, autocommit=True, application_name="hatchway-locks"
+            )
+
+            async def keep() -> AsyncGenerator[None, None]:
+                try:
+                    yield
+                finally:
+                    await conn.close()
+
+            keeper = keep()
+            await anext(keeper)  # owned by this loop: closed by its shutdown_asyncgens
+            state.conn, state.keeper = conn, keeper
+            return conn
+
+    async def _query(self, state: _LoopState, sql: str, key: int) -> bool:
+        conn = await self._connection(state)
+        try:
+            row = await (await conn.execute(sql, (key,))).fetchone()
+        except psycopg.OperationalError:
+            # The connection is gone (and with it every lock it held): start afresh.
+            with contextlib.suppress(Exception):
+                await conn.close()
+            raise
+        return bool(row and row[0])
+
+    @contextlib.asynccontextmanager
+    async def hold(self, path: str, wait: float) -> AsyncIterator[None]:
+        state = self._state()
+        key = lock_key(self._namespace, path)
+        deadline = time.monotonic() + wait
+        entry = state.local.setdefault(key, _Local())
+        entry.users += 1
+        try:
+            await self._acquire_local(entry.lock, path, deadline)
+            try:
+                delay = _POLL_FIRST
+                while not await self._try(state, key):
+                    if time.monotonic() >= deadline:
+                        raise LockTimeoutError(path)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _POLL_MAX)
+                try:
+                    yield
+                finally:
+                    await self._unlock(state, key)
+            finally:
+                entry.lock.release()
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del state.local[key]
+
+    @staticmethod
+    async def _acquire_local(lock: asyncio.Lock, path: str, deadline: float) -> None:
+        if not lock.locked():
+            await lock.acquire()
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise LockTimeoutError(path)
+        try:
+            await asyncio.wait_for(lock.acquire(), remaining)
+        except TimeoutError:
+            raise LockTimeoutError(path) from None
+
+    async def _try(self, state: _LoopState, key: int) -> bool:
+        """One ``pg_try_advisory_lock``. Cancelled while it is in flight, the answer is
+        still awaited (shielded) and a lock it took is given back, never left held."""
+        attempt = asyncio.ensure_future(self._query(state, "SELECT pg_try_advisory_lock(%s)", key))
+        try:
+            return await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+
+            def give_back(done: asyncio.Future[bool]) -> None:
+                if not done.cancelled() and done.exception() is None and done.result():
+                    task = asyncio.ensure_future(self._unlock(state, key))
+                    state.unlocking.add(task)
+                    task.add_done_callback(state.unlocking.discard)
+
+            attempt.add_done_callback(give_back)
+            raise
+
+    async def _unlock(self, state: _LoopState, key: int) -> None:
+        try:
+            await asyncio.shield(self._query(state, "SELECT pg_advisory_unlock(%s)", key))
+        except psycopg.OperationalError as exc:
+            log.warning("lost the lock connection (its locks are released): %s", exc)
+
+    async def aclose(self) -> None:
+        """Close this loop's connection now (otherwise it closes with its loop)."""
+        state = self._loops.pop(asyncio.get_running_loop(), None)
+        if state is not None and state.keeper is not None:
+            await state.keeper.aclose()
