@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator
+from contextlib import AbstractContextManager
 from datetime import UTC
 from typing import Any, TypeVar
 
@@ -30,7 +30,7 @@ from hatchway.auth.selfservice import Caller, NotPermitted, SelfService
 from hatchway.http.access import client_info
 from hatchway.http.api import adminmodels as m
 from hatchway.http.api.authn import authenticate
-from hatchway.http.api.errors import ApiError, json_response, read_model
+from hatchway.http.api.errors import ApiError, Refusal, json_response, read_model, refusals
 from hatchway.http.state import AUDIT, ON_RELOAD, TOKEN_SERVICE
 from hatchway.metadata import (
     AccessToken,
@@ -52,25 +52,20 @@ Q = TypeVar("Q", bound=BaseModel)
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
+_REFUSALS: tuple[Refusal, ...] = (
+    (NotPermitted, 403, "DENIED"),
+    (NotApplicable, 409, "NOT_APPLICABLE"),
+    (ReadOnlyRule, 409, "READ_ONLY"),
+    (NotFoundError, 404, "NOT_FOUND"),
+    (ConflictError, 409, "CONFLICT"),
+    (PolicyError, 422, "INVALID_RULE"),
+    ((ScopeError, MetadataError, ValueError), 422, "INVALID_REQUEST"),
+)
+
+
+def _refusals() -> AbstractContextManager[None]:
     """The admin services' refusals -> API errors (one place, by type)."""
-    try:
-        yield
-    except NotPermitted as exc:
-        raise ApiError(403, "DENIED", str(exc)) from None
-    except NotApplicable as exc:
-        raise ApiError(409, "NOT_APPLICABLE", str(exc)) from None
-    except ReadOnlyRule as exc:
-        raise ApiError(409, "READ_ONLY", str(exc)) from None
-    except NotFoundError as exc:
-        raise ApiError(404, "NOT_FOUND", str(exc)) from None
-    except ConflictError as exc:
-        raise ApiError(409, "CONFLICT", str(exc)) from None
-    except PolicyError as exc:
-        raise ApiError(422, "INVALID_RULE", str(exc)) from None
-    except (ScopeError, MetadataError, ValueError) as exc:
-        raise ApiError(422, "INVALID_REQUEST", str(exc)) from None
+    return refusals(_REFUSALS)
 
 
 def actor_for(caller: Caller, request: web.Request, via: str = "api") -> Actor:

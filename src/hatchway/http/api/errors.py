@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -57,6 +58,26 @@ def throttled(retry_after: float | None) -> ApiError:
         "too many failed logins; try again later",
         headers={"Retry-After": str(wait)},
     )
+
+
+# (exception types, status, code): how a service's refusal becomes an API error.
+Refusal = tuple[type[Exception] | tuple[type[Exception], ...], int, str]
+
+
+@contextmanager
+def refusals(table: Sequence[Refusal], *, wait: type[Exception] | None = None) -> Iterator[None]:
+    """Turn the refusals a service raises into API errors, first matching row wins.
+
+    ``wait`` names the throttling exception (its ``wait`` attribute becomes Retry-After)."""
+    try:
+        yield
+    except Exception as exc:
+        if wait is not None and isinstance(exc, wait):
+            raise throttled(getattr(exc, "wait", None)) from None
+        for kinds, status, code in table:
+            if isinstance(exc, kinds):
+                raise ApiError(status, code, str(exc)) from None
+        raise
 
 
 def render(err: ApiError) -> web.Response:

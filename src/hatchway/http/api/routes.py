@@ -8,8 +8,8 @@ cannot exist without being documented. Handlers stay thin: read the body, call
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Literal
 
 from aiohttp import web
@@ -31,7 +31,13 @@ from hatchway.http.api import models
 from hatchway.http.api.admin import setup as _setup_admin
 from hatchway.http.api.adminroutes import ADMIN_ROUTES
 from hatchway.http.api.authn import authenticate
-from hatchway.http.api.errors import PREFIX, ApiError, json_response, read_model, throttled
+from hatchway.http.api.errors import (
+    PREFIX,
+    Refusal,
+    json_response,
+    read_model,
+    refusals,
+)
 from hatchway.http.api.repositories import REPOSITORY_ROUTES
 from hatchway.http.api.route import SELF_SERVICE, Route
 from hatchway.http.api.twofactor import TWOFACTOR, TWOFACTOR_ADMIN_ROUTES, TWOFACTOR_ROUTES
@@ -39,26 +45,19 @@ from hatchway.http.api.twofactor import state as twofactor_state
 from hatchway.http.state import TOKEN_SERVICE
 from hatchway.metadata import AccessToken, ConflictError, MetadataError, NotFoundError
 
+_REFUSALS: tuple[Refusal, ...] = (
+    (NotPermitted, 403, "DENIED"),
+    (WrongPassword, 403, "WRONG_PASSWORD"),
+    ((NoPassword, NotInStore), 409, "NOT_APPLICABLE"),
+    (NotFoundError, 404, "NOT_FOUND"),
+    (ConflictError, 409, "CONFLICT"),
+    ((ScopeError, MetadataError, ValueError), 422, "INVALID_REQUEST"),
+)
 
-@contextmanager
-def _refusals() -> Iterator[None]:
+
+def _refusals() -> AbstractContextManager[None]:
     """The domain's refusals -> API errors (one place, by type)."""
-    try:
-        yield
-    except NotPermitted as exc:
-        raise ApiError(403, "DENIED", str(exc)) from None
-    except WrongPassword as exc:
-        raise ApiError(403, "WRONG_PASSWORD", str(exc)) from None
-    except Throttled as exc:
-        raise throttled(exc.wait) from None
-    except (NoPassword, NotInStore) as exc:
-        raise ApiError(409, "NOT_APPLICABLE", str(exc)) from None
-    except NotFoundError as exc:
-        raise ApiError(404, "NOT_FOUND", str(exc)) from None
-    except ConflictError as exc:
-        raise ApiError(409, "CONFLICT", str(exc)) from None
-    except (ScopeError, MetadataError, ValueError) as exc:
-        raise ApiError(422, "INVALID_REQUEST", str(exc)) from None
+    return refusals(_REFUSALS, wait=Throttled)
 
 
 async def _caller(request: web.Request) -> tuple[SelfService, Caller]:

@@ -10,8 +10,7 @@ access token is refused there (403), as it is for a password change.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from aiohttp import web
 
@@ -30,7 +29,13 @@ from hatchway.auth.twofactor import (
 from hatchway.http.access import client_info
 from hatchway.http.api import twofactormodels as tfm
 from hatchway.http.api.authn import authenticate
-from hatchway.http.api.errors import ApiError, json_response, read_model, throttled
+from hatchway.http.api.errors import (
+    ApiError,
+    Refusal,
+    json_response,
+    read_model,
+    refusals,
+)
 from hatchway.http.api.route import SELF_SERVICE, Route
 from hatchway.http.state import CONFIG, TOKEN_SERVICE
 from hatchway.metadata import NotFoundError
@@ -38,22 +43,18 @@ from hatchway.metadata import NotFoundError
 TWOFACTOR = web.AppKey("twofactor", TwoFactorService)
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
-    try:
-        yield
-    except NotPermitted as exc:
-        raise ApiError(403, "DENIED", str(exc)) from None
-    except WrongCode as exc:
-        raise ApiError(403, "WRONG_CODE", str(exc)) from None
-    except NotApplicable as exc:
-        raise ApiError(409, "NOT_APPLICABLE", str(exc)) from None
-    except Conflict as exc:
-        raise ApiError(409, "CONFLICT", str(exc)) from None
-    except Throttled as exc:
-        raise throttled(exc.wait) from None
-    except NotFoundError as exc:
-        raise ApiError(404, "NOT_FOUND", str(exc)) from None
+_REFUSALS: tuple[Refusal, ...] = (
+    (NotPermitted, 403, "DENIED"),
+    (WrongCode, 403, "WRONG_CODE"),
+    (NotApplicable, 409, "NOT_APPLICABLE"),
+    (Conflict, 409, "CONFLICT"),
+    (NotFoundError, 404, "NOT_FOUND"),
+)
+
+
+def _refusals() -> AbstractContextManager[None]:
+    """The two-factor service's refusals -> API errors."""
+    return refusals(_REFUSALS, wait=Throttled)
 
 
 async def _caller(request: web.Request, *, exempt: bool) -> tuple[TwoFactorService, Caller]:
