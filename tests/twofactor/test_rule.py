@@ -103,10 +103,12 @@ def test_hatchway_login_refused_pat_works(
 ) -> None:
     enrol(server, check, user)
     done = hatchway_login(make_home(tmp_path), server.addr, user, PASSWORD)
-    # Refused; the client prints its one wrong-credentials line for any 401 (it does not
-    # yet pass the token service's reason through, as docker does).
+    # Refused, with the token service's reason passed through as docker prints it.
     assert done.returncode == 1
     assert done.stderr.startswith("Error: unauthorized"), done.stderr
+    assert "two-factor" in done.stderr, done.stderr
+    assert "hatchway login --sso" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     pat = create_pat(server, user, "cli", [f"repository:{user}/*:pull"])
     done = hatchway_login(make_home(tmp_path, "home2"), server.addr, user, pat)
     assert done.returncode == 0, done.stderr

@@ -25,6 +25,14 @@ from hatchway.client.registry import RegistryClient, RegistryClientError
 __all__ = ["LoginError", "LoginResult", "LogoutResult", "login", "logout", "revoke", "verify"]
 
 WRONG_CREDENTIALS = "unauthorized: incorrect username or password"
+# Answers that say no more than "no": shown as docker's wrong-credentials line. Any other
+# reason (a 2FA account's password, a disabled account) is the server's to tell, as docker
+# prints it.
+_BARE_REFUSALS = frozenset({"", "unauthorized", "unauthorized: authentication required"})
+
+
+def _refusal(message: str) -> str:
+    return WRONG_CREDENTIALS if message.strip().lower() in _BARE_REFUSALS else message
 
 
 class LoginError(Exception):
@@ -61,12 +69,12 @@ def verify(server: str, credentials: Credentials, *, insecure: bool = False) -> 
                 response = client.ping(headers={"Authorization": basic})
     except RegistryAuthError as exc:
         if exc.status in (400, 401, 403) and str(exc).startswith("unauthorized"):
-            raise LoginError(WRONG_CREDENTIALS) from None
+            raise LoginError(_refusal(str(exc))) from None
         raise LoginError(str(exc)) from None
     except (RegistryClientError, httpx.HTTPError) as exc:
         raise LoginError(str(exc) or type(exc).__name__) from None
     if response.status_code == 401:
-        raise LoginError(WRONG_CREDENTIALS)
+        raise LoginError(_refusal(describe_error(response)))
     if response.status_code != 200:
         raise LoginError(f"login to {server} failed: {describe_error(response)}")
     return auth.refresh_token
