@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.support.authkit import ADMIN_PASSWORD, token_config
-from tests.support.server import Server, start_server
+from tests.support.logins import Home
+from tests.support.server import HATCHWAY, Server, start_server
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 USER_CODE = re.compile(r"^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$")
 _CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 _addresses = iter(range(1, 250))
+_CODE = re.compile(r"shows the code ([A-Z]{4}-[A-Z]{4})")
+_URL = re.compile(r"^    (http://\S+/ui/device\?user_code=\S+)$", re.MULTILINE)
 
 
 def start_device_server(tmp: Path, **device: Any) -> Server:
@@ -89,3 +93,32 @@ class Person:
         assert shown.status_code == 200, shown.text[:500]
         action = "approve" if approve else "deny"
         return self.http.post(f"/ui/device/{action}", data={"csrf": csrf(shown), "user_code": code})
+
+
+class Running:
+    """``hatchway login --sso`` running, its stderr read up to the instructions."""
+
+    def __init__(self, home: Home, addr: str, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [HATCHWAY, "login", "--sso", *args, addr],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=home.env(),
+        )
+        assert self.process.stderr is not None
+        self.shown = ""
+        for line in self.process.stderr:
+            self.shown += line
+            if line.startswith("Waiting for approval"):
+                break
+        found = _CODE.search(self.shown)
+        url = _URL.search(self.shown)
+        assert found is not None, self.shown
+        assert url is not None, self.shown
+        self.code, self.url = found.group(1), url.group(1)
+
+    def finish(self) -> tuple[int, str, str]:
+        out, err = self.process.communicate(timeout=120)
+        return self.process.returncode, out, err

@@ -6,21 +6,17 @@ a credential helper; denied, timed out or refused it exits 1 with one line."""
 from __future__ import annotations
 
 import base64
-import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.device.support import Person, new_address, start_device_server
+from tests.device.support import Person, Running, new_address, start_device_server
 from tests.support.authkit import add_user
 from tests.support.logins import Home, make_home, run_hatchway
-from tests.support.server import HATCHWAY, Server, start_server
+from tests.support.server import Server, start_server
 
 PASSWORD = "device-cli-Pw-0123"
-_CODE = re.compile(r"shows the code ([A-Z]{4}-[A-Z]{4})")
-_URL = re.compile(r"^    (http://\S+/ui/device\?user_code=\S+)$", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
@@ -36,35 +32,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     return make_home(tmp_path)
-
-
-class Running:
-    """``hatchway login --sso`` running, its stderr read up to the instructions."""
-
-    def __init__(self, home: Home, addr: str, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [HATCHWAY, "login", "--sso", *args, addr],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=home.env(),
-        )
-        assert self.process.stderr is not None
-        self.shown = ""
-        for line in self.process.stderr:
-            self.shown += line
-            if line.startswith("Waiting for approval"):
-                break
-        found = _CODE.search(self.shown)
-        url = _URL.search(self.shown)
-        assert found is not None, self.shown
-        assert url is not None, self.shown
-        self.code, self.url = found.group(1), url.group(1)
-
-    def finish(self) -> tuple[int, str, str]:
-        out, err = self.process.communicate(timeout=120)
-        return self.process.returncode, out, err
 
 
 def test_approved_login_is_stored_like_a_password_login(server: Server, home: Home) -> None:
