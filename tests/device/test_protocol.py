@@ -290,3 +290,13 @@ def test_disabled(tmp_path: Path) -> None:
             assert oauth_error(http.post("/auth/token", data=form)) == "unsupported_grant_type"
     finally:
         server.stop()
+
+
+def test_account_disabled_after_approval(
+    server: Server, http: httpx.Client, person: Person, user: str
+) -> None:
+    started = start(http)
+    person.decide(started["user_code"])
+    hatchway_cli(server.data, "user", "disable", user)
+    time.sleep(INTERVAL + 0.2)
+    assert oauth_error(poll(http, started["device_code"])) == "invalid_grant"
