@@ -118,7 +118,7 @@ def test_pending_then_slow_down(http: httpx.Client) -> None:
 def test_approve_then_exchange_once(
     server: Server, http: httpx.Client, person: Person, user: str
 ) -> None:
-    started = start(http)
+    started = start(http, scope=f"repository:{user}/app:pull")
     shown = person.enter(started["user_code"])
     assert shown.status_code == 200
     assert "test-cli" in shown.text  # which client asked
@@ -134,6 +134,7 @@ def test_approve_then_exchange_once(
     assert body["token_type"] == "Bearer"
     assert body["refresh_token"].startswith("hwr_")
     assert jwt_payload(body["access_token"])["sub"] == user
+    assert body["scope"] == f"repository:{user}/app:pull"  # what the device code asked for
     # The refresh token is a login like a password login's.
     refreshed = http.post(
         "/auth/token",
@@ -218,6 +219,8 @@ def test_bad_code_requests(http: httpx.Client) -> None:
     assert oauth_error(
         http.post("/auth/device/code", data={"client_id": "c", "scope": "\x01"})
     ) == ("invalid_scope")
+    bad_scope = http.post("/auth/device/code", data={"client_id": "c", "scope": "repository:"})
+    assert oauth_error(bad_scope) == "invalid_scope"
     assert http.get("/auth/device/code").status_code == 405
 
 

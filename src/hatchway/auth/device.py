@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from hatchway.auth.access import ScopeError, parse_scopes
 from hatchway.auth.credentials.passwords import before_check
 from hatchway.auth.credentials.pat import new_secret, secret_hash
 from hatchway.auth.credentials.ratelimit import Limiter, address_key
@@ -123,6 +124,10 @@ class DeviceGrants:
             raise _oauth("invalid_request", "client_id is too long or not printable")
         if len(scope) > _MAX_SCOPE or not scope.isprintable():
             raise _oauth("invalid_scope", "scope is too long or not printable")
+        try:
+            parse_scopes([scope])  # refused now, not after the person approved
+        except ScopeError as exc:
+            raise _oauth("invalid_scope", str(exc)) from None
         key = f"device-create:{address_key(client.address)}"
         reserved = self.limiter.store.reserve([(key, CREATE_RULE)], self._clock())
         if reserved.wait is not None:
