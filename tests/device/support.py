@@ -25,11 +25,14 @@ _CODE = re.compile(r"shows the code ([A-Z]{4}-[A-Z]{4})")
 _URL = re.compile(r"^    (http://\S+/ui/device\?user_code=\S+)$", re.MULTILINE)
 
 
-def start_device_server(tmp: Path, **device: Any) -> Server:
+def start_device_server(tmp: Path, *, workers: int = 1, **device: Any) -> Server:
     doc = json.loads(token_config(device=device))
     doc["http"] = {"trustedproxies": ["127.0.0.1/32"]}
     return start_server(
-        tmp, config=json.dumps(doc), env={"HATCHWAY_ADMIN_PASSWORD": ADMIN_PASSWORD}
+        tmp,
+        workers=workers,
+        config=json.dumps(doc),
+        env={"HATCHWAY_ADMIN_PASSWORD": ADMIN_PASSWORD},
     )
 
 

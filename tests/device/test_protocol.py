@@ -303,3 +303,27 @@ def test_account_disabled_after_approval(
     hatchway_cli(server.data, "user", "disable", user)
     time.sleep(INTERVAL + 0.2)
     assert oauth_error(poll(http, started["device_code"])) == "invalid_grant"
+
+
+def test_across_workers(tmp_path: Path) -> None:
+    """Two workers: codes made, approved, polled and exchanged on whichever worker the
+    kernel hands each connection to (the state is the database's, not a worker's)."""
+    server = start_device_server(tmp_path, workers=2, interval=1)
+    try:
+        add_user(server, "wide", PASSWORD)
+        person = Person(server, "wide", PASSWORD, new_address())
+        try:
+            for _ in range(4):
+                with client(server, new_address()) as http:  # a new connection each time
+                    started = start(http)
+                assert person.decide(started["user_code"]).status_code == 200
+                time.sleep(INTERVAL + 0.2)
+                with client(server, new_address()) as http:
+                    assert poll(http, started["device_code"]).status_code == 200
+                with client(server, new_address()) as http:
+                    spent = poll(http, started["device_code"])
+                assert oauth_error(spent) == "invalid_grant"
+        finally:
+            person.close()
+    finally:
+        server.stop()
