@@ -87,8 +87,9 @@ class Person:
 
     def enter(self, code: str) -> httpx.Response:
         """Open the page from ``verification_uri_complete`` and submit the code."""
-        page = self.http.get("/ui/device", params={"user_code": code})
+        page = self.http.get("/ui/device", params={"user_code": code}, follow_redirects=True)
         assert page.status_code == 200, page.text[:500]
+        assert str(page.url).endswith("/ui/device")  # the code left the address
         return self.http.post("/ui/device", data={"csrf": csrf(page), "user_code": code})
 
     def decide(self, code: str, *, approve: bool = True) -> httpx.Response:

@@ -236,11 +236,16 @@ def test_wrong_codes_on_the_page_are_throttled(http: httpx.Client, person: Perso
 
 def test_approval_page_needs_sign_in(server: Server, http: httpx.Client) -> None:
     started = start(http)
-    page = http.get("/ui/device", params={"user_code": started["user_code"]})
+    page = http.get(started["verification_uri_complete"])
+    # The code moves from the address into a cookie for the page, then sign-in.
+    assert page.status_code == 303
+    assert page.headers["Location"] == "/ui/device"
+    assert http.cookies["hatchway_device_code"] == started["user_code"]
+    page = http.get("/ui/device")
     assert page.status_code == 303
     location = urlsplit(page.headers["Location"])
     assert location.path == "/ui/sign-in"
-    assert parse_qs(location.query)["next"] == [f"/ui/device?user_code={started['user_code']}"]
+    assert parse_qs(location.query)["next"] == ["/ui/device"]
 
 
 def test_audit_trail(server: Server, http: httpx.Client, person: Person, user: str) -> None:

@@ -195,6 +195,6 @@ class ClientAccessLogger(AccessLogger):
         hidden = request is not None and request.query_string and request.path in SECRET_QUERIES
         if address is not None or hidden:
             request = _Logged(
-                request, address or request.remote, request.path + "?…" if hidden else None
+                request, address or request.remote, request.path + "?redacted" if hidden else None
             )
         super().log(request, response, time)

@@ -78,13 +78,19 @@ def _credentials(username: str | None, password: str | None, password_stdin: boo
 
 def _show(started: DeviceStart) -> None:
     """Where to go and what to check, on stderr (stdout stays "Login Succeeded")."""
-    page = started.verification_uri_complete or started.verification_uri
     minutes = max(1, round(started.expires_in / 60))
+    if started.verification_uri_complete:
+        check = (
+            f"Check that it shows the code {started.user_code} (or open "
+            f"{started.verification_uri} and enter it)."
+        )
+        page = started.verification_uri_complete
+    else:
+        check = f"Enter the code {started.user_code} there."
+        page = started.verification_uri
     typer.echo(
         f"To sign in, open this page in a browser and approve the request:\n\n    {page}\n\n"
-        f"Check that it shows the code {started.user_code} (or open "
-        f"{started.verification_uri} and enter it).\n"
-        f"Waiting for approval (the code expires in {minutes} minute"
+        f"{check}\nWaiting for approval (the code expires in {minutes} minute"
         f"{'s' if minutes != 1 else ''})...",
         err=True,
     )

@@ -1,11 +1,12 @@
 """``/ui/device``: approve or deny a device sign-in (``hatchway login --sso``; RFC 8628).
 
 Signed-in only: without a session the page sends the browser to sign in (whatever the
-sign-in page asks: password, second factor, single sign-on) and back, with the code still
-in the address. The person enters (or finds prefilled) the user code the CLI printed,
-then sees which client asked, from which address and program, and when, and approves or
-denies. Each step posts the code again (CSRF-protected like every form) and the code is
-checked again, under the same throttle as passwords.
+sign-in page asks: password, second factor, single sign-on) and back. The code from
+``verification_uri_complete`` rides along in a short-lived cookie for this page, not in
+the address (see :func:`enter`). The person enters (or finds prefilled) the user code
+the CLI printed, then sees which client asked, from which address and program, and when,
+and approves or denies. Each step posts the code again (CSRF-protected like every form)
+and the code is checked again, under the same throttle as passwords.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from hatchway.http.ui.render import render
 from hatchway.metadata.devicecodes import DeviceCode
 
 TEMPLATE = "device.html"
+PAGE = "/ui/device"
+CODE_COOKIE = "hatchway_device_code"
+CODE_COOKIE_AGE = 900  # at least a code's default life: sign-in may take a while
 TITLE = "Sign in a device"
 
 
@@ -51,11 +55,31 @@ def _refusal(exc: Exception) -> tuple[int, str]:
 
 
 async def enter(request: web.Request) -> web.StreamResponse:
-    """The code form, prefilled from ``?user_code=`` (``verification_uri_complete``)."""
-    await require(request)
+    """The code form, prefilled from ``?user_code=`` (``verification_uri_complete``).
+
+    The code leaves the address at once: it goes into a short-lived cookie for this page
+    and the browser is sent to the bare ``/ui/device``, so neither the sign-in page's
+    ``next``, nor a ``Referer``, nor the access log carries it."""
     _grants(request)
-    typed = request.query.get("user_code", "")[:20]
-    return _entry(request, normalize_user_code(typed) or typed)
+    if "user_code" in request.query:
+        moved = web.Response(status=303, headers={"Location": PAGE})
+        code = normalize_user_code(request.query["user_code"][:20])
+        if code is not None:
+            moved.set_cookie(
+                CODE_COOKIE,
+                code,
+                path=PAGE,
+                max_age=CODE_COOKIE_AGE,
+                httponly=True,
+                samesite="Lax",
+                secure=request.scheme == "https",
+            )
+        return moved
+    await require(request)  # not signed in: sign in first, then back here
+    response = _entry(request, normalize_user_code(request.cookies.get(CODE_COOKIE, "")) or "")
+    if CODE_COOKIE in request.cookies:
+        response.del_cookie(CODE_COOKIE, path=PAGE)  # prefilled once
+    return response
 
 
 async def confirm(request: web.Request) -> web.StreamResponse:
@@ -115,8 +139,8 @@ async def deny(request: web.Request) -> web.StreamResponse:
 
 
 ROUTES = (
-    ("GET", "/ui/device", enter),
-    ("POST", "/ui/device", confirm),
+    ("GET", PAGE, enter),
+    ("POST", PAGE, confirm),
     ("POST", "/ui/device/approve", approve),
     ("POST", "/ui/device/deny", deny),
 )
