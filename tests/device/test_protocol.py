@@ -308,6 +308,10 @@ def test_account_disabled_after_approval(
     hatchway_cli(server.data, "user", "disable", user)
     time.sleep(INTERVAL + 0.2)
     assert oauth_error(poll(http, started["device_code"])) == "invalid_grant"
+    # Enabled again, the account does not get the spent approval back.
+    hatchway_cli(server.data, "user", "enable", user)
+    time.sleep(INTERVAL + 0.2)
+    assert oauth_error(poll(http, started["device_code"])) == "invalid_grant"
 
 
 def test_across_workers(tmp_path: Path) -> None:

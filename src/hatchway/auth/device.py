@@ -5,8 +5,8 @@ A client without a browser asks for a code pair (:meth:`DeviceGrants.start`): a
 types (or follows in a link) on the web UI's approval page. There, signed in (password
 and second factor, or single sign-on: whatever the UI asks), the person sees which client
 asked, from where and when, and approves or denies (:meth:`decide`). The client's next
-poll (:meth:`poll`) then gets ``access_denied``, or the principal to grant a refresh
-token to, once: the code is spent by that exchange.
+poll (:meth:`poll`) then gets ``access_denied``, or the approved request, which
+:meth:`redeem` spends, once, for the principal to grant a refresh token to.
 
 Both codes are stored as SHA-256 only. User codes are eight letters from RFC 8628's
 consonant alphabet (20^8, about 34 bits), shown as ``XXXX-XXXX``; typing is forgiving
@@ -162,7 +162,7 @@ class DeviceGrants:
         raise _oauth("temporarily_unavailable", "could not make a unique code; try again", 503)
 
     def poll(self, device_code: str, client_id: str, client: ClientInfo) -> DeviceCode:
-        """The approved request, spent by this call; else the RFC 8628 error to answer."""
+        """The approved request (to :meth:`redeem`); else the RFC 8628 error to answer."""
         if not device_code:
             raise _oauth("invalid_request", "device_code is required")
         if not client_id:
@@ -184,12 +184,12 @@ class DeviceGrants:
             raise _oauth("slow_down", "polled too soon: wait interval + 5 seconds")
         if found.state == PENDING:
             raise _oauth("authorization_pending", "waiting for the user to approve")
-        if not self.store.redeem(found.id):  # another poll took it a moment ago
-            raise _oauth("invalid_grant", "the device_code was used already")
         return found
 
-    def principal(self, found: DeviceCode, client: ClientInfo) -> tuple[Principal, str]:
-        """Who approved ``found``, as that account is now (disabled or gone: refused)."""
+    def redeem(self, found: DeviceCode, client: ClientInfo) -> tuple[Principal, str]:
+        """Spend an approved request: who approved it, as that account is now (disabled
+        or gone: refused). The account is looked up first, so a directory that cannot
+        answer (503) leaves the code for the next poll."""
         backend = found.backend or ""
         authenticator = next((a for a in self.authenticators if a.backend == backend), None)
         principal = None
@@ -201,10 +201,13 @@ class DeviceGrants:
                     "temporarily_unavailable", "the identity provider is unavailable", 503
                 ) from None
         if principal is None:
+            self.store.redeem(found.id)  # spent: it never works, even if the account returns
             self._record(
                 "device.exchange", Outcome.FAILURE, found.subject, client, request=found.id
             )
             raise _oauth("invalid_grant", "the account that approved is no longer active")
+        if not self.store.redeem(found.id):  # another poll took it a moment ago
+            raise _oauth("invalid_grant", "the device_code was used already")
         self._record(
             "device.exchange",
             Outcome.SUCCESS,

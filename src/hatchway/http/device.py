@@ -67,7 +67,7 @@ async def exchange(
 
     def work() -> TokenResponse:
         found = grants.poll(form.get("device_code", ""), form.get("client_id", ""), client)
-        principal, backend = grants.principal(found, client)
+        principal, backend = grants.redeem(found, client)
         return service.grant(
             principal,
             found.scope.split(" "),
