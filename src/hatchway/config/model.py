@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from hatchway.config.device import DeviceGrant
 from hatchway.config.identity import IdentityConfig
 from hatchway.config.observability import Debug, Redis
 from hatchway.config.proxy import Proxy
@@ -192,6 +193,7 @@ class TokenAuth(Section):
     jwks: str | None = None  # a JWKS file, or an https:// URL
     jwksinsecure: bool = False  # allow an http:// jwks URL on a loopback address (tests)
     autoredirect: bool = False  # accepted for config.yml compatibility
+    device: DeviceGrant = Field(default_factory=DeviceGrant)  # hatchway: login --sso
 
     @property
     def external(self) -> bool:

@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from hatchway.config.model import Config
-from hatchway.http import api, forwarded, health, indexing, maintenance, token
+from hatchway.http import api, device, forwarded, health, indexing, maintenance, token
 from hatchway.http import metrics as http_metrics
 from hatchway.http.api.route import SELF_SERVICE
 from hatchway.http.errors import error_middleware
@@ -81,6 +81,7 @@ def create_app(
         app[JWKS] = parts.jwks
         app[FEDERATION] = parts.federation
         token.setup(app)
+        device.setup(app)
         app[REGISTRY].attach_index(parts.token_service.store.index)
         if worker <= 0:
             app.cleanup_ctx.append(indexing.first_build)

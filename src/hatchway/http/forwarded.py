@@ -168,12 +168,20 @@ def middleware(proxies: TrustedProxies) -> Middleware:
     return forwarded
 
 
-class _Logged:
-    """A finished request as the access log reads it, with the client's address."""
+# Pages whose query holds a short-lived code (RFC 8628's verification_uri_complete):
+# the access log shows the path alone.
+SECRET_QUERIES = frozenset({"/ui/device"})
 
-    def __init__(self, request: Any, remote: str) -> None:
+
+class _Logged:
+    """A finished request as the access log reads it, with the client's address (and
+    without a query that holds a code)."""
+
+    def __init__(self, request: Any, remote: str, path_qs: str | None = None) -> None:
         self._request = request
         self.remote = remote
+        if path_qs is not None:
+            self.path_qs = path_qs
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._request, name)
@@ -184,6 +192,9 @@ class ClientAccessLogger(AccessLogger):
 
     def log(self, request: Any, response: web.StreamResponse, time: float) -> None:
         address = request.get(CLIENT_ADDRESS) if request is not None else None
-        if address is not None:
-            request = _Logged(request, address)
+        hidden = request is not None and request.query_string and request.path in SECRET_QUERIES
+        if address is not None or hidden:
+            request = _Logged(
+                request, address or request.remote, request.path + "?redacted" if hidden else None
+            )
         super().log(request, response, time)

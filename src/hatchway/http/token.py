@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from hatchway.auth.device import GRANT_TYPE as DEVICE_CODE
 from hatchway.auth.identity.base import ClientInfo
 from hatchway.auth.principal import ANONYMOUS, Principal
 from hatchway.auth.service import TokenRequestError, TokenResponse, TokenService
@@ -149,13 +150,18 @@ async def _authenticate_form(
 
 @_translating(oauth=True)
 async def token_post(request: web.Request) -> web.StreamResponse:
-    """OAuth2 form: grant_type=password | refresh_token (RFC 6749 sections 4.3 and 6)."""
+    """OAuth2 form: grant_type=password | refresh_token (RFC 6749 sections 4.3 and 6),
+    token exchange (RFC 8693) and device_code (RFC 8628)."""
     service = _service(request)
     client: ClientInfo = client_info(request)
     form = await read_form(request)
     service.check_service(form.get("service"))
     if form.get("grant_type") == TOKEN_EXCHANGE:
         return await exchange(request, form, client)
+    if form.get("grant_type") == DEVICE_CODE:
+        from hatchway.http import device  # it imports this module
+
+        return await device.exchange(request, form, client)
     client_id = form.get("client_id", "")
     if not client_id:
         raise TokenRequestError("invalid_request", "client_id is required")

@@ -24,6 +24,8 @@
                     the repository index: what storage holds, summarized for listing and
                     search (see metadata/repoindex.py); rebuildable from storage
     gc_runs         one row per ``hatchway gc`` run (another process): what /metrics reports
+    device_codes    OAuth2 device authorization requests (RFC 8628, ``hatchway login --sso``):
+                    only SHA-256s of the device and user codes; who asked, who decided
 
 Timestamps are stored as naive UTC (SQLite keeps no zone) and read back as aware UTC.
 A column added to an existing table must be nullable: ``Database.create_schema`` adds it
@@ -339,6 +341,29 @@ token_signing_keys = Table(
     Column("pem", Text, nullable=False),
 )
 
+# OAuth2 device authorization grant (auth/device.py, metadata/devicecodes.py): one row per
+# request, pending until a signed-in person approves or denies it, then exchanged once.
+device_codes = Table(
+    "device_codes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_hash", String(64), nullable=False, unique=True),  # SHA-256 hex
+    Column("user_hash", String(64), nullable=False, unique=True),  # SHA-256 hex
+    Column("client_id", String(128), nullable=False),
+    Column("scope", String(1024), nullable=False),
+    Column("state", String(16), nullable=False),  # pending, approved, denied, used
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("interval", Integer, nullable=False),  # seconds; grows with each slow_down
+    Column("polled_at", Float, nullable=True),  # epoch seconds of the last poll
+    Column("created_addr", String(64), nullable=True),
+    Column("user_agent", String(512), nullable=True),
+    Column("subject", String(128), nullable=True),  # who approved (or denied)
+    Column("backend", String(32), nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    sqlite_autoincrement=True,
+)
+
 __all__ = [
     "UTCDateTime",
     "access_rule_revision",
@@ -346,6 +371,7 @@ __all__ = [
     "access_tokens",
     "accounts",
     "audit_events",
+    "device_codes",
     "external_identities",
     "gc_runs",
     "groups",

@@ -2,7 +2,9 @@
 
 The password comes from ``--password-stdin``, a terminal prompt (never echoed), or
 ``HATCHWAY_PASSWORD`` for CI; ``-p`` works but lands in shell history and ``ps``, so it
-warns like docker. Messages match docker's, so scripts written for one read the other.
+warns like docker. ``--sso`` needs no password: it prints a page and a code to approve in
+the browser (device login, ``client/device.py``). Messages match docker's, so scripts
+written for one read the other.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hatchway.cli.common import fail
 from hatchway.client.dockerconfig import Credentials, normalize_server
+
+if TYPE_CHECKING:
+    from hatchway.client.device import DeviceStart
+    from hatchway.client.login import LoginResult
 
 NON_TTY = "Cannot perform an interactive login from a non TTY device"
 PASSWORD_ARGV_WARNING = "WARNING! Using --password via the CLI is insecure. Use --password-stdin."  # noqa: S105
@@ -70,6 +76,32 @@ def _credentials(username: str | None, password: str | None, password_stdin: boo
     return Credentials(username, password)
 
 
+def _show(started: DeviceStart) -> None:
+    """Where to go and what to check, on stderr (stdout stays "Login Succeeded")."""
+    minutes = max(1, round(started.expires_in / 60))
+    if started.verification_uri_complete:
+        check = (
+            f"Check that it shows the code {started.user_code} (or open "
+            f"{started.verification_uri} and enter it)."
+        )
+        page = started.verification_uri_complete
+    else:
+        check = f"Enter the code {started.user_code} there."
+        page = started.verification_uri
+    typer.echo(
+        f"To sign in, open this page in a browser and approve the request:\n\n    {page}\n\n"
+        f"{check}\nWaiting for approval (the code expires in {minutes} minute"
+        f"{'s' if minutes != 1 else ''})...",
+        err=True,
+    )
+
+
+def _sso(target: str, insecure: bool) -> LoginResult:
+    from hatchway.client.device import login_sso
+
+    return login_sso(target, _show, insecure=insecure)
+
+
 def login(
     server: ServerArg = None,
     username: Annotated[
@@ -88,6 +120,13 @@ def login(
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
     insecure: InsecureOption = False,
+    sso: Annotated[
+        bool,
+        typer.Option(
+            "--sso",
+            help="Sign in with the browser (device login): prints a page and a code to approve.",
+        ),
+    ] = False,
 ) -> None:
     """Log in to a registry; credentials go where docker would put them."""
     from hatchway.client.credstore import CredentialStoreError
@@ -95,10 +134,15 @@ def login(
     from hatchway.client.login import LoginError
     from hatchway.client.login import login as do_login
 
-    credentials = _credentials(username, password, password_stdin)
     target = server or normalize_server(None)
     try:
-        result = do_login(target, credentials, insecure=insecure)
+        if sso:
+            if username or password is not None or password_stdin:
+                raise fail("--sso signs in through the browser: drop --username/--password")
+            result = _sso(target, insecure)
+        else:
+            credentials = _credentials(username, password, password_stdin)
+            result = do_login(target, credentials, insecure=insecure)
     except (LoginError, DockerConfigError) as exc:
         raise fail(str(exc)) from None
     except CredentialStoreError as exc:
