@@ -19,6 +19,7 @@ from hatchway.http.ui.pages import (
     admin_groups,
     admin_robots,
     admin_rules,
+    oidc,
     repos,
     signin,
 )
@@ -34,6 +35,7 @@ PAGES: tuple[Iterable[tuple[str, str, _Handler]], ...] = (
     admin_groups.ROUTES,
     admin_rules.ROUTES,
     admin_audit.ROUTES,
+    oidc.ROUTES,
 )
 
 
