@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
+from hatchway.metadata import MetadataStore
+from hatchway.metadata.records import AuditRecord
 from tests.browser.conftest import browser, new_context, playwright
 from tests.support.authkit import ADMIN_PASSWORD, token_config
 from tests.support.oidc_provider import (
@@ -118,3 +121,24 @@ def provider_sign_in(page: Page, login: str, *, consent: bool = True) -> None:
     page.get_by_role("button", name="Sign-in").click()
     if consent:
         page.get_by_role("button", name="Continue").click()
+
+
+def store_of(server: Server) -> MetadataStore:
+    return MetadataStore(f"sqlite:///{server.data}/hatchway.db")
+
+
+def audit_until(
+    server: Server, account: str, event: str, done: Callable[[list[AuditRecord]], bool]
+) -> list[AuditRecord]:
+    """The account's audit events of a kind, once ``done`` holds (the trail is written
+    in the background), or as they are after 10 s."""
+    store = store_of(server)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            found = store.audit.list(account=account, event=event)
+            if done(found) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.1)
+    finally:
+        store.dispose()

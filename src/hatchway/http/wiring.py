@@ -175,8 +175,12 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         authenticators.append(directory)
         local.federated[directory.backend] = directory
         closers.insert(0, directory.close)
-    sso = oidc_backend(
-        config, store, reserved=reserved, audit=sink.record, accounts=local.cached_account
+    sso = oidc_backend(  # the store's own names it checks itself (not through the cache)
+        config,
+        store,
+        reserved=from_file.has_user if from_file is not None else None,
+        audit=sink.record,
+        accounts=local.cached_account,
     )
     if sso is not None:  # identity.oidc: web UI sign-in; its accounts' tokens re-checked
         authenticators.append(sso)
