@@ -6,14 +6,18 @@ name that is already another account's)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from playwright.sync_api import Browser, Page, Request, expect
+from sqlalchemy import update
 
+from hatchway.metadata.records import utcnow
+from hatchway.metadata.tables import oidc_logins
 from tests.browser.conftest import check_a11y, new_context
-from tests.oidc.conftest import CALLBACK, Sso, audit_until, provider_sign_in
+from tests.oidc.conftest import CALLBACK, Sso, audit_until, provider_sign_in, store_of
 from tests.support.authkit import SERVICE, access_claim, add_user
 
 PASSWORD = "local-Pw-0123456"
@@ -209,3 +213,22 @@ def create_token(page: Page) -> str:
     secret = answer.json()["secret"]
     assert isinstance(secret, str)
     return secret
+
+
+def test_an_expired_sign_in_is_refused(page: Page, sso: Sso) -> None:
+    sso.provider.set_user("max")
+    page.goto("/ui/sign-in")
+    page.get_by_role("link", name="Sign in with 127.0.0.1").click()
+    expect(page.locator("input[name=login]")).to_be_visible()
+    store = store_of(sso.server)
+    try:
+        with store.db.write() as conn:  # as if the person took more than ten minutes
+            conn.execute(update(oidc_logins).values(expires_at=utcnow() - timedelta(seconds=1)))
+    finally:
+        store.dispose()
+    page.locator("input[name=login]").fill("max")
+    page.locator("input[name=password]").fill("x")
+    page.get_by_role("button", name="Sign-in").click()
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Sign-in expired")).to_be_visible()
+    assert me_status(page) == 401
