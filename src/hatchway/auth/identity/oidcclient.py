@@ -172,7 +172,14 @@ def _failed(what: str, exc: httpx.HTTPError) -> ProviderUnavailable:
 class Provider:
     """One configured provider; shared by a worker's event loop and its threads."""
 
-    def __init__(self, config: OidcConfig, client_secret: str, *, timeout: float = TIMEOUT) -> None:
+    def __init__(
+        self,
+        config: OidcConfig,
+        client_secret: str,
+        *,
+        timeout: float = TIMEOUT,
+        jwks_refetch: float = JWKS_REFETCH,
+    ) -> None:
         self.config = config
         # RFC 6749 2.3.1: client_secret_basic form-encodes both parts.
         self._auth = httpx.BasicAuth(
@@ -182,7 +189,8 @@ class Provider:
         self._lock = threading.Lock()
         self._metadata: tuple[float, ProviderMetadata] | None = None
         self._keys: KeySet | None = None
-        self._keys_at = -JWKS_REFETCH
+        self._jwks_refetch = jwks_refetch
+        self._keys_at = -jwks_refetch
 
     @property
     def name(self) -> str:
@@ -226,7 +234,7 @@ class Provider:
     def _keys_due(self) -> bool:
         """May the JWKS be fetched (again) now? At most once a JWKS_REFETCH seconds."""
         with self._lock:
-            if self._keys is not None and time.monotonic() - self._keys_at < JWKS_REFETCH:
+            if self._keys is not None and time.monotonic() - self._keys_at < self._jwks_refetch:
                 return False
             self._keys_at = time.monotonic()
             return True
