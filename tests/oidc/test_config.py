@@ -144,3 +144,14 @@ def test_without_the_section_there_is_no_button(tmp_path: Path) -> None:
         assert httpx.get(server.url + "/ui/sign-in/oidc").status_code == 404
     finally:
         server.stop()
+
+
+def test_the_readme_section_loads_as_written(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    section = text.split("## Identity: OIDC single sign-on", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "config.yml"
+    path.write_text(block)
+    identity = load(path, environ={}).identity
+    assert identity is not None
+    assert {k: getattr(identity.oidc, k) for k in README} == README
