@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 from playwright.sync_api import Browser, Page, expect
@@ -16,7 +17,7 @@ from sqlalchemy import select, update
 from hatchway.metadata.records import utcnow
 from hatchway.metadata.tables import accounts, external_identities, oidc_tokens
 from tests.browser.conftest import new_context
-from tests.oidc.conftest import Sso, audit_until, provider_sign_in, store_of
+from tests.oidc.conftest import ACCESS, Sso, audit_until, provider_sign_in, start_sso, store_of
 from tests.oidc.test_sign_in import create_token
 from tests.support.authkit import SERVICE, access_claim
 from tests.support.server import Server
@@ -147,3 +148,29 @@ def test_the_recheck_follows_the_providers_groups(browser: Browser, sso: Sso) ->
     assert link is not None
     assert link.groups == frozenset({"qa"})
     assert utcnow() - link.checked_at < timedelta(minutes=5)  # checked just now
+
+
+def test_a_provider_down_at_the_recheck_is_a_503_not_a_refusal(
+    browser: Browser, tmp_path: Path
+) -> None:
+    own = start_sso(tmp_path, ACCESS)
+    try:
+        own.provider.set_user("mia", groups=["devs"])
+        page = signed_in(browser, own, "mia")
+        secret = create_token(page)
+        own.provider.stop()
+        # Within the interval nothing asks the provider: all keeps working.
+        assert grant(own.server, "mia", secret).status_code == 200
+        age_last_check(own.server, "mia")
+        unavailable = until_status(own.server, "mia", secret, 503)
+        assert unavailable.status_code == 503
+        assert unavailable.headers["Retry-After"]
+        response = page.goto("/ui/account")
+        assert response is not None
+        assert response.status == 503
+        expect(page.get_by_role("heading", name="Unavailable")).to_be_visible()
+        assert page.request.get("/api/v1/me").status == 503
+        page.context.close()
+    finally:
+        own.server.stop()
+        own.provider.stop()
