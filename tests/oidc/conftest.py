@@ -51,7 +51,13 @@ class Sso:
     server: Server
 
 
-def start_sso(tmp: Path, access: list[dict[str, Any]] | None = None, **extra: Any) -> Sso:
+def start_sso(
+    tmp: Path,
+    access: list[dict[str, Any]] | None = None,
+    *,
+    refresh_tokens: bool = True,
+    **extra: Any,
+) -> Sso:
     """hatchway first (the provider is down at its start: a warning), then the provider,
     registered with the server's callback URL."""
     port = free_port()
@@ -72,7 +78,9 @@ def start_sso(tmp: Path, access: list[dict[str, Any]] | None = None, **extra: An
         env={"HATCHWAY_ADMIN_PASSWORD": ADMIN_PASSWORD},
     )
     try:
-        provider = start_oidc_provider(tmp / "op", port, redirect_uris=[server.url + CALLBACK])
+        provider = start_oidc_provider(
+            tmp / "op", port, redirect_uris=[server.url + CALLBACK], refresh_tokens=refresh_tokens
+        )
     except BaseException:
         server.stop()
         raise

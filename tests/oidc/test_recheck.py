@@ -174,3 +174,48 @@ def test_a_provider_down_at_the_recheck_is_a_503_not_a_refusal(
     finally:
         own.server.stop()
         own.provider.stop()
+
+
+def test_without_a_refresh_token_the_recheck_asks_userinfo(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """A provider that grants no refresh token: its access token, kept sealed, is what the
+    re-check shows to userinfo; a disabled user is refused there."""
+    own = start_sso(tmp_path, ACCESS, refresh_tokens=False)
+    try:
+        own.provider.set_user("ned", groups=["devs"])
+        page = signed_in(browser, own, "ned")
+        secret = create_token(page)
+        page.context.close()
+        kept = stored_tokens(own.server, "ned")
+        assert kept is not None
+        assert kept[0] is None  # no refresh token was issued
+        assert kept[1]
+        # Still enabled: userinfo answers, the groups are read again.
+        own.provider.set_user("ned", groups=["devs", "qa"])
+        age_last_check(own.server, "ned")
+        assert until_groups(own.server, "ned", secret, frozenset({"devs", "qa"}))
+        assert grant(own.server, "ned", secret).status_code == 200
+        # Disabled: userinfo refuses the access token.
+        own.provider.set_user("ned", disabled=True)
+        age_last_check(own.server, "ned")
+        assert until_status(own.server, "ned", secret, 401).status_code == 401
+    finally:
+        own.server.stop()
+        own.provider.stop()
+
+
+def until_groups(server: Server, name: str, secret: str, groups: frozenset[str]) -> bool:
+    """Use the account's PAT until the stored groups are ``groups`` (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        assert grant(server, name, secret).status_code == 200
+        store = store_of(server)
+        try:
+            link = store.external.get(name)
+        finally:
+            store.dispose()
+        if link is not None and link.groups == groups:
+            return True
+        time.sleep(0.2)
+    return False

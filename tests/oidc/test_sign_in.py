@@ -184,6 +184,8 @@ def test_a_name_of_another_account_is_refused_not_merged(page: Page, sso: Sso) -
     expect(page.get_by_role("heading", name="Sign-in refused")).to_be_visible()
     expect(page.locator("main")).to_contain_text("An account named 'ivy' already exists")
     assert me_status(page) == 401
+    denied = audit_until(sso.server, "ivy", "login", bool)
+    assert [(e.outcome, e.detail["source"]) for e in denied] == [("denied", "oidc")]
     # The local account is untouched: its password still signs in.
     r = httpx.get(sso.server.url + "/auth/token", auth=("ivy", PASSWORD))
     assert r.status_code == 200

@@ -93,8 +93,11 @@ def client_secret_file(directory: Path) -> Path:
     return path
 
 
-def start_oidc_provider(directory: Path, port: int, *, redirect_uris: list[str]) -> OidcProvider:
-    """Start the provider on ``127.0.0.1:port`` (issuer ``http://127.0.0.1:port``)."""
+def start_oidc_provider(
+    directory: Path, port: int, *, redirect_uris: list[str], refresh_tokens: bool = True
+) -> OidcProvider:
+    """Start the provider on ``127.0.0.1:port`` (issuer ``http://127.0.0.1:port``);
+    ``refresh_tokens=False``: a client without the refresh_token grant."""
     if not have_provider():
         raise RuntimeError(
             "the OIDC tests need node and oidc-provider: run ./scripts/test "
@@ -112,6 +115,7 @@ def start_oidc_provider(directory: Path, port: int, *, redirect_uris: list[str])
                 "clientSecret": CLIENT_SECRET,
                 "redirectUris": redirect_uris,
                 "usersFile": str(users),
+                "refreshTokens": refresh_tokens,
             }
         )
     )

@@ -2,7 +2,9 @@
 //
 // node provider.mjs CONFIG.json
 //
-// CONFIG: {"port", "clientId", "clientSecret", "redirectUris": [...], "usersFile"}.
+// CONFIG: {"port", "clientId", "clientSecret", "redirectUris": [...], "usersFile",
+// "refreshTokens": false to give the client no refresh_token grant (then no refresh token
+// is issued, offline_access or not)}.
 // The dev interactions' login form accepts any login (password ignored); findAccount
 // reads usersFile at each call: {"name": {"groups": [...], "disabled": true}, ...}, so a
 // test "disables" a user at the provider by rewriting the file. A disabled user is not
@@ -27,7 +29,8 @@ const provider = new Provider(issuer, {
     client_id: config.clientId,
     client_secret: config.clientSecret,
     redirect_uris: config.redirectUris,
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: config.refreshTokens === false
+      ? ['authorization_code'] : ['authorization_code', 'refresh_token'],
     response_types: ['code'],
   }],
   scopes: ['openid', 'offline_access', 'profile', 'email', 'groups'],

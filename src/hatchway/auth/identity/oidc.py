@@ -185,6 +185,7 @@ class OidcAuthenticator:
         else:
             account = self.store.accounts.get(link.account)
             if account is None or account.disabled:
+                self._denied(link.account, client, "account disabled")
                 raise SignInRefused(f"The hatchway account {link.account!r} is disabled.")
             self._update(link, groups, now, client)
         self._keep_tokens(link.account_id, tokens, now)
@@ -199,10 +200,12 @@ class OidcAuthenticator:
         claim = self.config.usernameclaim
         name = claims.get(claim)
         if not isinstance(name, str) or not name:
+            self._denied(None, client, f"no {claim} claim")
             raise SignInRefused(
                 f"The provider did not send the {claim!r} claim that names hatchway accounts."
             )
         if not ACCOUNT_NAME_RE.fullmatch(name):
+            self._denied(None, client, f"{claim} is not an account name")
             raise SignInRefused(
                 f"The provider's {claim} {name[:64]!r} cannot be a hatchway account name "
                 "(letters, digits and . _ @ + -, starting with a letter or digit, at most 128)."
@@ -225,7 +228,7 @@ class OidcAuthenticator:
                 taken = True
         if taken:
             log.warning("OIDC user %r: an account of that name exists; not linked", name)
-            self._event("login", name, client, {"via": "ui", "source": OIDC_BACKEND}, "denied")
+            self._denied(name, client, "the name is another account's")
             raise SignInRefused(
                 f"An account named {name!r} already exists in hatchway and is not linked to "
                 "this sign-in. Sign in with its password, or ask an administrator."
@@ -346,18 +349,32 @@ class OidcAuthenticator:
         account: str,
         client: ClientInfo | None,
         detail: dict[str, object],
-        outcome: str = Outcome.SUCCESS,
     ) -> None:
         if self._audit is None:
             return
         self._audit(
             AuditEvent(
                 event,
-                outcome,
+                Outcome.SUCCESS,
                 account,
                 client.address if client else None,
                 client.user_agent if client else None,
                 detail=detail,
+            )
+        )
+
+    def _denied(self, account: str | None, client: ClientInfo, reason: str) -> None:
+        """A sign-in the provider allowed and hatchway refused, audited as a ``login``."""
+        if self._audit is None:
+            return
+        self._audit(
+            AuditEvent(
+                "login",
+                Outcome.DENIED,
+                account,
+                client.address,
+                client.user_agent,
+                detail={"via": "ui", "source": OIDC_BACKEND, "reason": reason},
             )
         )
 

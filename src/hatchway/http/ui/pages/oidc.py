@@ -191,8 +191,8 @@ async def callback(request: web.Request) -> web.StreamResponse:
     client = client_info(request)
     try:
         principal = await asyncio.to_thread(source.sign_in, tokens, client)
-    except SignInRefused as exc:
-        _refused(request, 403, "Sign-in refused", str(exc), "account")
+    except SignInRefused as exc:  # audited by the source, with the account's name
+        raise UiError(403, "Sign-in refused", str(exc)) from None
     step = await second_factor_step(request, principal)
     if step is not None:
         return step
