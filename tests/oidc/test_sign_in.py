@@ -46,6 +46,10 @@ def test_first_sign_in_makes_a_federated_account(page: Page, sso: Sso) -> None:
     assert found["backend"] == "oidc"
     assert found["admin"] is False
     assert {"devs", "qa"} <= set(found["groups"])
+    page.goto("/ui/account")
+    expect(page.locator("main")).to_contain_text("signed in with single sign-on")
+    expect(page.locator("#password")).to_contain_text("there is no password here")
+    check_a11y(page)
     # No password here: the account cannot sign in with one.
     r = httpx.get(sso.server.url + "/auth/token", auth=("carol", "any-password"))
     assert r.status_code == 401
