@@ -82,6 +82,8 @@ def _unavailable(source: OidcAuthenticator) -> UiError:
 async def start(request: web.Request) -> web.StreamResponse:
     source = _source(request)
     target = safe_next(request.query.get("next"))
+    if await sessions.signed_in(request) is not None:
+        raise web.HTTPSeeOther(target)  # as the sign-in page does
     state = secrets.token_urlsafe(32)
     nonce = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(48)  # RFC 7636: 43 to 128 characters
