@@ -14,12 +14,14 @@ import httpx
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select, update
 
+from hatchway.auth.identity.oidc import token_key
 from hatchway.metadata.records import utcnow
 from hatchway.metadata.tables import accounts, external_identities, oidc_tokens
 from tests.browser.conftest import new_context
 from tests.oidc.conftest import ACCESS, Sso, audit_until, provider_sign_in, start_sso, store_of
 from tests.oidc.test_sign_in import create_token
 from tests.support.authkit import SERVICE, access_claim
+from tests.support.oidc_provider import CLIENT_SECRET
 from tests.support.server import Server
 
 SCOPE = "repository:team/app:pull,push"
@@ -95,6 +97,15 @@ def test_a_user_disabled_at_the_provider_loses_pats_and_sessions(
     assert refresh  # offline_access was asked for and granted
     assert access
     assert refresh.startswith("gAAAAA")  # a Fernet token: sealed, not as the provider sent it
+
+    # Never logged nor audited: the provider's tokens and the client secret.
+    plain = token_key(CLIENT_SECRET).decrypt(refresh.encode()).decode()
+    log = sso.server.log()
+    assert plain not in log
+    assert CLIENT_SECRET not in log
+    trail = " ".join(str(e) for e in audit_until(sso.server, "kim", "login", bool))
+    assert plain not in trail
+    assert CLIENT_SECRET not in trail
 
     sso.provider.set_user("kim", groups=["devs"], disabled=True)
     # Not on every request: until the last check is 15 minutes old, nobody asks.

@@ -62,7 +62,8 @@ class SignInRefused(Exception):
     in words for the person (no secret)."""
 
 
-def _token_key(client_secret: str) -> Fernet:
+def token_key(client_secret: str) -> Fernet:
+    """The key the provider's tokens are sealed with at rest (HKDF of the client secret)."""
     key = HKDF(
         algorithm=hashes.SHA256(),
         length=32,
@@ -106,7 +107,7 @@ class OidcAuthenticator:
         self.reserved = reserved  # a name of another backend (htpasswd): not ours
         self.admingroups = frozenset(provider.config.admingroups)
         self.refresh_interval = REFRESH_INTERVAL
-        self._fernet = _token_key(client_secret)
+        self._fernet = token_key(client_secret)
         self._audit = audit
         self._accounts = accounts or store.accounts.get
         self._clock = clock
