@@ -148,7 +148,7 @@ class SelfService:
         return Caller(principal, backend, token)
 
     def me(self, caller: Caller) -> Profile:
-        account = self.store.accounts.get(caller.name) if caller.backend == LOCAL_BACKEND else None
+        account = self.store.accounts.get(caller.name) if _in_store(caller) else None
         return Profile(
             name=caller.name,
             kind=str(caller.principal.kind),
@@ -211,7 +211,7 @@ class SelfService:
                 lifetime = max(left, timedelta(seconds=1))
         if caller.token is not None:
             self._within_own_token(caller, caller.token, scopes, lifetime, client)
-        if caller.backend != LOCAL_BACKEND or self.store.accounts.get(caller.name) is None:
+        if not _in_store(caller) or self.store.accounts.get(caller.name) is None:
             raise NotInStore("accounts of the htpasswd file cannot hold access tokens")
         record, secret = create_token(
             self.store, caller.name, name=name, scopes=scopes, lifetime=lifetime
@@ -291,3 +291,11 @@ class SelfService:
                 detail={"by": caller.name, "via": "api", "auth": how, **detail},
             )
         )
+
+
+# Accounts that are rows of the store: local ones, and federated ones (no password here).
+_STORE_BACKENDS = frozenset({LOCAL_BACKEND, "oidc"})
+
+
+def _in_store(caller: Caller) -> bool:
+    return caller.backend in _STORE_BACKENDS

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hatchway.config.identity_federation import FederationEntry, check_entries
 from hatchway.config.identity_ldap import LdapConfig
+from hatchway.config.identity_oidc import OidcConfig
 from hatchway.config.identity_twofactor import TwoFactorConfig
 
 
@@ -18,6 +19,7 @@ class IdentityConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     ldap: LdapConfig | None = None
+    oidc: OidcConfig | None = None
     federation: list[FederationEntry] = Field(default_factory=list)
     twofactor: TwoFactorConfig = Field(default_factory=TwoFactorConfig)
 

@@ -32,6 +32,9 @@ def ldap_config(config: Config) -> LdapConfig | None:
 
 def check_identity(config: Config) -> None:
     """Raise ConfigError for what cannot work; warn when the directory is unreachable."""
+    from hatchway.http.identity_oidc import check_oidc
+
+    check_oidc(config)  # identity.oidc: its own module
     found = ldap_config(config)
     if found is None:
         return

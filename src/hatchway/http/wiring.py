@@ -34,6 +34,7 @@ from hatchway.auth.tokens.external import external_verifier
 from hatchway.config import load as config_load
 from hatchway.config.model import Config
 from hatchway.http.identity import ldap_backend
+from hatchway.http.identity_oidc import oidc_backend
 from hatchway.metadata import MetadataStore
 from hatchway.metadata.engine import database_dsn
 from hatchway.shared.redis import attempt_store
@@ -174,6 +175,16 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         authenticators.append(directory)
         local.federated[directory.backend] = directory
         closers.insert(0, directory.close)
+    sso = oidc_backend(  # the store's own names it checks itself (not through the cache)
+        config,
+        store,
+        reserved=from_file.has_user if from_file is not None else None,
+        audit=sink.record,
+        accounts=local.cached_account,
+    )
+    if sso is not None:  # identity.oidc: web UI sign-in; its accounts' tokens re-checked
+        authenticators.append(sso)
+        local.federated[sso.backend] = sso
     service = TokenService(
         TokenIssuer(keys, token.issuer, token.expiration),
         token.service,

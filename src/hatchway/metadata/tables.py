@@ -388,3 +388,29 @@ __all__ = [
     "token_signing_keys",
     "web_sessions",
 ]
+
+# identity.oidc (metadata/oidc.py): sign-ins in progress, keyed by a SHA-256 of ``state``,
+# bound to the browser that started them (a SHA-256 of its cookie), single use, short-lived.
+oidc_logins = Table(
+    "oidc_logins",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("browser_hash", String(64), nullable=False),
+    Column("nonce", String(128), nullable=False),
+    Column("verifier", String(128), nullable=False),  # PKCE code_verifier
+    Column("next", String(2048), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# identity.oidc: per federated account (source oidc), the provider's tokens for the
+# re-checks, encrypted (Fernet, key derived from the client secret); who holds the check
+# now (checking_until), so one worker or replica at a time uses a rotating refresh token.
+oidc_tokens = Table(
+    "oidc_tokens",
+    metadata,
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("refresh_token", Text, nullable=True),
+    Column("access_token", Text, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("checking_until", UTCDateTime, nullable=True),
+)

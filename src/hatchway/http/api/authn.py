@@ -27,7 +27,7 @@ from aiohttp import web
 
 from hatchway.auth.credentials.pat import looks_like_token, secret_hash
 from hatchway.auth.credentials.refresh import REFRESH_PREFIX
-from hatchway.auth.identity.base import ClientInfo
+from hatchway.auth.identity.base import ClientInfo, IdentityUnavailable
 from hatchway.auth.selfservice import Caller, SelfService
 from hatchway.auth.service import SecondFactorRefusal, TokenRequestError, TokenService
 from hatchway.auth.websession import WebSessions
@@ -88,7 +88,10 @@ def _verify_session(
     client: ClientInfo,
     sessions: WebSessions | None,
 ) -> Caller:
-    found = sessions.resolve(presented.secret, client) if sessions is not None else None
+    try:
+        found = sessions.resolve(presented.secret, client) if sessions is not None else None
+    except IdentityUnavailable as exc:  # the account's provider could not be asked again
+        raise ApiError(503, "UNAVAILABLE", str(exc), headers={"Retry-After": "30"}) from None
     if found is None:
         raise unauthorized("the session has ended; sign in again")
     return Caller(found.principal, found.session.backend)

@@ -75,7 +75,7 @@ class Me(_Response):
     admin: bool
     groups: list[str]
     created: datetime | None = Field(description="null for accounts of the htpasswd file.")
-    backend: Literal["local", "htpasswd", "ldap"]
+    backend: Literal["local", "htpasswd", "ldap", "oidc"]
     authentication: Authentication
     twofactor: TwoFactorState | None = Field(
         default=None, description="Two-factor state; null for accounts outside the store."

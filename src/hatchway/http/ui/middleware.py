@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from hatchway.auth.identity.base import IdentityUnavailable
 from hatchway.http.ui import csrf, sessions
 from hatchway.http.ui.csp import STATIC_PREFIX, is_ui
 from hatchway.http.ui.render import render
@@ -79,6 +80,11 @@ async def ui_middleware(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
     except UiError as err:
         return error_page(request, err)
+    except IdentityUnavailable:  # a directory or OpenID provider to re-check with is down
+        return error_page(
+            request,
+            UiError(503, "Unavailable", "The sign-in provider cannot be reached; try again soon."),
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -20,6 +20,7 @@ from hatchway.http.ui.pages import (
     admin_robots,
     admin_rules,
     device,
+    oidc,
     repos,
     signin,
 )
@@ -36,6 +37,7 @@ PAGES: tuple[Iterable[tuple[str, str, _Handler]], ...] = (
     admin_rules.ROUTES,
     admin_audit.ROUTES,
     device.ROUTES,
+    oidc.ROUTES,
 )
 
 

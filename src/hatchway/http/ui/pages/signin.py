@@ -20,6 +20,7 @@ from hatchway.http.state import TOKEN_SERVICE, WEB_SESSIONS
 from hatchway.http.ui import sessions
 from hatchway.http.ui.middleware import form
 from hatchway.http.ui.render import redirect, render
+from hatchway.http.ui.sso import sso_label
 from hatchway.metadata.records import AuditEvent, Outcome
 
 HOME = "/ui/repositories"
@@ -49,7 +50,15 @@ async def sign_in_page(request: web.Request) -> web.StreamResponse:
     target = safe_next(request.query.get("next"))
     if await sessions.signed_in(request) is not None:
         raise web.HTTPSeeOther(target)
-    return render(request, "sign_in.html", title="Sign in", next=target, username="", error=None)
+    return render(
+        request,
+        "sign_in.html",
+        title="Sign in",
+        next=target,
+        username="",
+        error=None,
+        sso=sso_label(request),
+    )
 
 
 async def sign_in(request: web.Request) -> web.StreamResponse:
@@ -106,6 +115,7 @@ def _again(
         next=target,
         username=username,
         error=error,
+        sso=sso_label(request),
     )
 
 
