@@ -148,7 +148,10 @@ class Uploads:
         body: AsyncIterator[bytes],
         start: int | None,
         length: int | None,
+        durable: bool = False,
     ) -> tuple[int, Hasher]:
+        """Append the body; with ``durable`` (the last request of an upload) the data
+        is synced on the writer that wrote it, not on one opened again."""
         size = (await self.status(name, upload_id)).size
         if start is not None and start != size:
             raise HatchwayError(
@@ -163,6 +166,8 @@ class Uploads:
         received = 0
         try:
             received = await stream_into(body, hasher, writer)
+            if durable and (length is None or received == length):
+                await writer.commit()
         except SinkError:
             # Storage failed mid-write: forget the hash; a retry re-reads the data.
             self._hashes.pop(upload_id, None)
@@ -213,7 +218,7 @@ class Uploads:
         self._check_id(upload_id)
         async with self._session(name, upload_id):
             if body is not None:
-                size, hasher = await self._append(name, upload_id, body, start, length)
+                size, hasher = await self._append(name, upload_id, body, start, length, True)
             else:
                 size = (await self.status(name, upload_id)).size
                 hasher = await self._hasher_at(name, upload_id, size)
@@ -232,8 +237,9 @@ class Uploads:
                 )
             data = layout.upload_data(name, upload_id)
             # Durable before visible: fsync the data, then rename into the content store.
-            writer = await self._driver.writer(data, append=True)
-            await writer.commit()
+            if body is None:  # else synced as the body's writer finished
+                writer = await self._driver.writer(data, append=True)
+                await writer.commit()
             await self._blobs.ingest(data, expected, size)
             kept = await self._blobs.link(name, expected)
             await self._drop(name, upload_id)

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import fcntl
 import functools
 import os
 import shutil
 import stat
-import sys
 import time
 import uuid
 import weakref
@@ -32,6 +30,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from hatchway.storage.direct import DirectWriter, open_direct, start_writeback
 from hatchway.storage.driver import (
     FileInfo,
     LockTimeoutError,
@@ -46,7 +45,6 @@ _THREAD_WRITE = 256 * 1024
 # Start disk writeback every few MiB while a blob streams in, so the fsync that makes
 # it durable at the end has little left to flush (one long stall otherwise).
 _WRITEBACK_EVERY = 16 * 1024 * 1024
-_SYNC_FILE_RANGE_WRITE = 2
 # A busy lock is polled (never waited for in a thread, which could not be cancelled
 # and would tie up the pool): first soon, then at most every 50 ms.
 _LOCK_POLL_FIRST = 0.002
@@ -59,24 +57,7 @@ _RENAME_ATTEMPTS = 3
 _MTIME_SETTLED = 2.0
 
 
-def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        func = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    func.restype = ctypes.c_int
-
-    def start_writeback(fd: int, offset: int, length: int) -> None:
-        func(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # advisory; errors are harmless
-
-    return start_writeback
-
-
-_start_writeback = _load_sync_file_range()
+_start_writeback = start_writeback  # sync_file_range(2), storage/direct.py
 
 # Durable writes wait for journal commits, and concurrent fsyncs share them (the kernel
 # commits once for all that are waiting), so concurrent writes need threads of their own
@@ -147,12 +128,21 @@ def _fsync_dir(directory: str) -> None:
 
 
 class FilesystemWriter:
-    def __init__(self, fd: int, full_path: str, size: int) -> None:
+    """Appends to one file. ``write`` goes through the page cache; ``write_blocking``
+    (a streamed blob: the sink's batches, from a worker thread) bypasses it with
+    ``O_DIRECT`` when the file system allows (storage/direct.py): the copy into the
+    page cache was half of a blob push's CPU here, and what it left dirty was what
+    the final fsync waited for."""
+
+    def __init__(
+        self, fd: int, full_path: str, size: int, direct: DirectWriter | None = None
+    ) -> None:
         self._fd = fd
         self._path = full_path
         self._size = size
         self._flushed = size
         self._closed = False
+        self._direct = direct
 
     @property
     def size(self) -> int:
@@ -167,6 +157,13 @@ class FilesystemWriter:
         self._writeback()
 
     def write_blocking(self, parts: Sequence[bytes]) -> None:
+        if self._direct is not None:
+            try:
+                self._size = self._direct.append(self._fd, parts, self._size)
+            except BaseException:
+                self._drop_direct(write=False)
+                raise
+            return
         # One writev(2) per batch: no join, no copy but the kernel's into the page cache.
         total = sum(len(p) for p in parts)
         written = os.writev(self._fd, parts) if parts else 0
@@ -185,21 +182,46 @@ class FilesystemWriter:
             _start_writeback(self._fd, self._flushed, self._size - self._flushed)
             self._flushed = self._size
 
+    def _drop_direct(self, write: bool = True) -> None:
+        """Write out what the direct writer staged and stop using it (after a failure:
+        without writing; the file's own size is then the truth)."""
+        direct, self._direct = self._direct, None
+        if direct is None:
+            return
+        try:
+            direct.detach(self._fd, self._size, write=write)
+        except BaseException:
+            write = False
+            raise
+        finally:
+            if not write:
+                self._size = os.fstat(self._fd).st_size
+            self._flushed = self._size
+            os.lseek(self._fd, self._size, os.SEEK_SET)  # where os.write goes on from
+
     async def write(self, data: bytes | memoryview) -> None:
+        if self._direct is not None:
+            await asyncio.to_thread(self._drop_direct)
         # Large writes go to a thread so hashing and receiving can run meanwhile.
         if len(data) >= _THREAD_WRITE:
             await asyncio.to_thread(self._write_all, data)
         else:
             self._write_all(data)
 
+    def _sync(self) -> None:
+        self._drop_direct()
+        os.fsync(self._fd)  # the direct writes' blocks and size too: one file
+
     async def commit(self) -> None:
         if self._closed:
             return
-        await _in_sync_thread(os.fsync, self._fd)
+        await _in_sync_thread(self._sync)
         await self.close()
 
     async def close(self) -> None:
         if not self._closed:
+            if self._direct is not None:
+                await asyncio.to_thread(self._drop_direct)
             self._closed = True
             os.close(self._fd)
 
@@ -212,8 +234,11 @@ class FilesystemWriter:
 class FilesystemDriver:
     name = "filesystem"
 
-    def __init__(self, root: str, group_commit: bool | str = "auto") -> None:
+    def __init__(
+        self, root: str, group_commit: bool | str = "auto", direct_io: bool = True
+    ) -> None:
         self.root = os.path.abspath(root)
+        self._direct_io = direct_io
         with contextlib.suppress(FileExistsError):
             os.makedirs(self.root, 0o700)  # the mode applies to the root, not its parents
         shared = stat.S_IMODE(os.stat(self.root).st_mode) & 0o040
@@ -423,7 +448,8 @@ class FilesystemDriver:
             fd = os.open(full, flags, self._file_mode)
         except OSError as exc:
             raise StorageError(f"cannot open {path} for writing: {exc.strerror}") from None
-        return FilesystemWriter(fd, full, os.fstat(fd).st_size)
+        direct = open_direct(full) if self._direct_io else None
+        return FilesystemWriter(fd, full, os.fstat(fd).st_size, direct)
 
     async def stat(self, path: str) -> FileInfo:
         try:
