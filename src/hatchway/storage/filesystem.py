@@ -32,9 +32,11 @@ from typing import TypeVar
 
 from hatchway.storage.direct import DirectWriter, open_direct, start_writeback
 from hatchway.storage.driver import (
+    DeferredContent,
     FileInfo,
     LockTimeoutError,
     PathNotFoundError,
+    Staged,
     StorageError,
     check_path,
 )
@@ -60,11 +62,13 @@ _MTIME_SETTLED = 2.0
 _start_writeback = start_writeback  # sync_file_range(2), storage/direct.py
 
 # Durable writes wait for journal commits, and concurrent fsyncs share them (the kernel
-# commits once for all that are waiting), so concurrent writes need threads of their own
-# rather than asyncio's default pool (cpu count + 4: 6 here), which queued 32 concurrent
-# manifest pushes behind 6 fsyncs at a time per worker. On this project's machine 6
-# threads made 1,400 small durable writes per second, 32 threads 3,700 (bench/README.md).
-_SYNC_THREADS = 32
+# commits once for all that are waiting), so they get threads of their own rather than
+# asyncio's default pool (cpu count + 4), which queued 32 concurrent manifest pushes
+# behind the blob streams' work. Not many more: each thread wakes and takes the GIL
+# again after every system call of a durable write, and at c=32 32 threads made 100
+# context switches per manifest PUT against 45-50 with 8, for as many PUTs per second
+# and a fifth less server CPU per PUT on this shared machine (bench/README.md).
+_SYNC_THREADS = 8
 _pools: dict[int, ThreadPoolExecutor] = {}
 _T = TypeVar("_T")
 
@@ -229,6 +233,25 @@ class FilesystemWriter:
         await self.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path)
+
+
+class _StagedFile:
+    """A durable scratch file waiting to be renamed to ``full``."""
+
+    def __init__(self, driver: FilesystemDriver, path: str, tmp: str, full: str) -> None:
+        self._driver, self._path, self._tmp, self._full = driver, path, tmp, full
+        self._done = False
+
+    async def publish(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        await _in_sync_thread(self._driver._publish_staged, self._path, self._tmp, self._full)
+
+    async def discard(self) -> None:
+        if not self._done:
+            self._done = True
+            _unlink_quietly(self._tmp)
 
 
 class FilesystemDriver:
@@ -427,6 +450,25 @@ class FilesystemDriver:
             lambda tmp: self._publish(path, tmp, full),
             _unlink_quietly,
         )
+
+    async def stage_content(self, path: str, data: bytes) -> Staged:
+        full = self._full(path)
+        if self._group is not None:  # a group round does it all at publish
+            return DeferredContent(self, path, data)
+        # The scratch file only: directories are made at publish, so a staged write that
+        # is discarded leaves nothing behind (a tag's directory, say).
+        # (``_write_temp`` makes the directory of the name it is given: here the
+        # scratch directory, which exists.)
+        tmp = await _in_sync_thread(self._write_temp, path, self._scratch_name(), data, True)
+        return _StagedFile(self, path, tmp, full)
+
+    def _publish_staged(self, path: str, tmp: str, full: str) -> None:
+        try:
+            self._publish(path, tmp, full, sync=True)  # new directories synced as made
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        _fsync_dir(os.path.dirname(full))
 
     async def reader(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:
         try:
