@@ -100,16 +100,28 @@ class Uploads:
     ) -> None:
         if not isinstance(hasher, ResumableSha256) or before == after:
             return
-        await self._driver.put_content(
-            layout.upload_hashstate(name, upload_id, after), hasher.state()
-        )
+        await self._put_volatile(layout.upload_hashstate(name, upload_id, after), hasher.state())
         with contextlib.suppress(PathNotFoundError):
             await self._driver.delete(layout.upload_hashstate(name, upload_id, before))
+
+    async def _put_volatile(self, path: str, data: bytes) -> None:
+        """A session's bookkeeping (start time, hash state), written without syncs.
+
+        Worth nothing without the session's data, which is not durable before the
+        upload's last request either (its PUT syncs it). After a power cut a stale or
+        empty file reads as absent: the start time falls back to the directory's mtime,
+        a hash state that does not load is replaced by hashing the data again, and the
+        digest check at PUT stands behind both. Each was two sync waits per PATCH."""
+        writer = await self._driver.writer(path)
+        try:
+            await writer.write(data)
+        finally:
+            await writer.close()
 
     async def start(self, name: str) -> UploadStatus:
         upload_id = str(uuid.uuid4())
         started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        await self._driver.put_content(layout.upload_started(name, upload_id), started.encode())
+        await self._put_volatile(layout.upload_started(name, upload_id), started.encode())
         writer = await self._driver.writer(layout.upload_data(name, upload_id))
         await writer.close()
         self._hashes[upload_id] = (0, _session_hasher())
