@@ -48,9 +48,12 @@ _THREAD_WRITE = 256 * 1024
 # it durable at the end has little left to flush (one long stall otherwise).
 _WRITEBACK_EVERY = 16 * 1024 * 1024
 # A busy lock is polled (never waited for in a thread, which could not be cancelled
-# and would tie up the pool): first soon, then at most every 50 ms.
-_LOCK_POLL_FIRST = 0.002
-_LOCK_POLL_MAX = 0.05
+# and would tie up the pool): first soon, then at most every 5 ms. Only one request per
+# process polls a path (the others queue behind it), so polling costs a few system calls
+# a millisecond at most, while a 50 ms step left a lock another worker had released
+# idle for most of that step (32 pushes to one repository across two workers).
+_LOCK_POLL_FIRST = 0.001
+_LOCK_POLL_MAX = 0.005
 # gc may remove a directory between our mkdir and our rename into it; try again.
 _RENAME_ATTEMPTS = 3
 # A directory's mtime has the filesystem's timestamp granularity (a clock tick on ext4,
