@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from hatchway.storage.direct import ALIGN, STAGE, open_direct
-from hatchway.storage.filesystem import FilesystemDriver, FilesystemWriter
+from hatchway.storage.filesystem import FilesystemDriver
+from hatchway.storage.fswriter import FilesystemWriter
 from tests.support.aio import async_test
 
 DATA = "/docker/registry/v2/repositories/a/_uploads/u1/data"

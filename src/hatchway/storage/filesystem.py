@@ -19,18 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import functools
 import os
 import shutil
 import stat
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
-from hatchway.storage.direct import DirectWriter, open_direct, start_writeback
+from hatchway.storage.direct import open_direct
 from hatchway.storage.driver import (
     DeferredContent,
     FileInfo,
@@ -40,13 +37,10 @@ from hatchway.storage.driver import (
     StorageError,
     check_path,
 )
+from hatchway.storage.fswriter import FilesystemWriter, in_sync_thread
 from hatchway.storage.groupsync import GroupSync, syncfs
 
 READ_CHUNK = 1024 * 1024
-_THREAD_WRITE = 256 * 1024
-# Start disk writeback every few MiB while a blob streams in, so the fsync that makes
-# it durable at the end has little left to flush (one long stall otherwise).
-_WRITEBACK_EVERY = 16 * 1024 * 1024
 # A busy lock is polled (never waited for in a thread, which could not be cancelled
 # and would tie up the pool): first soon, then at most every 5 ms. Only one request per
 # process polls a path (the others queue behind it), so polling costs a few system calls
@@ -60,20 +54,6 @@ _RENAME_ATTEMPTS = 3
 # seconds on some), so two changes close together can leave the same mtime: only one
 # older than this is trusted to change again with the next change.
 _MTIME_SETTLED = 2.0
-
-
-_start_writeback = start_writeback  # sync_file_range(2), storage/direct.py
-
-# Durable writes wait for journal commits, and concurrent fsyncs share them (the kernel
-# commits once for all that are waiting), so they get threads of their own rather than
-# asyncio's default pool (cpu count + 4), which queued 32 concurrent manifest pushes
-# behind the blob streams' work. Not many more: each thread wakes and takes the GIL
-# again after every system call of a durable write, and at c=32 32 threads made 100
-# context switches per manifest PUT against 45-50 with 8, for as many PUTs per second
-# and a fifth less server CPU per PUT on this shared machine (bench/README.md).
-_SYNC_THREADS = 8
-_pools: dict[int, ThreadPoolExecutor] = {}
-_T = TypeVar("_T")
 
 
 def loose_permissions(root: str) -> str | None:
@@ -108,21 +88,6 @@ def _own_filesystem(directory: str) -> bool:
         return False
 
 
-def _sync_pool() -> ThreadPoolExecutor:
-    """This process's threads for fsyncs (a forked worker makes its own)."""
-    pool = _pools.get(os.getpid())
-    if pool is None:
-        _pools.clear()  # the parent's, whose threads did not survive the fork
-        pool = _pools[os.getpid()] = ThreadPoolExecutor(_SYNC_THREADS, "hatchway-fsync")
-    return pool
-
-
-async def _in_sync_thread(func: Callable[..., _T], *args: object) -> _T:
-    return await asyncio.get_running_loop().run_in_executor(
-        _sync_pool(), functools.partial(func, *args)
-    )
-
-
 def _fsync_dir(directory: str) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -132,110 +97,6 @@ def _fsync_dir(directory: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-class FilesystemWriter:
-    """Appends to one file. ``write`` goes through the page cache; ``write_blocking``
-    (a streamed blob: the sink's batches, from a worker thread) bypasses it with
-    ``O_DIRECT`` when the file system allows (storage/direct.py): the copy into the
-    page cache was half of a blob push's CPU here, and what it left dirty was what
-    the final fsync waited for."""
-
-    def __init__(
-        self, fd: int, full_path: str, size: int, direct: DirectWriter | None = None
-    ) -> None:
-        self._fd = fd
-        self._path = full_path
-        self._size = size
-        self._flushed = size
-        self._closed = False
-        self._direct = direct
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def _write_all(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-            self._size += written
-        self._writeback()
-
-    def write_blocking(self, parts: Sequence[bytes]) -> None:
-        if self._direct is not None:
-            try:
-                self._size = self._direct.append(self._fd, parts, self._size)
-            except BaseException:
-                self._drop_direct(write=False)
-                raise
-            return
-        # One writev(2) per batch: no join, no copy but the kernel's into the page cache.
-        total = sum(len(p) for p in parts)
-        written = os.writev(self._fd, parts) if parts else 0
-        self._size += written
-        if written < total:  # a short write: finish part by part
-            for part in parts:
-                if written >= len(part):
-                    written -= len(part)
-                    continue
-                self._write_all(memoryview(part)[written:])
-                written = 0
-        self._writeback()
-
-    def _writeback(self) -> None:
-        if _start_writeback is not None and self._size - self._flushed >= _WRITEBACK_EVERY:
-            _start_writeback(self._fd, self._flushed, self._size - self._flushed)
-            self._flushed = self._size
-
-    def _drop_direct(self, write: bool = True) -> None:
-        """Write out what the direct writer staged and stop using it (after a failure:
-        without writing; the file's own size is then the truth)."""
-        direct, self._direct = self._direct, None
-        if direct is None:
-            return
-        try:
-            direct.detach(self._fd, self._size, write=write)
-        except BaseException:
-            write = False
-            raise
-        finally:
-            if not write:
-                self._size = os.fstat(self._fd).st_size
-            self._flushed = self._size
-            os.lseek(self._fd, self._size, os.SEEK_SET)  # where os.write goes on from
-
-    async def write(self, data: bytes | memoryview) -> None:
-        if self._direct is not None:
-            await asyncio.to_thread(self._drop_direct)
-        # Large writes go to a thread so hashing and receiving can run meanwhile.
-        if len(data) >= _THREAD_WRITE:
-            await asyncio.to_thread(self._write_all, data)
-        else:
-            self._write_all(data)
-
-    def _sync(self) -> None:
-        self._drop_direct()
-        os.fsync(self._fd)  # the direct writes' blocks and size too: one file
-
-    async def commit(self) -> None:
-        if self._closed:
-            return
-        await _in_sync_thread(self._sync)
-        await self.close()
-
-    async def close(self) -> None:
-        if not self._closed:
-            if self._direct is not None:
-                await asyncio.to_thread(self._drop_direct)
-            self._closed = True
-            os.close(self._fd)
-
-    async def cancel(self) -> None:
-        await self.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._path)
 
 
 class _StagedFile:
@@ -249,7 +110,7 @@ class _StagedFile:
         if self._done:
             return
         self._done = True
-        await _in_sync_thread(self._driver._publish_staged, self._path, self._tmp, self._full)
+        await in_sync_thread(self._driver._publish_staged, self._path, self._tmp, self._full)
 
     async def discard(self) -> None:
         if not self._done:
@@ -446,7 +307,7 @@ class FilesystemDriver:
     async def put_content(self, path: str, data: bytes) -> None:
         full = self._full(path)
         if self._group is None:
-            await _in_sync_thread(self._put_content_sync, path, full, data)
+            await in_sync_thread(self._put_content_sync, path, full, data)
             return
         await self._group.run(
             lambda: self._write_temp(path, full, data),
@@ -462,7 +323,7 @@ class FilesystemDriver:
         # is discarded leaves nothing behind (a tag's directory, say).
         # (``_write_temp`` makes the directory of the name it is given: here the
         # scratch directory, which exists.)
-        tmp = await _in_sync_thread(self._write_temp, path, self._scratch_name(), data, True)
+        tmp = await in_sync_thread(self._write_temp, path, self._scratch_name(), data, True)
         return _StagedFile(self, path, tmp, full)
 
     def _publish_staged(self, path: str, tmp: str, full: str) -> None:
@@ -543,7 +404,7 @@ class FilesystemDriver:
     async def move(self, source: str, dest: str) -> None:
         src_full, dest_full = self._full(source), self._full(dest)
         if self._group is None:
-            await _in_sync_thread(self._move_sync, source, dest, src_full, dest_full)
+            await in_sync_thread(self._move_sync, source, dest, src_full, dest_full)
             return
         await self._group.run(lambda: self._move_sync(source, dest, src_full, dest_full, False))
 
