@@ -44,6 +44,7 @@ from benchkit import (
     setup,
     start_distribution,
     start_hatchway,
+    tree_cpu,
     tree_pids,
     wait_ready,
     warm_proc,
@@ -60,6 +61,11 @@ class Row:
     values: dict[str, float | None] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     client_cpu: dict[str, float] = field(default_factory=dict)  # fraction of one core
+
+
+def _fmt(value: float) -> str:
+    """One decimal, two below 10 (CPU seconds per GB, ms per request)."""
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
 
 
 class Results:
@@ -82,7 +88,7 @@ class Results:
             row.errors[name] = errors
         if cpu is not None:
             row.client_cpu[name] = round(cpu, 2)
-        shown = "-" if value is None else f"{value:.1f}"
+        shown = "-" if value is None else _fmt(value)
         print(
             f"  {name:<12} {workload:<34} {shown:>10} {unit}  [{client}]"
             + (f"  ({errors} errors)" if errors else ""),
@@ -98,7 +104,7 @@ class Results:
         for r in self.rows.values():
             vals = [r.values.get(n) for n in NAMES]
             line = f"{r.workload:<{w}} {r.unit:<5} {r.client:<11}"
-            line += "".join(f" {'-' if v is None else f'{v:.1f}':>12}" for v in vals)
+            line += "".join(f" {'-' if v is None else _fmt(v):>12}" for v in vals)
             h, d = vals
             line += f" {f'{h / d:.2f}' if h is not None and d else '-':>7}"
             notes = [f"{n}: {e} errors" for n, e in r.errors.items()]
@@ -205,6 +211,18 @@ class Bench:
             if self.pool is not None:
                 self.pool.shutdown(wait=True, cancel_futures=True)
 
+    def server_cpu(self, work: str, reg: Reg, cpu0: float | None, done: int) -> None:
+        """The server's CPU per unit of the work just measured (its process tree's user +
+        system time): seconds per GB (10^9 B) for transfers, ms per request for rates."""
+        cpu1 = tree_cpu(reg.pid)
+        if cpu0 is None or cpu1 is None or not done:
+            return
+        if work.startswith("push"):
+            value, unit = (cpu1 - cpu0) / (done / 1e9), "s/GB"
+        else:
+            value, unit = (cpu1 - cpu0) * 1000 / done, "ms/rq"
+        self.res.add(f"server CPU, {work}", unit, "/proc", reg.name, value)
+
     async def pushes(self) -> None:
         # Blob transfers: one kept-alive connection, as a client pushing one layer does (a
         # pool would spread consecutive PATCHes over connections, hence server workers).
@@ -220,8 +238,10 @@ class Bench:
                 one = single[reg.name]
                 with RssPeak(reg.pid) as peak:
                     jobs = [partial(one.push_mono, "bench/blobs", blobs, v, size) for v in mono]
+                    cpu0 = tree_cpu(reg.pid)
                     rate, cpu = await throughput(jobs)
                     res.add(f"push monolithic {s} MiB", "MB/s", "aiohttp", reg.name, rate, cpu)
+                    self.server_cpu(f"push monolithic {s} MiB", reg, cpu0, len(mono) * size)
                     for via, vs, how in (
                         (one, chunked, ""),
                         (fresh[reg.name], chunked_fresh, ", new conn/req"),
@@ -230,9 +250,11 @@ class Bench:
                             continue
                         push = partial(via.push_chunked, "bench/blobs", blobs, size=size)
                         jobs = [partial(push, variant=v, chunk=chunk) for v in vs]
+                        cpu0 = tree_cpu(reg.pid)
                         rate, cpu = await throughput(jobs)
                         label = f"push chunked {s} MiB ({args.chunk_mib} MiB{how})"
                         res.add(label, "MB/s", "aiohttp", reg.name, rate, cpu)
+                        self.server_cpu(label, reg, cpu0, len(vs) * size)
                 if s > args.chunk_mib and reg.pid:
                     hwm = mem_kib(tree_pids(reg.pid), "VmHWM") / 1024
                     res.add(
@@ -340,11 +362,13 @@ class Bench:
                 for reg in self.order():
                     spec = Spec(method, reg.base + path, hdrs, code, body, vary)
                     procs = args.client_procs if conc > 1 else 1
+                    cpu0 = tree_cpu(reg.pid)
                     r = await run_rate(spec, conc, args.duration, self.pool, procs)
                     client = "aiohttp" + (f" x{procs}" if procs > 1 else "")
                     work = f"{label} c={conc}"
                     cpu = r.cpu / r.elapsed
                     res.add(work, "req/s", client, reg.name, r.ok / r.elapsed, cpu, r.errors)
+                    self.server_cpu(work, reg, cpu0, r.ok + r.errors)
                     # wrk cannot do HEAD: it waits for a body after Content-Length.
                     if wrk and conc > 1 and method == "GET":
                         r = run_wrk(spec, conc, args.duration, args.wrk_threads, self.tmp)

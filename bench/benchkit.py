@@ -264,6 +264,23 @@ def mem_kib(pids: list[int], key: str, file: str = "status") -> int:
     return total
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root: int | None) -> float | None:
+    """User + system CPU seconds of a process tree so far (``/proc/PID/stat``), with
+    what its waited-for children used. None without a pid. The load of the machine
+    moves this far less than it moves rates: it is the work, not the wait."""
+    if root is None:
+        return None
+    total = 0
+    for pid in tree_pids(root):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / _TICKS
+
+
 class RssPeak:
     """Peak of the summed VmRSS of a process tree, sampled every 20 ms in a thread."""
 

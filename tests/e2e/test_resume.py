@@ -6,6 +6,8 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.support.oci import sha256
 from tests.support.server import start_server
 from tests.support.store import start_upload, upload_dir
@@ -59,14 +61,18 @@ def test_upload_resumes_after_kill_from_saved_hash_state(tmp_path: Path) -> None
         server.stop()
 
 
-def test_a_tampered_hash_state_cannot_store_wrong_content(tmp_path: Path) -> None:
+@pytest.mark.parametrize("state_bytes", [b"garbage", b""], ids=["tampered", "empty"])
+def test_a_tampered_hash_state_cannot_store_wrong_content(
+    tmp_path: Path, state_bytes: bytes
+) -> None:
+    # Empty: what a power cut can leave, as hash states are written without syncs.
     server = start_server(tmp_path, workers=1)
     try:
         location, upload_id = start_upload(server.client, "t/tamper")
         r = server.client.patch(location, content=b"a" * 1000)
         assert r.status_code == 202
         state = upload_dir(server.data, "t/tamper", upload_id) / "hashstates" / "sha256" / "1000"
-        state.write_bytes(b"garbage")  # not a state this build wrote: re-read instead
+        state.write_bytes(state_bytes)  # not a state this build wrote: re-read instead
         server.stop(signal.SIGKILL)
         server = start_server(tmp_path, workers=1, data=server.data)
         data = b"a" * 1000 + b"b" * 10

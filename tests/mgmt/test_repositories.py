@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from tests.mgmt.repos import (
     total,
 )
 from tests.support.authkit import add_user, create_pat, get_token, hatchway_cli
+from tests.support.oci import push_blob, push_manifest
 from tests.support.server import Server
 
 ALICE, BOB, VIEWER = ("alice", PASSWORD), ("bob", PASSWORD), ("viewer", PASSWORD)
@@ -66,6 +68,31 @@ def test_a_push_is_indexed_with_sizes_created_and_who(srv: Server, check: Checke
     assert repo["last_push"] == tag["pushed"]["at"]
     listed = check(srv.client.get(f"{API}/repositories", params={"q": "indexed"}, auth=ALICE), 200)
     assert listed == {"repositories": [repo], "next": None}
+
+
+def test_concurrent_pushes_to_one_repository_are_all_indexed(srv: Server, check: Checker) -> None:
+    """The index syncs of a repository's concurrent pushes share one lock and one
+    transaction (group commit): each push is still there, with its own digest and who."""
+    repo, count = "alice/burst", 12
+    images = [image(f"burst{i}", layer_sizes=(100 + i,)) for i in range(count)]
+    with registry(srv, ALICE, repo) as client:
+        for img in images:
+            for b in (img.config, *img.layers):
+                push_blob(client, repo, b.data)
+
+        def put(i: int) -> int:
+            img = images[i]
+            return push_manifest(client, repo, f"v{i}", img.manifest.data).status_code
+
+        with ThreadPoolExecutor(count) as pool:
+            assert list(pool.map(put, range(count))) == [201] * count
+    body = check(srv.client.get(f"{API}/repositories/{repo}/tags", auth=ALICE), 200)
+    found = {t["name"]: t for t in body["tags"]}
+    assert sorted(found) == sorted(f"v{i}" for i in range(count))
+    for i, img in enumerate(images):
+        assert found[f"v{i}"]["digest"] == img.manifest.digest
+        assert found[f"v{i}"]["pushed"]["account"] == "alice"
+    assert (body["repository"]["tags"], body["repository"]["manifests"]) == (count, count)
 
 
 def test_a_pat_push_records_the_token_name(srv: Server, check: Checker) -> None:

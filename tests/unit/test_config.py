@@ -133,6 +133,17 @@ def test_filesystem_groupcommit_rejects_other_values(tmp_path: Path) -> None:
     assert "groupcommit" in config_error(tmp_path, text)
 
 
+@pytest.mark.parametrize(("value", "option"), [("true", None), ("false", False)])
+def test_filesystem_directio(tmp_path: Path, value: str, option: bool | None) -> None:
+    config = load_text(
+        tmp_path, f"storage:\n  filesystem: {{rootdirectory: /x, directio: {value}}}\n"
+    )
+    expected: dict[str, object] = {"rootdirectory": "/x"}
+    if option is not None:
+        expected["directio"] = option
+    assert config.storage.driver() == ("filesystem", expected)
+
+
 def test_inmemory_storage(tmp_path: Path) -> None:
     config = load_text(tmp_path, 'version: "0.1"\nstorage:\n  inmemory: {}\n')
     assert config.storage.driver() == ("inmemory", {})

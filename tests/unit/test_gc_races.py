@@ -9,6 +9,7 @@ objects stand for two workers: the one that did not serve a push has nothing cac
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -136,8 +137,12 @@ async def test_manifest_put_while_gc_runs_is_refused_or_kept(driver: HookedDrive
         await pusher.manifests.put(REPO, "v1", image.manifest.data, OCI_MANIFEST)
     assert info.value.code.code == "MANIFEST_BLOB_UNKNOWN"
     assert revision not in driver.hooks, "the hook never ran"
-    # The refused PUT leaves no revision link behind.
+    # The refused PUT leaves no revision link behind, and its tag (written ahead, to
+    # be renamed into place last) neither: not in the repository, not in scratch.
     assert not await other.manifests.has_revision(REPO, digest(image.manifest.digest))
+    with pytest.raises(PathNotFoundError):
+        await driver.stat(layout.tag_current(REPO, "v1"))
+    assert os.listdir(os.path.join(driver.root, "~tmp")) == []
     with pytest.raises(PathNotFoundError):
         await driver.stat(layout.revision_link(REPO, digest(image.manifest.digest)))
     # Pushed again in full, as a client does after that answer, it is whole.

@@ -109,6 +109,9 @@ class Filesystem(Section):
     # hatchway: make small writes durable in shared syncfs rounds (storage/groupsync.py).
     # "auto": when rootdirectory is on a filesystem of its own, not the one "/" is on.
     groupcommit: bool | Literal["auto"] = "auto"
+    # hatchway: write pushed blob data around the page cache (O_DIRECT) where the
+    # filesystem takes it (storage/direct.py); false: through the page cache.
+    directio: bool = True
 
 
 class Delete(Section):
@@ -150,6 +153,8 @@ class Storage(Section):
         options: dict[str, Any] = {"rootdirectory": fs.rootdirectory}
         if fs.groupcommit != "auto":
             options["groupcommit"] = fs.groupcommit
+        if not fs.directio:
+            options["directio"] = False
         return "filesystem", options
 
     def local_directory(self) -> str:

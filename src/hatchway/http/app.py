@@ -27,7 +27,6 @@ from hatchway.http.state import (
     TOKEN_REALM,
     TOKEN_SERVICE,
 )
-from hatchway.http.ui.mount import setup as setup_ui
 from hatchway.http.wiring import build_auth
 from hatchway.metadata.engine import database_dsn
 from hatchway.observability import metrics
@@ -65,7 +64,10 @@ def create_app(
     if config.http.trustedproxies:
         proxies = forwarded.TrustedProxies(config.http.trustedproxies)
         middlewares.insert(0, forwarded.middleware(proxies))
-    metrics.configure(repository_label=config.http.debug.prometheus.repositorylabel)
+    metrics.configure(
+        repository_label=config.http.debug.prometheus.repositorylabel,
+        enabled=config.http.debug.prometheus.enabled,
+    )
     metrics.add_collector("gc", gc_collector(config))
     app = web.Application(middlewares=middlewares, handler_args={"read_bufsize": READ_BUFSIZE})
     app[CONFIG] = config
@@ -87,6 +89,8 @@ def create_app(
             app.cleanup_ctx.append(indexing.first_build)
         api.setup(app)
         if SELF_SERVICE in app:
+            from hatchway.http.ui.mount import setup as setup_ui  # token mode only
+
             setup_ui(app)
 
     async def close_auth(app: web.Application) -> None:

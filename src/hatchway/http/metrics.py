@@ -185,6 +185,9 @@ async def admin_scrape(request: web.Request) -> web.StreamResponse:
 
 def setup(app: web.Application, config: Config) -> None:
     """Serve /metrics on the main port if the configuration puts it there."""
+    if config.http.debug.prometheus.enabled:
+        # Declared (and prometheus-client imported) now, not in the first request.
+        metrics.metrics()
     if placement(config) != "main":
         return
     path = config.http.debug.prometheus.path

@@ -73,7 +73,11 @@ def _sqlite_engine(url: str) -> Engine:
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not memory:
             cur.execute("PRAGMA journal_mode = WAL")
-            cur.execute("PRAGMA synchronous = NORMAL")  # durable in WAL up to the last commit
+            # WAL + NORMAL: a commit is in the WAL file when it returns, so it survives
+            # the process being killed (kill -9); the WAL is synced at checkpoints, not
+            # at each commit, so a power cut may lose the last commits (README:
+            # "Performance"). Storage, not the database, holds what a push made.
+            cur.execute("PRAGMA synchronous = NORMAL")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
 

@@ -16,8 +16,10 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from prometheus_client import Counter, Histogram
+if TYPE_CHECKING:  # types only: the metrics module imports prometheus-client when used
+    from prometheus_client import Counter, Histogram
 
 log = logging.getLogger("hatchway.metrics")
 

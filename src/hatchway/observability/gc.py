@@ -11,14 +11,16 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING
 
 from hatchway.config.model import Config
 from hatchway.metadata import MetadataStore
 from hatchway.metadata.engine import database_dsn
 from hatchway.metadata.gcruns import GcRunStore
+
+if TYPE_CHECKING:  # imported at the first scrape (worker memory when metrics are off)
+    from prometheus_client.core import Metric
+    from prometheus_client.registry import Collector
 
 log = logging.getLogger("hatchway.metrics")
 
@@ -51,6 +53,8 @@ class GcCollector:
         self._store = store
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         try:
             totals = self._store().totals()
         except Exception as exc:

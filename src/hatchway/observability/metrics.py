@@ -24,14 +24,16 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
-
-import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING, Literal
 
 from hatchway.observability.batch import Batch
+
+if TYPE_CHECKING:
+    # prometheus-client is imported once metrics are on (``configure(enabled=True)``,
+    # the default for callers that never configure): a worker whose metrics are off
+    # (``http.debug.prometheus.enabled: false``) records nothing and never loads it.
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+    from prometheus_client.registry import Collector
 
 AuthKind = Literal["password", "pat", "refresh", "federated", "ldap"]
 AuthOutcome = Literal["success", "failure", "throttled"]
@@ -40,7 +42,6 @@ AUTH_OUTCOMES: tuple[AuthOutcome, ...] = ("success", "failure", "throttled")
 GRANTS = ("anonymous", "basic", "password", "refresh_token", "token-exchange", "other")
 MirrorResult = Literal["hit", "miss", "stale"]
 
-CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
 _NAMESPACE = "hatchway"
 # Requests: from a cached manifest (~1 ms) to a multi-GiB blob (minutes).
 _REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -65,6 +66,8 @@ class _Metrics:
 
 
 def _build(registry: CollectorRegistry, repository_label: bool) -> _Metrics:
+    from prometheus_client import Counter, Gauge, Histogram
+
     route = ["route", "method", "status"] + (["repository"] if repository_label else [])
 
     def counter(name: str, doc: str, labels: Iterable[str] = ()) -> Counter:
@@ -130,13 +133,28 @@ def _build(registry: CollectorRegistry, repository_label: bool) -> _Metrics:
 _lock = threading.Lock()
 _batch = Batch()
 _state: dict[str, object] = {}
-_local_registry = CollectorRegistry()
 _extra_collectors: dict[str, Callable[[], Collector]] = {}
 
 
-def configure(*, repository_label: bool = False) -> None:
-    """Choose the label sets; call before the first metric is recorded (else no effect)."""
+def configure(*, repository_label: bool = False, enabled: bool = True) -> None:
+    """Choose the label sets; call before the first metric is recorded (else no effect).
+    With ``enabled`` False nothing is recorded (nothing could read it) and
+    prometheus-client is never imported."""
     _state.setdefault("repository_label", repository_label)
+    _state["enabled"] = enabled
+
+
+def enabled() -> bool:
+    return _state.get("enabled", True) is not False
+
+
+def _local_registry() -> CollectorRegistry:
+    found = _state.get("registry")
+    if found is None:
+        from prometheus_client import CollectorRegistry
+
+        found = _state["registry"] = CollectorRegistry()
+    return found  # type: ignore[return-value]
 
 
 def repository_label() -> bool:
@@ -149,7 +167,14 @@ def metrics() -> _Metrics:
         with _lock:
             found = _state.get("metrics")
             if found is None:
-                found = _build(_local_registry, repository_label())
+                directory = multiprocess_directory()
+                if directory is not None and "multiprocess" not in _state:
+                    from prometheus_client import values
+
+                    # Values of every metric made from here on go to files there.
+                    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+                    _state["multiprocess"] = True
+                found = _build(_local_registry(), repository_label())
                 _batch.bounds(found.request_seconds, _REQUEST_BUCKETS)
                 _batch.bounds(found.storage_seconds, _STORAGE_BUCKETS)
                 _state["metrics"] = found
@@ -163,8 +188,7 @@ def enable_multiprocess(directory: str) -> None:
     if "metrics" in _state:
         raise RuntimeError("enable_multiprocess() after metrics were created")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
-    _state["directory"] = directory
+    _state["directory"] = directory  # metrics() makes the values use it
 
 
 def multiprocess_directory() -> str | None:
@@ -175,7 +199,9 @@ def multiprocess_directory() -> str | None:
 def process_exited(pid: int) -> None:
     """A worker died: drop its live gauges (its counters stay counted)."""
     directory = multiprocess_directory()
-    if directory is not None:
+    if directory is not None and enabled():
+        from prometheus_client.multiprocess import mark_process_dead
+
         mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
 
 
@@ -185,13 +211,26 @@ def add_collector(name: str, factory: Callable[[], Collector]) -> None:
     _extra_collectors[name] = factory
 
 
+def __getattr__(name: str) -> str:
+    """``CONTENT_TYPE``: prometheus-client's, looked up when a scrape needs it."""
+    if name == "CONTENT_TYPE":
+        import prometheus_client
+
+        return str(prometheus_client.CONTENT_TYPE_LATEST)
+    raise AttributeError(name)
+
+
 def render() -> bytes:
     """The Prometheus text exposition of every process's metrics."""
+    import prometheus_client
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
     metrics()  # declare all metrics, so a scrape shows them before their first use
     _batch.flush()
     directory = multiprocess_directory()
     if directory is None:
-        registry = _local_registry
+        registry = _local_registry()
         extra = CollectorRegistry()
     else:
         registry = extra = CollectorRegistry()
@@ -212,29 +251,41 @@ def auth_attempt(kind: AuthKind, outcome: AuthOutcome) -> None:
     federated assertion (OIDC/JWT) or an LDAP bind, and how it ended."""
     if kind not in AUTH_KINDS or outcome not in AUTH_OUTCOMES:
         raise ValueError(f"unknown auth label {kind!r}/{outcome!r}")
+    if not enabled():
+        return
     _batch.inc(metrics().auth, (kind, outcome))
 
 
 def token_granted(grant: str, *, partial: bool) -> None:
     """A registry token was issued (``partial``: some requested scope was denied)."""
+    if not enabled():
+        return
     label = grant if grant in GRANTS else "other"
     _batch.inc(metrics().token_grants, (label, "partial" if partial else "full"))
 
 
 def mirror_lookup(upstream: str, result: MirrorResult) -> None:
     """``upstream``: the configured upstream's name (bounded by the config)."""
+    if not enabled():
+        return
     _batch.inc(metrics().mirror_requests, (upstream, result))
 
 
 def mirror_upstream_error(upstream: str) -> None:
+    if not enabled():
+        return
     _batch.inc(metrics().mirror_upstream_errors, (upstream,))
 
 
 def mirror_ratelimit(upstream: str, remaining: float) -> None:
+    if not enabled():
+        return
     metrics().mirror_ratelimit_remaining.labels(upstream).set(remaining)
 
 
 def storage_operation(driver: str, operation: str, seconds: float, error: str | None) -> None:
+    if not enabled():
+        return
     m = metrics()
     _batch.observe(m.storage_seconds, (driver, operation), seconds)
     if error is not None:
@@ -250,6 +301,8 @@ def request_done(
     sent: int,
     repository: str | None = None,
 ) -> None:
+    if not enabled():
+        return
     m = metrics()
     labels: tuple[str, ...] = (route, method, str(status))
     if repository_label():
@@ -268,8 +321,12 @@ def flush() -> None:
 
 
 def upload_started() -> None:
+    if not enabled():
+        return
     metrics().uploads_in_flight.inc()
 
 
 def upload_ended() -> None:
+    if not enabled():
+        return
     metrics().uploads_in_flight.dec()

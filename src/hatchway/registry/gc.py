@@ -8,7 +8,9 @@ relies on under that lock *after* making it reachable (a blob upload after its l
 link, a manifest push after its revision link: see ``BlobStore.refresh``). So a push
 that mark missed began touching after the fence and its blobs are kept, or gc removed
 one first and the push is refused, never acknowledged. A layer link is removed, under
-its own lock, only while its blob is still absent.
+its own lock, only while its blob is still absent. A manifest push skips the touch of
+a blob already touched at or after the current fence (``BlobStore.keep``): this gc
+keeps it, and a later one's mark sees the push.
 
 The grace period keeps layers a push has uploaded but not yet referenced.
 """

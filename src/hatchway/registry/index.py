@@ -83,6 +83,28 @@ def entry_of(summary: ManifestSummary, pushed: Pushed) -> ManifestEntry:
     )
 
 
+class _Batch:
+    """Events of one repository waiting for the next sync."""
+
+    def __init__(self) -> None:
+        self.digests: list[Digest] = []
+        self.tags: list[str] = []
+        self.pushed: dict[str, Pushed] = {}
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def add(
+        self,
+        digests: list[Digest],
+        tags: list[str],
+        pushed_digest: Digest | None,
+        pushed: Pushed | None,
+    ) -> None:
+        self.digests += digests
+        self.tags += tags
+        if pushed_digest is not None and pushed is not None:
+            self.pushed[str(pushed_digest)] = pushed
+
+
 class Indexer:
     """:class:`IndexEvents` for one storage driver and one index store."""
 
@@ -93,6 +115,9 @@ class Indexer:
         self._store = store
         self._catalog = catalog
         self.summaries = Summaries(blobs)
+        # repository -> events waiting for the next sync; its sync task while one runs
+        self._queued: dict[str, _Batch] = {}
+        self._running: dict[str, asyncio.Future[None]] = {}
 
     # -- events ---------------------------------------------------------------------
 
@@ -121,10 +146,30 @@ class Indexer:
         pushed_digest: Digest | None = None,
         pushed: Pushed | None = None,
     ) -> None:
+        """Sync, sharing the lock and the transaction with the repository's other
+        events that arrive meanwhile (group commit): 32 concurrent pushes to one
+        repository took its lock and wrote a transaction each, one after another.
+        Each event still returns only once a sync that read storage after its change
+        has committed."""
+        batch = self._queued.get(name)
+        if batch is None:
+            batch = self._queued[name] = _Batch()
+            if name not in self._running:
+                self._running[name] = asyncio.ensure_future(self._drain(name))
+        batch.add(digests, tags, pushed_digest, pushed)
+        await asyncio.shield(batch.done)
+
+    async def _drain(self, name: str) -> None:
         try:
-            await self.sync(name, digests, tags, pushed_digest, pushed)
-        except Exception:
-            log.exception("repository index: could not record a change of %s", name[:255])
+            while (batch := self._queued.pop(name, None)) is not None:
+                try:
+                    await self._sync_many(name, batch.digests, batch.tags, batch.pushed)
+                except Exception:
+                    log.exception("repository index: could not record a change of %s", name[:255])
+                finally:
+                    batch.done.set_result(None)
+        finally:
+            del self._running[name]
 
     # -- syncing --------------------------------------------------------------------
 
@@ -150,15 +195,23 @@ class Indexer:
     ) -> None:
         """Make the index's rows for ``digests`` and ``tags`` of ``name`` what storage
         holds now. ``pushed`` is recorded on them where they name ``pushed_digest``."""
-        digests, tags = list(digests), list(tags)
+        known = {str(pushed_digest): pushed} if pushed_digest and pushed else {}
+        await self._sync_many(name, list(digests), list(tags), known)
+
+    async def _sync_many(
+        self, name: str, digests: list[Digest], tags: list[str], pushed: dict[str, Pushed]
+    ) -> None:
+        """:meth:`sync` for several events: ``pushed`` by digest."""
         try:
             async with self._locked(name):
                 manifests: dict[str, ManifestEntry | None] = {}
                 for d in digests:
-                    manifests[str(d)] = await self._manifest_now(name, d, pushed_digest, pushed)
+                    if str(d) not in manifests:
+                        manifests[str(d)] = await self._manifest_now(name, d, pushed)
                 found: dict[str, TagEntry | None] = {}
                 for tag in tags:
-                    found[tag] = await self._tag_now(name, tag, pushed_digest, pushed)
+                    if tag not in found:
+                        found[tag] = await self._tag_now(name, tag, pushed)
                 await asyncio.to_thread(self._store.apply, name, manifests=manifests, tags=found)
         except LockTimeoutError:
             log.warning(
@@ -180,7 +233,7 @@ class Indexer:
             return None
 
     async def _manifest_now(
-        self, name: str, d: Digest, pushed_digest: Digest | None, pushed: Pushed | None
+        self, name: str, d: Digest, known: dict[str, Pushed]
     ) -> ManifestEntry | None:
         path = layout.revision_link(name, d)
         if await self._link(path) != str(d):
@@ -188,19 +241,19 @@ class Indexer:
         summary = await self.summaries.get(d)
         if summary is None:
             return None
-        if pushed is None or d != pushed_digest:
+        pushed = known.get(str(d))
+        if pushed is None:
             old = await asyncio.to_thread(self._store.manifest, name, str(d))
             pushed = old.pushed if old is not None else Pushed(await self._mtime(path))
         return entry_of(summary, pushed)
 
-    async def _tag_now(
-        self, name: str, tag: str, pushed_digest: Digest | None, pushed: Pushed | None
-    ) -> TagEntry | None:
+    async def _tag_now(self, name: str, tag: str, known: dict[str, Pushed]) -> TagEntry | None:
         path = layout.tag_current(name, tag)
         current = await self._link(path)
         if current is None:
             return None
-        if pushed is not None and current == str(pushed_digest):
+        pushed = known.get(current)
+        if pushed is not None:
             return TagEntry(tag, current, pushed)
         old = await asyncio.to_thread(self._store.tag, name, tag)
         if old is not None and old.digest == current:

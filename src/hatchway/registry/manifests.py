@@ -24,7 +24,7 @@ from hatchway.registry.blobs import BlobStore
 from hatchway.registry.catalog import Catalog
 from hatchway.registry.index import Actor, IndexEvents
 from hatchway.registry.tags import Tags
-from hatchway.storage.driver import PathNotFoundError, StorageDriver
+from hatchway.storage.driver import PathNotFoundError, Staged, StorageDriver
 
 _CACHE_BYTES = 32 * 1024 * 1024
 
@@ -64,6 +64,26 @@ class _ContentCache:
         while self._bytes > self._max:
             _, old = self._items.popitem(last=False)
             self._bytes -= len(old.body)
+
+
+_discards: set[asyncio.Task[None]] = set()
+
+
+async def _discard(staged: asyncio.Future[Staged]) -> None:
+    """Drop a staged write unless it was published (a failed or cancelled push): now
+    if staging is done, else once it is (the push stopped waiting for it)."""
+
+    def drop(done: asyncio.Future[Staged]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return
+        task = asyncio.ensure_future(done.result().discard())
+        _discards.add(task)
+        task.add_done_callback(_discards.discard)
+
+    if not staged.done():
+        staged.add_done_callback(drop)
+    elif not staged.cancelled() and staged.exception() is None:
+        await staged.result().discard()
 
 
 class Manifests:
@@ -148,23 +168,30 @@ class Manifests:
         await self._check_references(name, manifest)
         # Content, revision link and referrer entry are independent, so their fsyncs
         # run at once. A revision link that lands before its content only answers
-        # MANIFEST_UNKNOWN for a moment; the tag, the name clients use, comes last.
+        # MANIFEST_UNKNOWN for a moment; the tag, the name clients use, comes last:
+        # its link is written and synced beside them but renamed into place only
+        # once they are durable and the blobs refreshed (one sync wait, not two).
         linked = asyncio.ensure_future(self._link_revision(name, d))
         steps: list[Awaitable[object]] = [self._blobs.put_small(d, body), linked]
         if manifest.subject is not None:
             steps.append(self._add_referrer(name, d, body, manifest))
-        await asyncio.gather(*steps)
+        staged = asyncio.ensure_future(self._tags.stage(name, tag, d)) if tag else None
         try:
-            await self._refresh_references(name, d, manifest)
-        except HatchwayError:
-            # Refused (gc took a blob meanwhile): a revision link this PUT made would
-            # leave the manifest listed in the repository without its blobs.
-            if linked.result():
-                with contextlib.suppress(PathNotFoundError):
-                    await self._driver.delete(layout.revision_dir(name, d))
-            raise
-        if tag is not None:
-            await self._tags.set(name, tag, d)
+            await asyncio.gather(*steps, *([staged] if staged else []))
+            try:
+                await self._refresh_references(name, d, manifest)
+            except HatchwayError:
+                # Refused (gc took a blob meanwhile): a revision link this PUT made
+                # would leave the manifest listed in the repository without its blobs.
+                if linked.result():
+                    with contextlib.suppress(PathNotFoundError):
+                        await self._driver.delete(layout.revision_dir(name, d))
+                raise
+            if staged is not None:
+                await staged.result().publish()
+        finally:
+            if staged is not None:
+                await _discard(staged)
         self._cache.put(StoredManifest(d, manifest.media_type, body))
         if self.index is not None:
             await self.index.manifest_pushed(name, d, tag, actor)
@@ -188,17 +215,20 @@ class Manifests:
         """Touch what the manifest needs, after its revision link is written.
 
         A gc whose mark missed the new revision began before this touch, so it sees
-        these blobs as fresh; if it removed one first, the push is refused here.
+        these blobs as fresh; if it removed one first, the push is refused here. A
+        blob already touched since the latest gc began needs no touch (and no lock):
+        see ``BlobStore.keep``.
         """
+        fence = await self._blobs.gc_fence()  # read after the revision link is durable
         gone = [
             str(desc.digest)
             for desc in manifest.blobs()
-            if not await self._blobs.refresh_linked(name, desc.digest)
+            if not await self._blobs.keep_linked(name, desc.digest, fence)
         ]
         gone += [
             str(m)
             for m in (d, *(desc.digest for desc in manifest.manifests))
-            if not await self._blobs.refresh(m)
+            if not await self._blobs.keep(m, fence)
         ]
         if gone:
             raise HatchwayError(MANIFEST_BLOB_UNKNOWN, detail={"digests": gone})

@@ -10,7 +10,7 @@ from hatchway.oci.digest import Digest
 from hatchway.oci.names import is_valid_tag, validate_tag
 from hatchway.registry import layout
 from hatchway.registry.pagination import Page, paginate
-from hatchway.storage.driver import PathNotFoundError, StorageDriver
+from hatchway.storage.driver import PathNotFoundError, Staged, StorageDriver, stage_content
 
 _CONFIRMED_REPOSITORIES = 4096
 
@@ -54,6 +54,11 @@ class Tags:
         # distribution also keeps tags/<tag>/index/ history; nothing reads it, so
         # hatchway saves the extra durable write per push.
         await self._driver.put_content(layout.tag_current(name, tag), str(d).encode())
+
+    async def stage(self, name: str, tag: str, d: Digest) -> Staged:
+        """:meth:`set` in two steps: the link written and synced now, where no reader
+        looks; visible only at ``publish()`` (one rename and one directory sync)."""
+        return await stage_content(self._driver, layout.tag_current(name, tag), str(d).encode())
 
     async def delete(self, name: str, tag: str) -> None:
         self._unknown_unless_valid(tag)

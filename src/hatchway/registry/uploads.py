@@ -100,16 +100,28 @@ class Uploads:
     ) -> None:
         if not isinstance(hasher, ResumableSha256) or before == after:
             return
-        await self._driver.put_content(
-            layout.upload_hashstate(name, upload_id, after), hasher.state()
-        )
+        await self._put_volatile(layout.upload_hashstate(name, upload_id, after), hasher.state())
         with contextlib.suppress(PathNotFoundError):
             await self._driver.delete(layout.upload_hashstate(name, upload_id, before))
+
+    async def _put_volatile(self, path: str, data: bytes) -> None:
+        """A session's bookkeeping (start time, hash state), written without syncs.
+
+        Worth nothing without the session's data, which is not durable before the
+        upload's last request either (its PUT syncs it). After a power cut a stale or
+        empty file reads as absent: the start time falls back to the directory's mtime,
+        a hash state that does not load is replaced by hashing the data again, and the
+        digest check at PUT stands behind both. Each was two sync waits per PATCH."""
+        writer = await self._driver.writer(path)
+        try:
+            await writer.write(data)
+        finally:
+            await writer.close()
 
     async def start(self, name: str) -> UploadStatus:
         upload_id = str(uuid.uuid4())
         started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        await self._driver.put_content(layout.upload_started(name, upload_id), started.encode())
+        await self._put_volatile(layout.upload_started(name, upload_id), started.encode())
         writer = await self._driver.writer(layout.upload_data(name, upload_id))
         await writer.close()
         self._hashes[upload_id] = (0, _session_hasher())
@@ -148,7 +160,10 @@ class Uploads:
         body: AsyncIterator[bytes],
         start: int | None,
         length: int | None,
+        durable: bool = False,
     ) -> tuple[int, Hasher]:
+        """Append the body; with ``durable`` (the last request of an upload) the data
+        is synced on the writer that wrote it, not on one opened again."""
         size = (await self.status(name, upload_id)).size
         if start is not None and start != size:
             raise HatchwayError(
@@ -163,6 +178,8 @@ class Uploads:
         received = 0
         try:
             received = await stream_into(body, hasher, writer)
+            if durable and (length is None or received == length):
+                await writer.commit()
         except SinkError:
             # Storage failed mid-write: forget the hash; a retry re-reads the data.
             self._hashes.pop(upload_id, None)
@@ -213,7 +230,7 @@ class Uploads:
         self._check_id(upload_id)
         async with self._session(name, upload_id):
             if body is not None:
-                size, hasher = await self._append(name, upload_id, body, start, length)
+                size, hasher = await self._append(name, upload_id, body, start, length, True)
             else:
                 size = (await self.status(name, upload_id)).size
                 hasher = await self._hasher_at(name, upload_id, size)
@@ -232,8 +249,9 @@ class Uploads:
                 )
             data = layout.upload_data(name, upload_id)
             # Durable before visible: fsync the data, then rename into the content store.
-            writer = await self._driver.writer(data, append=True)
-            await writer.commit()
+            if body is None:  # else synced as the body's writer finished
+                writer = await self._driver.writer(data, append=True)
+                await writer.commit()
             await self._blobs.ingest(data, expected, size)
             kept = await self._blobs.link(name, expected)
             await self._drop(name, upload_id)

@@ -19,12 +19,13 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
-
-import redis
+from typing import TYPE_CHECKING, Any
 
 from hatchway.config.observability import Redis, split_host_port
 from hatchway.metadata.attempts import Counter, Reservation, Rule
+
+if TYPE_CHECKING:  # imported when ``redis:`` is configured, not by every worker
+    import redis
 
 log = logging.getLogger("hatchway.redis")
 
@@ -144,6 +145,8 @@ return 1
 
 def client(config: Redis) -> redis.Redis:
     """A pooled client for the ``redis:`` section (connects on first use)."""
+    import redis  # only where redis: is configured (worker memory)
+
     host, port = split_host_port(config.addr)
     kwargs: dict[str, Any] = {
         "host": host,
@@ -279,6 +282,8 @@ class FallbackAttemptStore:
         self._down_until = 0.0
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        import redis  # loaded already: a client exists
+
         now = time.monotonic()
         if now >= self._down_until:
             try:

@@ -7,7 +7,7 @@ a driver maps them to whatever it stores. Drivers know nothing of digests or man
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -79,6 +79,50 @@ class BlockingWriter(Protocol):
 
     def write_blocking(self, parts: Sequence[bytes]) -> None:
         """Append every part, in order; call it from a worker thread, never the loop."""
+
+
+class Staged(Protocol):
+    """Content written and durable, not visible yet (:func:`stage_content`)."""
+
+    async def publish(self) -> None:
+        """Make it visible at its path, durably: what ``put_content`` would have done
+        (nothing after :meth:`discard`)."""
+
+    async def discard(self) -> None:
+        """Drop it; nothing becomes visible. Idempotent, also after ``publish``."""
+
+
+@runtime_checkable
+class StagingDriver(Protocol):
+    def stage_content(self, path: str, data: bytes) -> Awaitable[Staged]:
+        """The first half of ``put_content``: ``data`` made durable where no reader
+        looks; the second half (:meth:`Staged.publish`) only renames it into place."""
+
+
+class DeferredContent:
+    """A driver without staging: all of ``put_content`` happens at publish."""
+
+    def __init__(self, driver: StorageDriver, path: str, data: bytes) -> None:
+        self._driver, self._path, self._data = driver, path, data
+        self._done = False
+
+    async def publish(self) -> None:
+        if not self._done:
+            self._done = True
+            await self._driver.put_content(self._path, self._data)
+
+    async def discard(self) -> None:
+        self._done = True
+
+
+async def stage_content(driver: StorageDriver, path: str, data: bytes) -> Staged:
+    """Write ``data`` for ``path`` ahead, so that publishing it later costs one step.
+
+    A caller that must make something visible only after other writes (a tag after its
+    manifest) stages it while those run: the content's sync overlaps theirs."""
+    if isinstance(driver, StagingDriver):
+        return await driver.stage_content(path, data)
+    return DeferredContent(driver, path, data)
 
 
 class StorageDriver(Protocol):

@@ -12,7 +12,9 @@ from hatchway.storage.memory import MemoryDriver
 
 def _filesystem(options: dict[str, Any]) -> StorageDriver:
     return FilesystemDriver(
-        str(options["rootdirectory"]), group_commit=options.get("groupcommit", "auto")
+        str(options["rootdirectory"]),
+        group_commit=options.get("groupcommit", "auto"),
+        direct_io=bool(options.get("directio", True)),
     )
 
 

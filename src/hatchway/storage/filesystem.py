@@ -18,74 +18,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import fcntl
-import functools
 import os
 import shutil
 import stat
-import sys
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
+from hatchway.storage.direct import open_direct
 from hatchway.storage.driver import (
+    DeferredContent,
     FileInfo,
     LockTimeoutError,
     PathNotFoundError,
+    Staged,
     StorageError,
     check_path,
 )
+from hatchway.storage.fswriter import FilesystemWriter, in_sync_thread
 from hatchway.storage.groupsync import GroupSync, syncfs
 
 READ_CHUNK = 1024 * 1024
-_THREAD_WRITE = 256 * 1024
-# Start disk writeback every few MiB while a blob streams in, so the fsync that makes
-# it durable at the end has little left to flush (one long stall otherwise).
-_WRITEBACK_EVERY = 16 * 1024 * 1024
-_SYNC_FILE_RANGE_WRITE = 2
 # A busy lock is polled (never waited for in a thread, which could not be cancelled
-# and would tie up the pool): first soon, then at most every 50 ms.
-_LOCK_POLL_FIRST = 0.002
-_LOCK_POLL_MAX = 0.05
+# and would tie up the pool): first soon, then at most every 5 ms. Only one request per
+# process polls a path (the others queue behind it), so polling costs a few system calls
+# a millisecond at most, while a 50 ms step left a lock another worker had released
+# idle for most of that step (32 pushes to one repository across two workers).
+_LOCK_POLL_FIRST = 0.001
+_LOCK_POLL_MAX = 0.005
 # gc may remove a directory between our mkdir and our rename into it; try again.
 _RENAME_ATTEMPTS = 3
 # A directory's mtime has the filesystem's timestamp granularity (a clock tick on ext4,
 # seconds on some), so two changes close together can leave the same mtime: only one
 # older than this is trusted to change again with the next change.
 _MTIME_SETTLED = 2.0
-
-
-def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        func = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    func.restype = ctypes.c_int
-
-    def start_writeback(fd: int, offset: int, length: int) -> None:
-        func(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # advisory; errors are harmless
-
-    return start_writeback
-
-
-_start_writeback = _load_sync_file_range()
-
-# Durable writes wait for journal commits, and concurrent fsyncs share them (the kernel
-# commits once for all that are waiting), so concurrent writes need threads of their own
-# rather than asyncio's default pool (cpu count + 4: 6 here), which queued 32 concurrent
-# manifest pushes behind 6 fsyncs at a time per worker. On this project's machine 6
-# threads made 1,400 small durable writes per second, 32 threads 3,700 (bench/README.md).
-_SYNC_THREADS = 32
-_pools: dict[int, ThreadPoolExecutor] = {}
-_T = TypeVar("_T")
 
 
 def loose_permissions(root: str) -> str | None:
@@ -120,21 +88,6 @@ def _own_filesystem(directory: str) -> bool:
         return False
 
 
-def _sync_pool() -> ThreadPoolExecutor:
-    """This process's threads for fsyncs (a forked worker makes its own)."""
-    pool = _pools.get(os.getpid())
-    if pool is None:
-        _pools.clear()  # the parent's, whose threads did not survive the fork
-        pool = _pools[os.getpid()] = ThreadPoolExecutor(_SYNC_THREADS, "hatchway-fsync")
-    return pool
-
-
-async def _in_sync_thread(func: Callable[..., _T], *args: object) -> _T:
-    return await asyncio.get_running_loop().run_in_executor(
-        _sync_pool(), functools.partial(func, *args)
-    )
-
-
 def _fsync_dir(directory: str) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -146,74 +99,33 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-class FilesystemWriter:
-    def __init__(self, fd: int, full_path: str, size: int) -> None:
-        self._fd = fd
-        self._path = full_path
-        self._size = size
-        self._flushed = size
-        self._closed = False
+class _StagedFile:
+    """A durable scratch file waiting to be renamed to ``full``."""
 
-    @property
-    def size(self) -> int:
-        return self._size
+    def __init__(self, driver: FilesystemDriver, path: str, tmp: str, full: str) -> None:
+        self._driver, self._path, self._tmp, self._full = driver, path, tmp, full
+        self._done = False
 
-    def _write_all(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-            self._size += written
-        self._writeback()
-
-    def write_blocking(self, parts: Sequence[bytes]) -> None:
-        # One writev(2) per batch: no join, no copy but the kernel's into the page cache.
-        total = sum(len(p) for p in parts)
-        written = os.writev(self._fd, parts) if parts else 0
-        self._size += written
-        if written < total:  # a short write: finish part by part
-            for part in parts:
-                if written >= len(part):
-                    written -= len(part)
-                    continue
-                self._write_all(memoryview(part)[written:])
-                written = 0
-        self._writeback()
-
-    def _writeback(self) -> None:
-        if _start_writeback is not None and self._size - self._flushed >= _WRITEBACK_EVERY:
-            _start_writeback(self._fd, self._flushed, self._size - self._flushed)
-            self._flushed = self._size
-
-    async def write(self, data: bytes | memoryview) -> None:
-        # Large writes go to a thread so hashing and receiving can run meanwhile.
-        if len(data) >= _THREAD_WRITE:
-            await asyncio.to_thread(self._write_all, data)
-        else:
-            self._write_all(data)
-
-    async def commit(self) -> None:
-        if self._closed:
+    async def publish(self) -> None:
+        if self._done:
             return
-        await _in_sync_thread(os.fsync, self._fd)
-        await self.close()
+        self._done = True
+        await in_sync_thread(self._driver._publish_staged, self._path, self._tmp, self._full)
 
-    async def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            os.close(self._fd)
-
-    async def cancel(self) -> None:
-        await self.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._path)
+    async def discard(self) -> None:
+        if not self._done:
+            self._done = True
+            _unlink_quietly(self._tmp)
 
 
 class FilesystemDriver:
     name = "filesystem"
 
-    def __init__(self, root: str, group_commit: bool | str = "auto") -> None:
+    def __init__(
+        self, root: str, group_commit: bool | str = "auto", direct_io: bool = True
+    ) -> None:
         self.root = os.path.abspath(root)
+        self._direct_io = direct_io
         with contextlib.suppress(FileExistsError):
             os.makedirs(self.root, 0o700)  # the mode applies to the root, not its parents
         shared = stat.S_IMODE(os.stat(self.root).st_mode) & 0o040
@@ -395,13 +307,32 @@ class FilesystemDriver:
     async def put_content(self, path: str, data: bytes) -> None:
         full = self._full(path)
         if self._group is None:
-            await _in_sync_thread(self._put_content_sync, path, full, data)
+            await in_sync_thread(self._put_content_sync, path, full, data)
             return
         await self._group.run(
             lambda: self._write_temp(path, full, data),
             lambda tmp: self._publish(path, tmp, full),
             _unlink_quietly,
         )
+
+    async def stage_content(self, path: str, data: bytes) -> Staged:
+        full = self._full(path)
+        if self._group is not None:  # a group round does it all at publish
+            return DeferredContent(self, path, data)
+        # The scratch file only: directories are made at publish, so a staged write that
+        # is discarded leaves nothing behind (a tag's directory, say).
+        # (``_write_temp`` makes the directory of the name it is given: here the
+        # scratch directory, which exists.)
+        tmp = await in_sync_thread(self._write_temp, path, self._scratch_name(), data, True)
+        return _StagedFile(self, path, tmp, full)
+
+    def _publish_staged(self, path: str, tmp: str, full: str) -> None:
+        try:
+            self._publish(path, tmp, full, sync=True)  # new directories synced as made
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        _fsync_dir(os.path.dirname(full))
 
     async def reader(self, path: str, offset: int = 0) -> AsyncIterator[bytes]:
         try:
@@ -423,7 +354,8 @@ class FilesystemDriver:
             fd = os.open(full, flags, self._file_mode)
         except OSError as exc:
             raise StorageError(f"cannot open {path} for writing: {exc.strerror}") from None
-        return FilesystemWriter(fd, full, os.fstat(fd).st_size)
+        direct = open_direct(full) if self._direct_io else None
+        return FilesystemWriter(fd, full, os.fstat(fd).st_size, direct)
 
     async def stat(self, path: str) -> FileInfo:
         try:
@@ -472,7 +404,7 @@ class FilesystemDriver:
     async def move(self, source: str, dest: str) -> None:
         src_full, dest_full = self._full(source), self._full(dest)
         if self._group is None:
-            await _in_sync_thread(self._move_sync, source, dest, src_full, dest_full)
+            await in_sync_thread(self._move_sync, source, dest, src_full, dest_full)
             return
         await self._group.run(lambda: self._move_sync(source, dest, src_full, dest_full, False))
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from aiohttp import web
 
 from hatchway.auth.websession import csrf_token
 from hatchway.http.ui import sessions
 from hatchway.http.ui.csrf import FIELD
+
+if TYPE_CHECKING:  # imported by the first page rendered, not by every worker at start
+    import jinja2
 
 _UNITS = ("B", "kB", "MB", "GB", "TB")
 
@@ -56,6 +58,8 @@ def iso(value: datetime | None) -> str:
 
 @functools.cache
 def environment() -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("hatchway.http.ui", "templates"),
         autoescape=True,  # every template, whatever its name

@@ -16,8 +16,6 @@ from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-import httpx
-
 from hatchway.oci.digest import Digest, new_hasher
 from hatchway.registry import layout
 from hatchway.registry.blobs import BlobStore
@@ -111,6 +109,8 @@ class BlobFetch:
     async def _download(
         self, client: UpstreamClient, driver: StorageDriver, blobs: BlobStore, temp: str
     ) -> None:
+        import httpx  # loaded with the client
+
         writer: FileWriter | None = None
         try:
             response = await client.send(

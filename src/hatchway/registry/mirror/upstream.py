@@ -16,8 +16,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable
-
-import httpx
+from typing import TYPE_CHECKING
 
 from hatchway.config.proxy import Upstream
 from hatchway.oci import mediatypes as mt
@@ -30,6 +29,9 @@ MANIFEST_ACCEPT = ", ".join(
         mt.DOCKER_MANIFEST,
     )
 )
+if TYPE_CHECKING:  # httpx is imported when a mirror is configured (worker memory)
+    import httpx
+
 _PARAM_RE = re.compile(r'(\w+)\s*=\s*"([^"]*)"')
 
 
@@ -74,6 +76,8 @@ class UpstreamClient:
         self.upstream = upstream
         self._on_error = on_error
         self._on_ratelimit = on_ratelimit
+        import httpx
+
         self._client = httpx.AsyncClient(
             base_url=upstream.base_url,
             timeout=httpx.Timeout(upstream.timeout),
@@ -119,6 +123,8 @@ class UpstreamClient:
         query = {"scope": scope}
         if "service" in params:
             query["service"] = params["service"]
+        import httpx  # loaded with the client
+
         auth = httpx.BasicAuth(*creds) if creds is not None else None
         try:
             response = await self._client.get(realm, params=query, auth=auth)
@@ -140,6 +146,8 @@ class UpstreamClient:
     ) -> httpx.Response:
         """The upstream's response to ``method path`` (streamed: the caller closes it);
         a 2xx or 3xx, else UpstreamMissing (404) or UpstreamDown."""
+        import httpx  # loaded with the client
+
         for attempt in (1, 2):
             request_headers = dict(headers or {})
             authorization = self._authorization(scope)
