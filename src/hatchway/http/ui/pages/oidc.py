@@ -21,13 +21,11 @@ import hmac
 import logging
 import secrets
 from datetime import timedelta
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from aiohttp import web
 
 from hatchway.auth.identity.base import ClientInfo
-from hatchway.auth.identity.oidc import OIDC_BACKEND, OidcAuthenticator, SignInRefused
-from hatchway.auth.identity.oidcclient import ProviderRefused, ProviderUnavailable
 from hatchway.auth.principal import Principal
 from hatchway.auth.websession import SignedIn
 from hatchway.http.access import client_info
@@ -40,7 +38,13 @@ from hatchway.http.ui.sso import oidc_source
 from hatchway.metadata.oidc import PendingLogin
 from hatchway.metadata.records import AuditEvent, Outcome, utcnow
 
+if TYPE_CHECKING:
+    from hatchway.auth.identity.oidc import OidcAuthenticator
+
 log = logging.getLogger("hatchway.http.ui.oidc")
+# The OIDC source (and httpx with it) is imported by the handlers, once a provider is
+# configured: a worker without identity.oidc never loads it.
+OIDC_BACKEND = "oidc"
 
 START = "/ui/sign-in/oidc"
 CALLBACK = "/ui/sign-in/oidc/callback"
@@ -81,6 +85,8 @@ def _unavailable(source: OidcAuthenticator) -> UiError:
 
 async def start(request: web.Request) -> web.StreamResponse:
     source = _source(request)
+    from hatchway.auth.identity.oidcclient import ProviderUnavailable
+
     target = safe_next(request.query.get("next"))
     if await sessions.signed_in(request) is not None:
         raise web.HTTPSeeOther(target)  # as the sign-in page does
@@ -125,6 +131,9 @@ def _refused(request: web.Request, status: int, title: str, message: str, reason
 
 async def callback(request: web.Request) -> web.StreamResponse:
     source = _source(request)
+    from hatchway.auth.identity.oidc import SignInRefused
+    from hatchway.auth.identity.oidcclient import ProviderRefused, ProviderUnavailable
+
     query = request.query
     state = query.get("state", "")[:_MAX_PARAM]
     pending = None
