@@ -1,0 +1,172 @@
+"""A cold blob streamed to every waiting client while the one upstream download runs, in
+both workers of a real ``hatchway serve --workers 2``, against a real (made slow)
+upstream hatchway; and a download whose bytes are not the blob never completes anyone."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.oci import push_blob
+from tests.support.server import Server, serving_worker, start_server
+from tests.support.slowproxy import SlowProxy
+from tests.support.workers import connect
+
+SIZE = 32 * 1024 * 1024
+CLIENTS = 20
+
+
+@dataclass
+class Pull:
+    status: int
+    worker: int | None
+    first_byte_at: float  # time.monotonic() when the first body byte arrived
+    body_sha256: str
+    received: int
+    complete: bool  # the whole announced body arrived
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Iterator[Server]:
+    (tmp_path / "upstream").mkdir()
+    server = start_server(tmp_path / "upstream")
+    yield server
+    server.stop()
+
+
+def _slow_mirror(tmp_path: Path, upstream: Server, hold_after: int) -> tuple[SlowProxy, Server]:
+    host, port = upstream.addr.rsplit(":", 1)
+    proxy = SlowProxy((host, int(port)), rate=16 * 1024 * 1024, hold_after=hold_after)
+    config = {
+        "version": "0.1",
+        "proxy": {"upstreams": [{"prefix": "up", "remoteurl": proxy.url, "timeout": "30s"}]},
+    }
+    (tmp_path / "mirror").mkdir()
+    return proxy, start_server(tmp_path / "mirror", config=json.dumps(config), workers=2)
+
+
+def _pulls(mirror: Server, path: str, gate: Gate) -> list[Pull]:
+    def pull(_: int) -> Pull:
+        conn = connect(mirror)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            assert conn.sock is not None
+            worker = serving_worker(mirror, conn.sock.getsockname()[1])
+            hasher = hashlib.sha256()
+            received, first_at, complete = 0, 0.0, False
+            try:
+                first = response.read(1)
+                first_at = time.monotonic()
+                hasher.update(first)
+                received += len(first)
+                gate.arrived()
+                while chunk := response.read(1 << 20):
+                    hasher.update(chunk)
+                    received += len(chunk)
+                complete = received == int(response.headers.get("Content-Length", -1))
+            except (http.client.HTTPException, OSError):
+                pass  # cut short
+            return Pull(
+                response.status,
+                worker,
+                first_at,
+                "sha256:" + hasher.hexdigest(),
+                received,
+                complete,
+            )
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        return list(pool.map(pull, range(CLIENTS)))
+
+
+class Gate:
+    """Counts the clients that have had their first byte; the last one lets the
+    upstream send the rest."""
+
+    def __init__(self, proxy: SlowProxy) -> None:
+        self._proxy = proxy
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def arrived(self) -> None:
+        with self._lock:
+            self._count += 1
+            if self._count == CLIENTS:
+                self._proxy.release()
+
+
+def _upstream_gets(upstream: Server, path: str) -> int:
+    needle = f'"GET {path} HTTP/1.1"'
+    return sum(needle in line for line in upstream.log().splitlines())
+
+
+def test_twenty_clients_in_two_workers_stream_one_cold_download(
+    tmp_path: Path, upstream: Server
+) -> None:
+    data = bytes(range(256)) * (SIZE // 256)
+    digest = push_blob(upstream.client, "lib/big", data)
+    proxy, mirror = _slow_mirror(tmp_path, upstream, hold_after=SIZE // 2)
+    try:
+        pulls = _pulls(mirror, f"/v2/up/lib/big/blobs/{digest}", Gate(proxy))
+        # Every client got the blob, whole and right.
+        assert [p.status for p in pulls] == [200] * CLIENTS
+        assert all(p.complete and p.body_sha256 == digest for p in pulls)
+        # Both workers served some of them.
+        assert len({p.worker for p in pulls}) == 2, [p.worker for p in pulls]
+        # Each client's first byte arrived before the upstream finished sending the blob
+        # (it holds the second half until every client has had its first byte).
+        finished = proxy.last_sent_at
+        assert all(p.first_byte_at < finished for p in pulls)
+        # One upstream download for all of them.
+        deadline = time.monotonic() + 5
+        while _upstream_gets(upstream, f"/v2/lib/big/blobs/{digest}") < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert _upstream_gets(upstream, f"/v2/lib/big/blobs/{digest}") == 1
+        # Nothing of the download is left in the repository's uploads.
+        uploads = mirror.data / "docker/registry/v2/repositories/up/lib/big/_uploads"
+        assert not uploads.exists() or not any(uploads.iterdir())
+    finally:
+        mirror.stop()
+        proxy.close()
+
+
+def test_bytes_that_are_not_the_blob_cut_every_follower_short(
+    tmp_path: Path, upstream: Server
+) -> None:
+    data = bytes(reversed(range(256))) * (SIZE // 256)
+    digest = push_blob(upstream.client, "lib/bad", data)
+    # The upstream's stored copy goes bad: same size, last byte changed.
+    hexdigest = digest.split(":", 1)[1]
+    stored = upstream.data / f"docker/registry/v2/blobs/sha256/{hexdigest[:2]}/{hexdigest}/data"
+    with open(stored, "r+b") as f:
+        f.seek(SIZE - 1)
+        f.write(b"\x01" if data[-1:] != b"\x01" else b"\x02")
+    proxy, mirror = _slow_mirror(tmp_path, upstream, hold_after=SIZE // 2)
+    try:
+        pulls = _pulls(mirror, f"/v2/up/lib/bad/blobs/{digest}", Gate(proxy))
+        # Streamed while it came (every client had bytes), but nobody got a whole body.
+        assert all(p.received > 0 for p in pulls)
+        assert not any(p.complete for p in pulls)
+        assert len({p.worker for p in pulls}) == 2, [p.worker for p in pulls]
+        # And nothing was stored under the digest.
+        kept = mirror.data / f"docker/registry/v2/blobs/sha256/{hexdigest[:2]}/{hexdigest}/data"
+        assert not kept.exists()
+        uploads = mirror.data / "docker/registry/v2/repositories/up/lib/bad/_uploads"
+        assert not uploads.exists() or not any(uploads.iterdir())
+    finally:
+        mirror.stop()
+        proxy.close()
