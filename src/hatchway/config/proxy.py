@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from hatchway.config.observability import Duration
 
+_HELPER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _PREFIX_RE = re.compile(
     r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
 )
@@ -49,6 +50,8 @@ class Upstream(_Section):
     remoteurl: str
     username: str | None = None
     password: str | None = Field(default=None, repr=False)
+    # hatchway: credentials from docker-credential-<name> (docker's helper protocol).
+    credentialhelper: str | None = None
     # distribution: how long proxied content is kept; accepted (content is kept until gc).
     ttl: Duration = 168 * 3600.0
     # hatchway: a tag is checked upstream (HEAD) at most once per this interval.
@@ -80,6 +83,13 @@ class Upstream(_Section):
             )
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together")
+        if self.credentialhelper is not None:
+            if not _HELPER_RE.fullmatch(self.credentialhelper):
+                raise ValueError(
+                    "credentialhelper: the NAME of docker-credential-NAME (e.g. ecr-login)"
+                )
+            if self.username is not None:
+                raise ValueError("credentialhelper or username/password, not both")
         if self.timeout <= 0 or self.freshness < 0:
             raise ValueError("timeout must be > 0 and freshness >= 0")
         return self
@@ -103,6 +113,7 @@ class Proxy(_Section):
     remoteurl: str | None = None
     username: str | None = None
     password: str | None = Field(default=None, repr=False)
+    credentialhelper: str | None = None
     ttl: Duration | None = None
     freshness: Duration | None = None
     timeout: Duration | None = None
@@ -116,7 +127,14 @@ class Proxy(_Section):
                 raise ValueError("proxy: set remoteurl, or a list of upstreams")
             if any(
                 v is not None
-                for v in (self.username, self.password, self.ttl, self.freshness, self.timeout)
+                for v in (
+                    self.username,
+                    self.password,
+                    self.credentialhelper,
+                    self.ttl,
+                    self.freshness,
+                    self.timeout,
+                )
             ):
                 raise ValueError(
                     "proxy: username/password/ttl/... belong to remoteurl or to each upstream"
@@ -141,7 +159,7 @@ class Proxy(_Section):
         if self.remoteurl is None:
             return list(self.upstreams)
         single: dict[str, object] = {"remoteurl": self.remoteurl, "insecure": self.insecure}
-        for key in ("username", "password", "ttl", "freshness", "timeout"):
+        for key in ("username", "password", "credentialhelper", "ttl", "freshness", "timeout"):
             value = getattr(self, key)
             if value is not None:
                 single[key] = value
