@@ -52,7 +52,7 @@ class Upstream(_Section):
     password: str | None = Field(default=None, repr=False)
     # hatchway: credentials from docker-credential-<name> (docker's helper protocol).
     credentialhelper: str | None = None
-    # distribution: how long proxied content is kept; accepted (content is kept until gc).
+    # distribution: cached content not pulled for this long is removed; 0 keeps it.
     ttl: Duration = 168 * 3600.0
     # hatchway: a tag is checked upstream (HEAD) at most once per this interval.
     freshness: Duration = 60.0
@@ -90,8 +90,8 @@ class Upstream(_Section):
                 )
             if self.username is not None:
                 raise ValueError("credentialhelper or username/password, not both")
-        if self.timeout <= 0 or self.freshness < 0:
-            raise ValueError("timeout must be > 0 and freshness >= 0")
+        if self.timeout <= 0 or self.freshness < 0 or self.ttl < 0:
+            raise ValueError("timeout must be > 0, freshness and ttl >= 0")
         return self
 
     @property

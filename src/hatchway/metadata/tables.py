@@ -24,6 +24,8 @@
                     the repository index: what storage holds, summarized for listing and
                     search (see metadata/repoindex.py); rebuildable from storage
     gc_runs         one row per ``hatchway gc`` run (another process): what /metrics reports
+    mirror_tag_checks, mirror_pulls
+                    the pull-through mirror's tag checks and last pulls (ttl)
 
 Timestamps are stored as naive UTC (SQLite keeps no zone) and read back as aware UTC.
 A column added to an existing table must be nullable: ``Database.create_schema`` adds it
@@ -339,6 +341,28 @@ token_signing_keys = Table(
     Column("pem", Text, nullable=False),
 )
 
+# The pull-through mirror (metadata/mirrorstate.py), shared by workers and replicas: when
+# each mirrored tag was last checked upstream (and the digest it had), and when each cached
+# manifest or blob was last pulled (ttl expiry). Times in epoch seconds.
+mirror_tag_checks = Table(
+    "mirror_tag_checks",
+    metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("tag", String(128), primary_key=True),
+    Column("digest", String(160), nullable=False),
+    Column("checked_at", Float, nullable=False),
+)
+
+mirror_pulls = Table(
+    "mirror_pulls",
+    metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("digest", String(160), primary_key=True),
+    Column("kind", String(8), nullable=False),  # "manifest" | "blob"
+    Column("pulled_at", Float, nullable=False),
+    Index("ix_mirror_pulls_pulled_at", "pulled_at"),
+)
+
 __all__ = [
     "UTCDateTime",
     "access_rule_revision",
@@ -356,6 +380,8 @@ __all__ = [
     "login_attempts",
     "memberships",
     "metadata",
+    "mirror_pulls",
+    "mirror_tag_checks",
     "recovery_codes",
     "refresh_tokens",
     "twofactor",

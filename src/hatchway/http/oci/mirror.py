@@ -9,6 +9,7 @@ local name (``dockerhub/library/alpine``), as to any repository.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -22,10 +23,14 @@ from hatchway.http.oci import manifests as manifest_routes
 from hatchway.http.oci.common import page_size
 from hatchway.http.oci.listing import TAGS_MAX
 from hatchway.http.state import REGISTRY
+from hatchway.metadata.engine import Database, database_dsn
+from hatchway.metadata.mirrorstate import MirrorStateStore
 from hatchway.oci.digest import Digest
 from hatchway.oci.names import validate_name
 from hatchway.registry.mirror import Mirror, MirrorRoute, UpstreamDown, UpstreamMissing
+from hatchway.registry.mirror.expiry import purging
 from hatchway.registry.mirror.fetch import FetchFailed
+from hatchway.registry.mirror.shared import SharedState
 
 MIRROR = web.AppKey("mirror", Mirror)
 HEADER = "X-Hatchway-Mirror"
@@ -33,16 +38,27 @@ STALE_WARNING = '110 - "Response is stale"'
 _READS = frozenset({"GET", "HEAD"})
 
 
-def setup(app: web.Application, config: Config) -> None:
-    """Attach the mirror when ``proxy:`` is configured; nothing otherwise."""
+def setup(app: web.Application, config: Config, worker: int = -1) -> None:
+    """Attach the mirror when ``proxy:`` is configured; nothing otherwise. Its tag checks
+    and last pulls live in the database; worker 0 (or the only one) runs the ttl purge."""
     if config.proxy is None:
         return
     upstreams = config.proxy.all()
+    dsn = database_dsn(config)
 
     async def mirror_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[MIRROR] = Mirror(upstreams, app[REGISTRY])
-        yield
-        await app[MIRROR].close()
+        db = Database(dsn)
+        await asyncio.to_thread(db.create_schema)
+        mirror = app[MIRROR] = Mirror(upstreams, app[REGISTRY], SharedState(MirrorStateStore(db)))
+        try:
+            if worker <= 0:
+                async with purging(mirror):
+                    yield
+            else:
+                yield
+        finally:
+            await mirror.close()
+            db.dispose()
 
     app.cleanup_ctx.append(mirror_ctx)
 
