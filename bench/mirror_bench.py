@@ -23,7 +23,33 @@ import time
 from pathlib import Path
 
 import aiohttp
-from benchkit import HATCHWAY_OPEN_CONFIG, OCTET, Server, sha, start_hatchway, wait_ready
+from benchkit import (
+    CONFIG,
+    HATCHWAY_OPEN_CONFIG,
+    LAYER,
+    OCI_MANIFEST,
+    OCTET,
+    Server,
+    manifest,
+    sha,
+    start_hatchway,
+    tree_pids,
+    wait_ready,
+)
+
+CONCURRENCY = 8
+
+
+def cpu_seconds(root: int | None) -> float:
+    """utime + stime of the server's process tree."""
+    total = 0
+    for pid in tree_pids(root) if root is not None else []:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def push(session: aiohttp.ClientSession, srv: Server, repo: str, data: bytes) -> str:
@@ -43,6 +69,64 @@ async def pull(session: aiohttp.ClientSession, url: str) -> float:
         async for chunk in r.content.iter_chunked(1 << 20):
             total += len(chunk)
     return total / (1 << 20) / (time.perf_counter() - started)
+
+
+async def push_image(session: aiohttp.ClientSession, srv: Server, repo: str) -> None:
+    await push(session, srv, repo, CONFIG)
+    await push(session, srv, repo, LAYER)
+    url = f"{srv.base}/v2/{repo}/manifests/v"
+    headers = {"Content-Type": OCI_MANIFEST}
+    async with session.put(url, data=manifest("mirror-bench"), headers=headers) as r:
+        assert r.status == 201, await r.text()
+
+
+async def small_gets(
+    session: aiohttp.ClientSession, srv: Server, url: str, n: int
+) -> tuple[float, float]:
+    """(server CPU ms per request, requests per second) for ``n`` GETs of ``url``."""
+    left = n
+
+    async def worker() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            async with session.get(url, headers={"Accept": OCI_MANIFEST}) as r:
+                assert r.status == 200, await r.text()
+                await r.read()
+
+    cpu, started = cpu_seconds(srv.pid), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    elapsed = time.perf_counter() - started
+    return (cpu_seconds(srv.pid) - cpu) * 1000 / n, n / elapsed
+
+
+async def run_small(requests: int, up: Server, mirror: Server) -> None:
+    async with aiohttp.ClientSession() as session:
+        await wait_ready(up, session)
+        await wait_ready(mirror, session)
+        await push_image(session, up, "lib/small")
+        await push_image(session, mirror, "local/small")
+        layer = sha(LAYER)
+        paths = {
+            "manifest": ("up/lib/small/manifests/v", "local/small/manifests/v"),
+            "blob": (f"up/lib/small/blobs/{layer}", f"local/small/blobs/{layer}"),
+        }
+        for hit, _ in paths.values():  # cache it (miss)
+            async with session.get(f"{mirror.base}/v2/{hit}") as r:
+                assert r.status == 200, await r.text()
+        for kind, (hit, local) in paths.items():
+            figures = {}
+            for label, path in (("local", local), ("hit", hit), ("local", local), ("hit", hit)):
+                figures.setdefault(label, []).append(
+                    await small_gets(session, mirror, f"{mirror.base}/v2/{path}", requests)
+                )
+            cpu = {k: statistics.mean(c for c, _ in v) for k, v in figures.items()}
+            rate = {k: statistics.mean(r for _, r in v) for k, v in figures.items()}
+            print(
+                f"{kind:8} GET: hit {cpu['hit']:.3f} ms CPU, {rate['hit']:7.0f} req/s   "
+                f"local {cpu['local']:.3f} ms CPU, {rate['local']:7.0f} req/s   "
+                f"CPU hit/local {cpu['hit'] / cpu['local']:.2f}"
+            )
 
 
 async def run(size: int, rounds: int, up: Server, mirror: Server) -> None:
@@ -79,6 +163,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=64, help="blob size in MiB")
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=3000, help="small GETs per figure")
     args = parser.parse_args()
     binary = str(Path(sys.executable).with_name("hatchway"))
     tmp = Path(tempfile.mkdtemp(prefix="mirror-bench-"))
@@ -90,7 +175,10 @@ def main() -> int:
             "proxy": {"upstreams": [{"prefix": "up", "remoteurl": up.base}]},
         }
         mirror = start_hatchway(binary, tmp / "mirror", 1, config)
-        asyncio.run(run(args.size, args.rounds, up, mirror))
+        if args.rounds:
+            asyncio.run(run(args.size, args.rounds, up, mirror))
+        if args.requests:
+            asyncio.run(run_small(args.requests, up, mirror))
     finally:
         for srv in (mirror, up):
             if srv is not None:

@@ -17,6 +17,7 @@ repositories outside every prefix served and pushed locally as usual::
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import urllib.parse
@@ -98,12 +99,13 @@ class Upstream(_Section):
     def base_url(self) -> str:
         return self.remoteurl.rstrip("/")
 
-    @property
+    @functools.cached_property
     def host(self) -> str:
-        """``HOST[:PORT]`` of remoteurl, as containerd's ``?ns=`` names it."""
+        """``HOST[:PORT]`` of remoteurl, as containerd's ``?ns=`` names it (parsed once:
+        every mirrored request asks)."""
         return urllib.parse.urlsplit(self.remoteurl).netloc.lower()
 
-    @property
+    @functools.cached_property
     def label(self) -> str:
         """The metrics label: the prefix, or the host for the prefix-less upstream."""
         return self.prefix or self.host

@@ -95,7 +95,7 @@ async def manifest(request: web.Request, route: MirrorRoute, reference: str) -> 
         result = await mirror.manifest(route, reference)
     except UpstreamDown as exc:
         raise _unavailable(route, exc) from None
-    response = await manifest_routes.get(request, route.local, str(result.manifest.digest))
+    response = manifest_routes.respond(request, result.manifest)
     response.headers[HEADER] = result.result
     if result.result == "stale":
         response.headers["Warning"] = STALE_WARNING
@@ -105,7 +105,12 @@ async def manifest(request: web.Request, route: MirrorRoute, reference: str) -> 
 async def blob(request: web.Request, route: MirrorRoute, digest: str) -> web.StreamResponse:
     mirror = request.app[MIRROR]
     d = Digest.parse(digest)
-    if await mirror.blob_stored(route, d) is not None or await mirror.link_stored(route, d):
+    info = await mirror.blob_stored(route, d)
+    if info is not None:
+        response = await blobs.respond(request, info)
+        response.headers[HEADER] = "hit"
+        return response
+    if await mirror.link_stored(route, d):
         response = await blobs.get(request, route.local, digest)
         response.headers[HEADER] = "hit"
         return response

@@ -36,6 +36,7 @@ from hatchway.registry.mirror.upstream import (
 from hatchway.registry.service import Registry
 
 # containerd names Docker Hub "docker.io"; its registry API is registry-1.docker.io.
+_ROUTES_KEPT = 10_000
 _HOST_ALIASES = {"docker.io": "registry-1.docker.io", "index.docker.io": "registry-1.docker.io"}
 
 
@@ -91,6 +92,7 @@ class Mirror:
         self._clients = {u.prefix: _client(u) for u in upstreams}
         self._checked: dict[tuple[str, str], tuple[float, Digest]] = {}
         self._fetches: dict[tuple[str, Digest], BlobFetch] = {}
+        self._routes: dict[str, MirrorRoute | None] = {}  # every request asks: kept
 
     @property
     def registry(self) -> Registry:
@@ -136,6 +138,16 @@ class Mirror:
 
     def route(self, name: str) -> MirrorRoute | None:
         """The upstream repository behind local ``name``, or None (a local repository)."""
+        try:
+            return self._routes[name]
+        except KeyError:
+            pass
+        if len(self._routes) >= _ROUTES_KEPT:
+            self._routes.clear()
+        route = self._routes[name] = self._find_route(name)
+        return route
+
+    def _find_route(self, name: str) -> MirrorRoute | None:
         for u in self._upstreams:
             if not u.prefix:
                 return MirrorRoute(u, name, _remote_name(u, name))
