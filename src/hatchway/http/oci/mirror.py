@@ -131,6 +131,7 @@ async def blob(request: web.Request, route: MirrorRoute, digest: str) -> web.Str
             headers["Content-Length"] = str(size)
         return web.Response(headers=headers)
     fetch = mirror.blob_fetch(route, d)
+    result = "hit" if fetch.verified else "miss"
     await fetch.started.wait()
     file = fetch.open_follower()
     if file is None:
@@ -140,7 +141,7 @@ async def blob(request: web.Request, route: MirrorRoute, digest: str) -> web.Str
         if fetch.error is not None:
             raise _unavailable(route, Exception(str(fetch.error)))
         response = await blobs.get(request, route.local, digest)
-        response.headers[HEADER] = "miss"
+        response.headers[HEADER] = result
         return response
     if fetch.size is not None:
         headers["Content-Length"] = str(fetch.size)

@@ -6,13 +6,14 @@ others), under the storage lock of a directory of its own in the repository's
 ``_uploads``. It writes into ``data`` there while hashing, and publishes the blob only
 when the bytes match the digest. Beside ``data`` it keeps a progress marker,
 ``progress``: ``{"state": "downloading", "size": N}`` once the upstream has answered
-(``size`` from its Content-Length, or null), then ``verified`` or ``failed``.
+(``size`` from its Content-Length, or null), then ``verified`` (every byte is in and
+matches the digest; being made durable and published) or ``failed``.
 
 - Clients in the downloading worker follow ``data`` as it grows.
 - Another worker (or a replica on the same filesystem) finds the lock held and the
   marker ``downloading``: it opens ``data`` and follows it too, watching its size and the
   marker, so its clients also get the bytes as they land.
-- Every follower holds back the last byte until the download is verified and published:
+- Every follower holds back the last byte until the download's digest is checked:
   when the digest does not match, followers are cut short (their clients see a short
   body), never completed with bytes that are not the blob.
 - With a store without local files (S3), the other workers and replicas wait for the
@@ -165,12 +166,10 @@ class BlobFetch:
         try:
             await self._transfer(client, driver, blobs, f"{directory}/data")
         except BaseException:
-            if self.announced:  # the marker said "downloading"
+            if self.announced:  # the marker said "downloading" (or "verified")
                 with contextlib.suppress(Exception):
                     await self._set_marker(driver, "failed")
             raise
-        with contextlib.suppress(PathNotFoundError):
-            await self._set_marker(driver, "verified")
 
     async def _transfer(
         self, client: UpstreamClient, driver: StorageDriver, blobs: BlobStore, temp: str
@@ -205,13 +204,18 @@ class BlobFetch:
                 self.size is not None and self.size != self.written
             ):
                 raise FetchFailed(f"upstream sent bytes that are not {self.digest}")
+            # The bytes are the blob: followers may finish now, while it is made durable
+            # and published (fsync of a large blob takes a while).
+            self.size = self.written
+            self.verified = True
+            await self._notify()
+            if self.announced:
+                await self._set_marker(driver, "verified")
             await writer.commit()
             writer = None
             await blobs.ingest(temp, self.digest, self.written)
-            self.size = self.written
             if not await blobs.link(self.local, self.digest):
                 raise FetchFailed("blob removed by garbage collection meanwhile")
-            self.verified = True
         finally:
             if writer is not None:
                 with contextlib.suppress(Exception):
@@ -263,12 +267,16 @@ class BlobFetch:
             state = None if marker is None else marker.get("state")
             if state == "failed":
                 raise FetchFailed("the download in another worker failed")
-            if state in (None, "verified"):
+            if state == "verified":
+                # Every byte is in the file and is the blob (published meanwhile, or soon).
+                self.written = os.fstat(fd).st_size
+                self.size = self.written
+                self.verified = True
+                return
+            if state is None:
                 # Done (the directory goes once the blob is published): published here?
                 if await self._published(blobs):
                     return
-                if state == "verified":
-                    raise FetchFailed("blob removed by garbage collection meanwhile")
                 raise FetchFailed("the download in another worker failed")
             if time.monotonic() - still_since >= _STALL_CHECK:
                 still_since = time.monotonic()
@@ -323,6 +331,8 @@ class BlobFetch:
                     offset += len(data)
                     yield data
                     continue
+                if self.verified and offset >= self.written:
+                    return  # all sent, and it is the blob (publishing it may still fail)
                 if self.error is not None:
                     raise FetchFailed(str(self.error))
                 if self.finished.is_set():

@@ -306,13 +306,14 @@ class Mirror:
             return False
         if not await self._registry.blobs.link(route.local, d):
             return False
+        metrics.mirror_lookup(route.upstream.label, "hit")  # no download: a hit
         self.pulled(route, d, "blob", fetched=True)
         return True
 
     def _done(self, route: MirrorRoute, key: tuple[str, Digest], fetch: BlobFetch) -> None:
         if self._fetches.get(key) is fetch:
             del self._fetches[key]
-        if fetch.verified:
+        if fetch.verified and fetch.error is None:
             self.pulled(route, fetch.digest, "blob", fetched=True)
 
     def blob_fetch(self, route: MirrorRoute, d: Digest) -> BlobFetch:
@@ -320,6 +321,8 @@ class Mirror:
         key = (route.local, d)
         fetch = self._fetches.get(key)
         if fetch is not None and not fetch.finished.is_set():
+            if fetch.verified:  # every byte is here, being published: as good as cached
+                metrics.mirror_lookup(route.upstream.label, "hit")
             return fetch
         metrics.mirror_lookup(route.upstream.label, "miss")
         fetch = BlobFetch(route.local, route.remote, d)
