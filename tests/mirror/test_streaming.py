@@ -54,14 +54,20 @@ def _slow_mirror(tmp_path: Path, upstream: Server, hold_after: int) -> tuple[Slo
     return proxy, start_server(tmp_path / "mirror", config=json.dumps(config), workers=2)
 
 
-def _pulls(mirror: Server, path: str, gate: Gate) -> list[Pull]:
-    def pull(_: int) -> Pull:
-        conn = connect(mirror)
+def _pulls(mirror: Server, path: str, gate: Gate, *others: Server) -> list[Pull]:
+    """20 concurrent GETs of ``path``, spread over ``mirror`` and ``others``; each pull
+    says which process served it."""
+    servers = (mirror, *others)
+
+    def pull(i: int) -> Pull:
+        server = servers[i % len(servers)]
+        conn = connect(server)
         try:
             conn.request("GET", path)
             response = conn.getresponse()
             assert conn.sock is not None
-            worker = serving_worker(mirror, conn.sock.getsockname()[1])
+            # The worker process; a one-worker server serves in its own process.
+            worker = serving_worker(server, conn.sock.getsockname()[1]) or server.process.pid
             hasher = hashlib.sha256()
             received, first_at, complete = 0, 0.0, False
             try:
@@ -141,6 +147,45 @@ def test_twenty_clients_in_two_workers_stream_one_cold_download(
         assert not uploads.exists() or not any(uploads.iterdir())
     finally:
         mirror.stop()
+        proxy.close()
+
+
+def test_replicas_on_one_filesystem_and_database_stream_one_download(
+    tmp_path: Path, upstream: Server
+) -> None:
+    """Two ``hatchway serve`` sharing --data (storage and SQLite): the one that does not
+    download follows the other's file."""
+    data = bytes(range(255, -1, -1)) * (SIZE // 256)
+    data = data[:-1] + b"r"
+    digest = push_blob(upstream.client, "lib/rep", data)
+    host, port = upstream.addr.rsplit(":", 1)
+    proxy = SlowProxy((host, int(port)), rate=16 * 1024 * 1024, hold_after=SIZE // 2)
+    config = json.dumps(
+        {
+            "version": "0.1",
+            "proxy": {"upstreams": [{"prefix": "up", "remoteurl": proxy.url, "timeout": "30s"}]},
+        }
+    )
+    shared = tmp_path / "shared-data"
+    replicas: list[Server] = []
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            replicas.append(start_server(tmp_path / name, config=config, data=shared))
+        pulls = _pulls(replicas[0], f"/v2/up/lib/rep/blobs/{digest}", Gate(proxy), replicas[1])
+        assert [p.status for p in pulls] == [200] * CLIENTS
+        assert all(p.complete and p.body_sha256 == digest for p in pulls)
+        assert len({p.worker for p in pulls}) == 2
+        assert all(p.first_byte_at < proxy.last_sent_at for p in pulls)
+        deadline = time.monotonic() + 5
+        while _upstream_gets(upstream, f"/v2/lib/rep/blobs/{digest}") < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert _upstream_gets(upstream, f"/v2/lib/rep/blobs/{digest}") == 1
+    finally:
+        for replica in replicas:
+            replica.stop()
         proxy.close()
 
 
