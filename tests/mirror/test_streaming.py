@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -14,12 +16,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.oci import push_blob
 from tests.support.server import Server, serving_worker, start_server
 from tests.support.slowproxy import SlowProxy
-from tests.support.workers import connect
+from tests.support.workers import (
+    connect,
+    connection_to_other_worker,
+    worker_of,
+    worker_with_open_file,
+)
 
 SIZE = 32 * 1024 * 1024
 CLIENTS = 20
@@ -212,6 +220,62 @@ def test_bytes_that_are_not_the_blob_cut_every_follower_short(
         assert not kept.exists()
         uploads = mirror.data / "docker/registry/v2/repositories/up/lib/bad/_uploads"
         assert not uploads.exists() or not any(uploads.iterdir())
+    finally:
+        mirror.stop()
+        proxy.close()
+
+
+def test_a_worker_killed_mid_download_cuts_its_followers_and_the_next_pull_works(
+    tmp_path: Path, upstream: Server
+) -> None:
+    data = bytes(range(256)) * (SIZE // 256)
+    data = b"k" + data[1:]
+    digest = push_blob(upstream.client, "lib/crash", data)
+    proxy, mirror = _slow_mirror(tmp_path, upstream, hold_after=SIZE // 2)
+    path = f"/v2/up/lib/crash/blobs/{digest}"
+    directory = mirror.data / "docker/registry/v2/repositories/up/lib/crash/_uploads"
+    try:
+        leader_conn = connect(mirror)
+        leader = worker_of(mirror, leader_conn)
+        assert leader is not None
+        follower_conn = connection_to_other_worker(mirror, leader)
+        got_first = threading.Event()
+        outcome: dict[str, int | bool] = {}
+
+        def read(conn: http.client.HTTPConnection, key: str) -> None:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            received = 0
+            try:
+                received += len(response.read(1))
+                if key == "follower":
+                    got_first.set()
+                while chunk := response.read(1 << 20):
+                    received += len(chunk)
+            except (http.client.HTTPException, OSError):
+                pass
+            finally:
+                conn.close()
+            outcome[key] = received == SIZE
+
+        threads = [threading.Thread(target=read, args=(leader_conn, "leader"))]
+        threads[0].start()
+        data_file = directory / f"mirror-{digest.split(':', 1)[1]}" / "data"
+        assert worker_with_open_file(mirror, data_file) == leader
+        threads.append(threading.Thread(target=read, args=(follower_conn, "follower")))
+        threads[1].start()
+        assert got_first.wait(60)
+        os.kill(leader, signal.SIGKILL)
+        for thread in threads:
+            thread.join(120)
+        # Nobody got a whole body from the dead download.
+        assert outcome == {"leader": False, "follower": False}
+        # The next pull downloads afresh (the supervisor restarted the dead worker).
+        proxy.release()
+        with httpx.Client(base_url=mirror.url, timeout=120) as client:
+            r = client.get(path)
+        assert r.status_code == 200
+        assert hashlib.sha256(r.content).hexdigest() == digest.split(":", 1)[1]
     finally:
         mirror.stop()
         proxy.close()

@@ -288,9 +288,13 @@ class BlobFetch:
             delay = min(delay * 2, _POLL_MAX)
 
     async def _holder_gone(self, driver: StorageDriver) -> bool:
-        """The download's lock is free: its holder died (a lock dies with its process)."""
+        """The download's lock is free: its holder died (a lock dies with its process).
+        What it left is removed, so that the next pull downloads afresh rather than
+        follow a file no one writes."""
         try:
             async with driver.lock(self.directory, 0):
+                with contextlib.suppress(PathNotFoundError):
+                    await driver.delete(self.directory)
                 return True
         except LockTimeoutError:
             return False
