@@ -305,10 +305,14 @@ class BlobFetch:
 
     def open_follower(self) -> BinaryIO | None:
         """The download file, opened to follow it as it grows; None when it cannot be
-        followed (a store without local files, or already being published: wait for
-        :attr:`finished` and serve the stored blob then)."""
-        if self.local_path is None or self.finishing or self.finished.is_set():
+        followed (a store without local files, or its digest being checked, or it was
+        moved into the store already: wait for :attr:`finished` and serve the stored
+        blob then). A verified download is followed while it is made durable."""
+        if self.local_path is None or self.finished.is_set():
             return None
+        if self.finishing and not self.verified:
+            return None  # being checked: a moment
+
         try:
             return open(self.local_path, "rb")
         except OSError:
