@@ -164,19 +164,25 @@ async def run(size: int, rounds: int, up: Server, mirror: Server) -> None:
             # made durable and published. A pull meanwhile follows the file (a copy, not
             # sendfile): wait for the cache to settle, which is what "cached" means.
             await settled(session, blob)
-            figures = {
-                "miss": miss,
-                "hit": await pull(session, blob),
-                "local": await pull(session, f"{mirror.base}/v2/lo/lib/app/blobs/{local}"),
-                "upstream": await pull(session, f"{up.base}/v2/lib/app/blobs/{digest}"),
-            }
+            # Whichever pull comes right after the miss shares the machine with the
+            # miss's write-back: flush it first, and take hit first in even rounds,
+            # local first in odd ones.
+            await asyncio.to_thread(os.sync)
+            urls = {"hit": blob, "local": f"{mirror.base}/v2/lo/lib/app/blobs/{local}"}
+            order = ("hit", "local") if round_ % 2 == 0 else ("local", "hit")
+            figures = {"miss": miss}
+            for key in order:
+                figures[key] = await pull(session, urls[key])
+            figures["upstream"] = await pull(session, f"{up.base}/v2/lib/app/blobs/{digest}")
             for key, value in figures.items():
                 results[key].append(value)
-            print(
-                f"round {round_}: " + "  ".join(f"{k} {v:8.1f} MiB/s" for k, v in figures.items())
-            )
+            print(f"round {round_}: " + "  ".join(f"{k} {figures[k]:8.1f} MiB/s" for k in results))
     means = {k: statistics.mean(v) for k, v in results.items()}
     print("mean:    " + "  ".join(f"{k} {v:8.1f} MiB/s" for k, v in means.items()))
+    per_round = statistics.median(
+        h / lo for h, lo in zip(results["hit"], results["local"], strict=True)
+    )
+    print(f"median of the rounds' hit/local {per_round:.2f}")
     print(
         f"hit/local {means['hit'] / means['local']:.2f}   miss/upstream "
         f"{means['miss'] / means['upstream']:.2f}"
