@@ -3,6 +3,8 @@ the refusals."""
 
 from __future__ import annotations
 
+import re
+
 import pydantic
 import pytest
 
@@ -113,3 +115,34 @@ def test_http_elsewhere_when_asked() -> None:
 )
 def test_ratelimit_remaining_header(header: str | None, remaining: float | None) -> None:
     assert ratelimit_remaining(header) == remaining
+
+
+def test_credential_helper_per_upstream_and_in_the_single_form() -> None:
+    config = _load(
+        {
+            "upstreams": [
+                {"prefix": "ecr", "remoteurl": "https://x.example", "credentialhelper": "ecr-login"}
+            ]
+        }
+    )
+    assert config.proxy is not None
+    assert config.proxy.all()[0].credentialhelper == "ecr-login"
+    single = _load({"remoteurl": "https://ghcr.io", "credentialhelper": "gh"})
+    assert single.proxy is not None
+    assert single.proxy.all()[0].credentialhelper == "gh"
+
+
+@pytest.mark.parametrize(
+    ("upstream", "message"),
+    [
+        (
+            {"credentialhelper": "x", "username": "a", "password": "b"},
+            "credentialhelper or username/password",
+        ),
+        ({"credentialhelper": "../bin/sh"}, "docker-credential-NAME"),
+        ({"credentialhelper": "a b"}, "docker-credential-NAME"),
+    ],
+)
+def test_credential_helper_refusals(upstream: dict[str, str], message: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match=re.escape(message)):
+        _load({"upstreams": [{"prefix": "p", "remoteurl": "https://x.example", **upstream}]})

@@ -17,6 +17,7 @@ repositories outside every prefix served and pushed locally as usual::
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import urllib.parse
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from hatchway.config.observability import Duration
 
+_HELPER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _PREFIX_RE = re.compile(
     r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
 )
@@ -49,7 +51,9 @@ class Upstream(_Section):
     remoteurl: str
     username: str | None = None
     password: str | None = Field(default=None, repr=False)
-    # distribution: how long proxied content is kept; accepted (content is kept until gc).
+    # hatchway: credentials from docker-credential-<name> (docker's helper protocol).
+    credentialhelper: str | None = None
+    # distribution: cached content not pulled for this long is removed; 0 keeps it.
     ttl: Duration = 168 * 3600.0
     # hatchway: a tag is checked upstream (HEAD) at most once per this interval.
     freshness: Duration = 60.0
@@ -80,20 +84,28 @@ class Upstream(_Section):
             )
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together")
-        if self.timeout <= 0 or self.freshness < 0:
-            raise ValueError("timeout must be > 0 and freshness >= 0")
+        if self.credentialhelper is not None:
+            if not _HELPER_RE.fullmatch(self.credentialhelper):
+                raise ValueError(
+                    "credentialhelper: the NAME of docker-credential-NAME (e.g. ecr-login)"
+                )
+            if self.username is not None:
+                raise ValueError("credentialhelper or username/password, not both")
+        if self.timeout <= 0 or self.freshness < 0 or self.ttl < 0:
+            raise ValueError("timeout must be > 0, freshness and ttl >= 0")
         return self
 
     @property
     def base_url(self) -> str:
         return self.remoteurl.rstrip("/")
 
-    @property
+    @functools.cached_property
     def host(self) -> str:
-        """``HOST[:PORT]`` of remoteurl, as containerd's ``?ns=`` names it."""
+        """``HOST[:PORT]`` of remoteurl, as containerd's ``?ns=`` names it (parsed once:
+        every mirrored request asks)."""
         return urllib.parse.urlsplit(self.remoteurl).netloc.lower()
 
-    @property
+    @functools.cached_property
     def label(self) -> str:
         """The metrics label: the prefix, or the host for the prefix-less upstream."""
         return self.prefix or self.host
@@ -103,6 +115,7 @@ class Proxy(_Section):
     remoteurl: str | None = None
     username: str | None = None
     password: str | None = Field(default=None, repr=False)
+    credentialhelper: str | None = None
     ttl: Duration | None = None
     freshness: Duration | None = None
     timeout: Duration | None = None
@@ -116,7 +129,14 @@ class Proxy(_Section):
                 raise ValueError("proxy: set remoteurl, or a list of upstreams")
             if any(
                 v is not None
-                for v in (self.username, self.password, self.ttl, self.freshness, self.timeout)
+                for v in (
+                    self.username,
+                    self.password,
+                    self.credentialhelper,
+                    self.ttl,
+                    self.freshness,
+                    self.timeout,
+                )
             ):
                 raise ValueError(
                     "proxy: username/password/ttl/... belong to remoteurl or to each upstream"
@@ -141,7 +161,7 @@ class Proxy(_Section):
         if self.remoteurl is None:
             return list(self.upstreams)
         single: dict[str, object] = {"remoteurl": self.remoteurl, "insecure": self.insecure}
-        for key in ("username", "password", "ttl", "freshness", "timeout"):
+        for key in ("username", "password", "credentialhelper", "ttl", "freshness", "timeout"):
             value = getattr(self, key)
             if value is not None:
                 single[key] = value

@@ -98,7 +98,7 @@ def create_app(
 
     app.on_cleanup.append(close_auth)
     routes.setup(app)
-    oci_mirror.setup(app, config)
+    oci_mirror.setup(app, config, worker)
     health.setup(app, config)
     http_metrics.setup(app, config)
     app.on_response_prepare.append(_response_headers(config.http.headers))

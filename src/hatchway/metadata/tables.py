@@ -26,6 +26,8 @@
     gc_runs         one row per ``hatchway gc`` run (another process): what /metrics reports
     device_codes    OAuth2 device authorization requests (RFC 8628, ``hatchway login --sso``):
                     only SHA-256s of the device and user codes; who asked, who decided
+    mirror_tag_checks, mirror_pulls
+                    the pull-through mirror's tag checks and last pulls (ttl)
 
 Timestamps are stored as naive UTC (SQLite keeps no zone) and read back as aware UTC.
 A column added to an existing table must be nullable: ``Database.create_schema`` adds it
@@ -364,30 +366,27 @@ device_codes = Table(
     sqlite_autoincrement=True,
 )
 
-__all__ = [
-    "UTCDateTime",
-    "access_rule_revision",
-    "access_rules",
-    "access_tokens",
-    "accounts",
-    "audit_events",
-    "device_codes",
-    "external_identities",
-    "gc_runs",
-    "groups",
-    "index_blobs",
-    "index_manifests",
-    "index_repositories",
-    "index_tags",
-    "login_attempts",
-    "memberships",
-    "metadata",
-    "recovery_codes",
-    "refresh_tokens",
-    "twofactor",
-    "token_signing_keys",
-    "web_sessions",
-]
+# The pull-through mirror (metadata/mirrorstate.py), shared by workers and replicas: when
+# each mirrored tag was last checked upstream (and the digest it had), and when each cached
+# manifest or blob was last pulled (ttl expiry). Times in epoch seconds.
+mirror_tag_checks = Table(
+    "mirror_tag_checks",
+    metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("tag", String(128), primary_key=True),
+    Column("digest", String(160), nullable=False),
+    Column("checked_at", Float, nullable=False),
+)
+
+mirror_pulls = Table(
+    "mirror_pulls",
+    metadata,
+    Column("repository", String(255), primary_key=True),
+    Column("digest", String(160), primary_key=True),
+    Column("kind", String(8), nullable=False),  # "manifest" | "blob"
+    Column("pulled_at", Float, nullable=False),
+    Index("ix_mirror_pulls_pulled_at", "pulled_at"),
+)
 
 # identity.oidc (metadata/oidc.py): sign-ins in progress, keyed by a SHA-256 of ``state``,
 # bound to the browser that started them (a SHA-256 of its cookie), single use, short-lived.
@@ -414,3 +413,32 @@ oidc_tokens = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("checking_until", UTCDateTime, nullable=True),
 )
+
+__all__ = [
+    "UTCDateTime",
+    "access_rule_revision",
+    "access_rules",
+    "access_tokens",
+    "accounts",
+    "audit_events",
+    "device_codes",
+    "external_identities",
+    "gc_runs",
+    "groups",
+    "index_blobs",
+    "index_manifests",
+    "index_repositories",
+    "index_tags",
+    "login_attempts",
+    "memberships",
+    "metadata",
+    "mirror_pulls",
+    "mirror_tag_checks",
+    "oidc_logins",
+    "oidc_tokens",
+    "recovery_codes",
+    "refresh_tokens",
+    "twofactor",
+    "token_signing_keys",
+    "web_sessions",
+]

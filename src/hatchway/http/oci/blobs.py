@@ -10,6 +10,7 @@ from hatchway.http.oci import streamed
 from hatchway.http.oci.common import registry, require_delete
 from hatchway.http.tcp import unpaced_on_loopback
 from hatchway.oci.digest import Digest
+from hatchway.registry.blobs import BlobInfo
 
 
 def _ignorable_range_removed(request: web.Request) -> web.Request:
@@ -33,8 +34,12 @@ class _BlobFileResponse(web.FileResponse):
 
 
 async def get(request: web.Request, name: str, digest: str) -> web.StreamResponse:
-    d = Digest.parse(digest)
-    info = await registry(request).blobs.stat(name, d)
+    return await respond(request, await registry(request).blobs.stat(name, Digest.parse(digest)))
+
+
+async def respond(request: web.Request, info: BlobInfo) -> web.StreamResponse:
+    """The response for a blob already looked up (the mirror has it at hand)."""
+    d = info.digest
     headers = {
         "Docker-Content-Digest": str(d),
         "Content-Type": "application/octet-stream",

@@ -8,6 +8,7 @@ from hatchway.errors import MANIFEST_UNKNOWN, PAYLOAD_TOO_LARGE, HatchwayError
 from hatchway.http.actor import actor_of
 from hatchway.http.oci.common import registry, require_delete
 from hatchway.oci.manifests import MAX_MANIFEST_SIZE
+from hatchway.registry.manifests import StoredManifest
 
 
 def _accepts(request: web.Request, media_type: str) -> bool:
@@ -23,7 +24,11 @@ def _accepts(request: web.Request, media_type: str) -> bool:
 
 
 async def get(request: web.Request, name: str, reference: str) -> web.StreamResponse:
-    stored = await registry(request).manifests.get(name, reference)
+    return respond(request, await registry(request).manifests.get(name, reference))
+
+
+def respond(request: web.Request, stored: StoredManifest) -> web.StreamResponse:
+    """The response for a manifest already looked up (the mirror has it at hand)."""
     if not _accepts(request, stored.media_type):
         raise HatchwayError(
             MANIFEST_UNKNOWN,

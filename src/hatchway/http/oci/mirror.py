@@ -9,6 +9,7 @@ local name (``dockerhub/library/alpine``), as to any repository.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -22,10 +23,14 @@ from hatchway.http.oci import manifests as manifest_routes
 from hatchway.http.oci.common import page_size
 from hatchway.http.oci.listing import TAGS_MAX
 from hatchway.http.state import REGISTRY
+from hatchway.metadata.engine import Database, database_dsn
+from hatchway.metadata.mirrorstate import MirrorStateStore
 from hatchway.oci.digest import Digest
 from hatchway.oci.names import validate_name
 from hatchway.registry.mirror import Mirror, MirrorRoute, UpstreamDown, UpstreamMissing
+from hatchway.registry.mirror.expiry import purging
 from hatchway.registry.mirror.fetch import FetchFailed
+from hatchway.registry.mirror.shared import SharedState
 
 MIRROR = web.AppKey("mirror", Mirror)
 HEADER = "X-Hatchway-Mirror"
@@ -33,16 +38,27 @@ STALE_WARNING = '110 - "Response is stale"'
 _READS = frozenset({"GET", "HEAD"})
 
 
-def setup(app: web.Application, config: Config) -> None:
-    """Attach the mirror when ``proxy:`` is configured; nothing otherwise."""
+def setup(app: web.Application, config: Config, worker: int = -1) -> None:
+    """Attach the mirror when ``proxy:`` is configured; nothing otherwise. Its tag checks
+    and last pulls live in the database; worker 0 (or the only one) runs the ttl purge."""
     if config.proxy is None:
         return
     upstreams = config.proxy.all()
+    dsn = database_dsn(config)
 
     async def mirror_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[MIRROR] = Mirror(upstreams, app[REGISTRY])
-        yield
-        await app[MIRROR].close()
+        db = Database(dsn)
+        await asyncio.to_thread(db.create_schema)
+        mirror = app[MIRROR] = Mirror(upstreams, app[REGISTRY], SharedState(MirrorStateStore(db)))
+        try:
+            if worker <= 0:
+                async with purging(mirror):
+                    yield
+            else:
+                yield
+        finally:
+            await mirror.close()
+            db.dispose()
 
     app.cleanup_ctx.append(mirror_ctx)
 
@@ -79,7 +95,7 @@ async def manifest(request: web.Request, route: MirrorRoute, reference: str) -> 
         result = await mirror.manifest(route, reference)
     except UpstreamDown as exc:
         raise _unavailable(route, exc) from None
-    response = await manifest_routes.get(request, route.local, str(result.manifest.digest))
+    response = manifest_routes.respond(request, result.manifest)
     response.headers[HEADER] = result.result
     if result.result == "stale":
         response.headers["Warning"] = STALE_WARNING
@@ -89,7 +105,12 @@ async def manifest(request: web.Request, route: MirrorRoute, reference: str) -> 
 async def blob(request: web.Request, route: MirrorRoute, digest: str) -> web.StreamResponse:
     mirror = request.app[MIRROR]
     d = Digest.parse(digest)
-    if await mirror.blob_stored(route, d) is not None or await mirror.link_stored(route, d):
+    info = await mirror.blob_stored(route, d)
+    if info is not None:
+        response = await blobs.respond(request, info)
+        response.headers[HEADER] = "hit"
+        return response
+    if await mirror.link_stored(route, d):
         response = await blobs.get(request, route.local, digest)
         response.headers[HEADER] = "hit"
         return response
@@ -110,6 +131,7 @@ async def blob(request: web.Request, route: MirrorRoute, digest: str) -> web.Str
             headers["Content-Length"] = str(size)
         return web.Response(headers=headers)
     fetch = mirror.blob_fetch(route, d)
+    result = "hit" if fetch.verified else "miss"
     await fetch.started.wait()
     file = fetch.open_follower()
     if file is None:
@@ -119,7 +141,7 @@ async def blob(request: web.Request, route: MirrorRoute, digest: str) -> web.Str
         if fetch.error is not None:
             raise _unavailable(route, Exception(str(fetch.error)))
         response = await blobs.get(request, route.local, digest)
-        response.headers[HEADER] = "miss"
+        response.headers[HEADER] = result
         return response
     if fetch.size is not None:
         headers["Content-Length"] = str(fetch.size)

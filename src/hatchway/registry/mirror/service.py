@@ -1,8 +1,9 @@
 """The mirror: which repositories are mirrored, and fetching what a pull needs.
 
 - A tag is checked upstream with ``HEAD`` (free against Docker Hub's pull limit) at most
-  once per ``freshness`` interval per worker; the manifest is fetched only when the digest
-  changed. A manifest by digest and a blob are served from the store once there.
+  once per ``freshness`` interval by all workers and replicas together (the last check is
+  in the database, :mod:`.shared`); the manifest is fetched only when the digest changed.
+  A manifest by digest and a blob are served from the store once there.
 - When the upstream is down, slow or refusing, a stored tag is served marked stale; what
   is not stored is :class:`UpstreamDown` (the HTTP layer answers 503 at once).
 - Concurrent pulls of one blob not stored yet share one download (:mod:`.fetch`).
@@ -18,12 +19,14 @@ from dataclasses import dataclass
 
 from hatchway.config.proxy import Upstream
 from hatchway.errors import BLOB_UNKNOWN, MANIFEST_UNKNOWN, HatchwayError
+from hatchway.metadata.mirrorstate import Kind
 from hatchway.observability import metrics
 from hatchway.oci.digest import Digest, digest_bytes
 from hatchway.oci.manifests import MAX_MANIFEST_SIZE
 from hatchway.registry.blobs import BlobInfo
 from hatchway.registry.manifests import StoredManifest
 from hatchway.registry.mirror.fetch import BlobFetch
+from hatchway.registry.mirror.shared import SharedState
 from hatchway.registry.mirror.upstream import (
     MANIFEST_ACCEPT,
     UpstreamClient,
@@ -33,6 +36,7 @@ from hatchway.registry.mirror.upstream import (
 from hatchway.registry.service import Registry
 
 # containerd names Docker Hub "docker.io"; its registry API is registry-1.docker.io.
+_ROUTES_KEPT = 10_000
 _HOST_ALIASES = {"docker.io": "registry-1.docker.io", "index.docker.io": "registry-1.docker.io"}
 
 
@@ -79,12 +83,24 @@ class MirroredManifest:
 
 
 class Mirror:
-    def __init__(self, upstreams: list[Upstream], registry: Registry) -> None:
+    def __init__(
+        self, upstreams: list[Upstream], registry: Registry, shared: SharedState | None = None
+    ) -> None:
         self._upstreams = upstreams
         self._registry = registry
+        self.shared = shared
         self._clients = {u.prefix: _client(u) for u in upstreams}
-        self._checked: dict[tuple[str, str], float] = {}
+        self._checked: dict[tuple[str, str], tuple[float, Digest]] = {}
         self._fetches: dict[tuple[str, Digest], BlobFetch] = {}
+        self._routes: dict[str, MirrorRoute | None] = {}  # every request asks: kept
+
+    @property
+    def registry(self) -> Registry:
+        return self._registry
+
+    @property
+    def upstreams(self) -> list[Upstream]:
+        return list(self._upstreams)
 
     async def close(self) -> None:
         for fetch in list(self._fetches.values()):
@@ -92,11 +108,46 @@ class Mirror:
                 fetch.task.cancel()
         for client in self._clients.values():
             await client.close()
+        if self.shared is not None:
+            await self.shared.close()
+
+    # --- shared state (tag checks, last pulls) --------------------------------------
+
+    async def _fresh(self, route: MirrorRoute, tag: str, d: Digest) -> bool:
+        if self.shared is not None:
+            return await self.shared.fresh(route.upstream, route.local, tag, d)
+        checked = self._checked.get((route.local, tag))
+        return (
+            checked is not None
+            and checked[1] == d
+            and time.time() - checked[0] < route.upstream.freshness
+        )
+
+    async def _checked_now(self, route: MirrorRoute, tag: str, d: Digest) -> None:
+        if self.shared is not None:
+            await self.shared.checked(route.local, tag, d)
+        else:
+            self._checked[(route.local, tag)] = (time.time(), d)
+
+    def pulled(self, route: MirrorRoute, d: Digest, kind: Kind, fetched: bool = False) -> None:
+        """A cached manifest or blob was served (ttl: its last pull)."""
+        if self.shared is not None:
+            self.shared.pulled(route.upstream, route.local, d, kind, fetched)
 
     # --- routing --------------------------------------------------------------------
 
     def route(self, name: str) -> MirrorRoute | None:
         """The upstream repository behind local ``name``, or None (a local repository)."""
+        try:
+            return self._routes[name]
+        except KeyError:
+            pass
+        if len(self._routes) >= _ROUTES_KEPT:
+            self._routes.clear()
+        route = self._routes[name] = self._find_route(name)
+        return route
+
+    def _find_route(self, name: str) -> MirrorRoute | None:
         for u in self._upstreams:
             if not u.prefix:
                 return MirrorRoute(u, name, _remote_name(u, name))
@@ -132,12 +183,11 @@ class Mirror:
         stored = await self._stored(route, reference)
         if stored is not None and by_digest:
             metrics.mirror_lookup(label, "hit")
+            self.pulled(route, stored.digest, "manifest")
             return MirroredManifest(stored, "hit")
-        key = (route.local, reference)
-        checked = self._checked.get(key)
-        now = time.monotonic()
-        if stored is not None and checked is not None and now - checked < route.upstream.freshness:
+        if stored is not None and await self._fresh(route, reference, stored.digest):
             metrics.mirror_lookup(label, "hit")
+            self.pulled(route, stored.digest, "manifest")
             return MirroredManifest(stored, "hit")
         client = self._clients[route.upstream.prefix]
         path = f"/v2/{route.remote}/manifests/{reference}"
@@ -147,8 +197,9 @@ class Mirror:
                 await response.aclose()
                 upstream_digest = response.headers.get("Docker-Content-Digest")
                 if upstream_digest == str(stored.digest):
-                    self._checked[key] = now
+                    await self._checked_now(route, reference, stored.digest)
                     metrics.mirror_lookup(label, "hit")
+                    self.pulled(route, stored.digest, "manifest")
                     return MirroredManifest(stored, "hit")
             body = await self._get_manifest(client, route, path)
         except UpstreamMissing:
@@ -156,6 +207,7 @@ class Mirror:
         except UpstreamDown as exc:
             if stored is not None:
                 metrics.mirror_lookup(label, "stale")
+                self.pulled(route, stored.digest, "manifest")
                 return MirroredManifest(stored, "stale")
             raise UpstreamDown(f"{route.upstream.host}: {exc}") from None
         d = digest_bytes(body)
@@ -165,8 +217,9 @@ class Mirror:
             route.local, None if by_digest else reference, body
         )
         if not by_digest:
-            self._checked[key] = now
+            await self._checked_now(route, reference, d)
         metrics.mirror_lookup(label, "miss")
+        self.pulled(route, d, "manifest", fetched=True)
         return MirroredManifest(item, "miss")
 
     async def _get_manifest(self, client: UpstreamClient, route: MirrorRoute, path: str) -> bytes:
@@ -230,6 +283,7 @@ class Mirror:
                 raise
             return None
         metrics.mirror_lookup(route.upstream.label, "hit")
+        self.pulled(route, d, "blob")
         return info
 
     async def blob_size(self, route: MirrorRoute, d: Digest) -> int | None:
@@ -250,17 +304,25 @@ class Mirror:
             await self.blob_size(route, d)
         except (UpstreamDown, UpstreamMissing):
             return False
-        return await self._registry.blobs.link(route.local, d)
+        if not await self._registry.blobs.link(route.local, d):
+            return False
+        metrics.mirror_lookup(route.upstream.label, "hit")  # no download: a hit
+        self.pulled(route, d, "blob", fetched=True)
+        return True
 
-    def _forget(self, key: tuple[str, Digest], fetch: BlobFetch) -> None:
+    def _done(self, route: MirrorRoute, key: tuple[str, Digest], fetch: BlobFetch) -> None:
         if self._fetches.get(key) is fetch:
             del self._fetches[key]
+        if fetch.verified and fetch.error is None:
+            self.pulled(route, fetch.digest, "blob", fetched=True)
 
     def blob_fetch(self, route: MirrorRoute, d: Digest) -> BlobFetch:
         """The download of ``d`` into ``route.local``: the running one, or a new one."""
         key = (route.local, d)
         fetch = self._fetches.get(key)
         if fetch is not None and not fetch.finished.is_set():
+            if fetch.verified:  # every byte is here, being published: as good as cached
+                metrics.mirror_lookup(route.upstream.label, "hit")
             return fetch
         metrics.mirror_lookup(route.upstream.label, "miss")
         fetch = BlobFetch(route.local, route.remote, d)
@@ -268,6 +330,6 @@ class Mirror:
         fetch.task = asyncio.ensure_future(
             fetch.run(client, self._registry.driver, self._registry.blobs)
         )
-        fetch.task.add_done_callback(lambda _t: self._forget(key, fetch))
+        fetch.task.add_done_callback(lambda _t: self._done(route, key, fetch))
         self._fetches[key] = fetch
         return fetch

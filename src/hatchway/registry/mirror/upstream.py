@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from hatchway.config.proxy import Upstream
 from hatchway.oci import mediatypes as mt
+from hatchway.registry.mirror.credentials import Credentials, CredentialSource, HelperFailed
 
 MANIFEST_ACCEPT = ", ".join(
     (
@@ -86,6 +87,7 @@ class UpstreamClient:
         )
         self._tokens: dict[str, tuple[str, float]] = {}
         self._basic = False  # the upstream asked for Basic
+        self._source = CredentialSource(upstream)
 
     def failed(self) -> None:
         """Count a failure found while reading a response (metrics)."""
@@ -94,25 +96,31 @@ class UpstreamClient:
     async def close(self) -> None:
         await self._client.aclose()
 
-    def _credentials(self) -> tuple[str, str] | None:
-        u = self.upstream
-        return (u.username, u.password) if u.username is not None and u.password else None
+    async def _credentials(self) -> Credentials | None:
+        try:
+            return await self._source.get()
+        except HelperFailed as exc:
+            self._on_error()
+            raise UpstreamDown(str(exc)) from None
 
-    def _authorization(self, scope: str) -> str | None:
+    async def _authorization(self, scope: str) -> str | None:
         token = self._tokens.get(scope)
         if token is not None and token[1] > time.monotonic():
             return f"Bearer {token[0]}"
-        creds = self._credentials()
-        if self._basic and creds is not None:
-            return "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
-        return None
+        if not self._basic:
+            return None
+        creds = await self._credentials()
+        if creds is None or creds.identity_token:
+            return None
+        raw = f"{creds.username}:{creds.secret}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
 
     async def _fetch_token(self, params: dict[str, str], scope: str) -> None:
         realm = params.get("realm", "")
         parts = urllib.parse.urlsplit(realm)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UpstreamDown("upstream token realm is not an http(s) URL")
-        creds = self._credentials()
+        creds = await self._credentials()
         if (
             creds is not None
             and parts.scheme == "http"
@@ -125,12 +133,24 @@ class UpstreamClient:
             query["service"] = params["service"]
         import httpx  # loaded with the client
 
-        auth = httpx.BasicAuth(*creds) if creds is not None else None
         try:
-            response = await self._client.get(realm, params=query, auth=auth)
+            if creds is not None and creds.identity_token:
+                # docker's way with an identity token: the OAuth2 refresh_token grant.
+                form = {
+                    **query,
+                    "grant_type": "refresh_token",
+                    "refresh_token": creds.secret,
+                    "client_id": "hatchway-mirror",
+                }
+                response = await self._client.post(realm, data=form)
+            else:
+                auth = httpx.BasicAuth(creds.username, creds.secret) if creds else None
+                response = await self._client.get(realm, params=query, auth=auth)
         except httpx.HTTPError as exc:
             raise UpstreamDown(f"upstream token service: {type(exc).__name__}") from None
         if response.status_code != 200:
+            if creds is not None and response.status_code in (400, 401, 403):
+                self._source.refused()
             raise UpstreamDown(f"upstream token service answered {response.status_code}")
         try:
             body = response.json()
@@ -150,7 +170,7 @@ class UpstreamClient:
 
         for attempt in (1, 2):
             request_headers = dict(headers or {})
-            authorization = self._authorization(scope)
+            authorization = await self._authorization(scope)
             if authorization is not None:
                 request_headers["Authorization"] = authorization
             request = self._client.build_request(method, path, headers=request_headers)
@@ -172,7 +192,9 @@ class UpstreamClient:
                         self._on_error()
                         raise
                     continue
-                if scheme == "basic" and self._credentials() is not None:
+                if scheme == "basic" and self._source.configured:
+                    if self._basic:  # what we sent was refused
+                        self._source.refused()
                     self._basic = True
                     continue
             if response.status_code < 400:
