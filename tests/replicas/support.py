@@ -63,6 +63,17 @@ class Cluster:
         self.replicas.append(server)
         return server
 
+    def restart_replica(self, old: Server) -> Server:
+        """Start a replica again on ``old``'s local directory (after it was killed)."""
+        server = start_server(
+            old.data.parent,
+            config=self.config,
+            env={"HATCHWAY_ADMIN_PASSWORD": ADMIN_PASSWORD},
+            data=old.data,
+        )
+        self.replicas.append(server)
+        return server
+
 
 @contextmanager
 def cluster(tmp: Path, *, replicas: int = 2, token: bool = False) -> Iterator[Cluster]:
