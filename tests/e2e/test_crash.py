@@ -160,7 +160,8 @@ def durability(request: pytest.FixtureRequest) -> dict[str, str]:
 
 def stored_bytes(env: dict[str, str], data: Path, repo: str) -> int:
     """Bytes the server has stored of the repository's uploads so far: on S3, the
-    larger of the session objects and the parts of multipart uploads in progress."""
+    larger of the session objects and the parts of multipart uploads in progress (in a
+    session, or at a blob's own key: a monolithic push streams there)."""
     bucket = env.get("HATCHWAY_STORAGE_S3_BUCKET")
     if bucket is None:
         return upload_bytes(data, repo)
@@ -169,9 +170,11 @@ def stored_bytes(env: dict[str, str], data: Path, repo: str) -> int:
     listed = admin.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
     stored: int = sum(o["Size"] for o in listed if o["Key"].endswith("/data"))
     in_parts = 0
-    for upload in admin.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", []):
-        parts = admin.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-        in_parts += sum(p["Size"] for p in parts.get("Parts", []))
+    for where in (prefix, "docker/registry/v2/blobs/"):
+        uploads = admin.list_multipart_uploads(Bucket=bucket, Prefix=where).get("Uploads", [])
+        for upload in uploads:
+            parts = admin.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+            in_parts += sum(p["Size"] for p in parts.get("Parts", []))
     return max(stored, in_parts)
 
 

@@ -18,7 +18,9 @@ from tests.support.nginx import Nginx, start_nginx
 from tests.support.server import Server, start_server
 
 
-def replica_config(bucket: str, dsn: str, *, token: bool = False) -> str:
+def replica_config(
+    bucket: str, dsn: str, *, token: bool = False, extra: dict[str, Any] | None = None
+) -> str:
     """One replica's config file (JSON is YAML): the same for every replica."""
     doc: dict[str, Any] = {
         "version": "0.1",
@@ -27,6 +29,7 @@ def replica_config(bucket: str, dsn: str, *, token: bool = False) -> str:
     }
     if token:
         doc["auth"] = {"token": {}}
+    doc.update(extra or {})
     return json.dumps(doc)
 
 
@@ -63,13 +66,27 @@ class Cluster:
         self.replicas.append(server)
         return server
 
+    def restart_replica(self, old: Server) -> Server:
+        """Start a replica again on ``old``'s local directory (after it was killed)."""
+        server = start_server(
+            old.data.parent,
+            config=self.config,
+            env={"HATCHWAY_ADMIN_PASSWORD": ADMIN_PASSWORD},
+            data=old.data,
+        )
+        self.replicas.append(server)
+        return server
+
 
 @contextmanager
-def cluster(tmp: Path, *, replicas: int = 2, token: bool = False) -> Iterator[Cluster]:
+def cluster(
+    tmp: Path, *, replicas: int = 2, token: bool = False, extra: dict[str, Any] | None = None
+) -> Iterator[Cluster]:
+    """``extra``: more top-level config sections (e.g. ``redis``)."""
     weed = seaweedfs.server()
     bucket = weed.new_bucket()
     with fresh_schema() as dsn:
-        c = Cluster(tmp, bucket, dsn, replica_config(bucket, dsn, token=token))
+        c = Cluster(tmp, bucket, dsn, replica_config(bucket, dsn, token=token, extra=extra))
         try:
             for i in range(replicas):
                 c.start_replica(f"r{i}")

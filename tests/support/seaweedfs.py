@@ -96,7 +96,9 @@ class SeaweedFS:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start() -> SeaweedFS:
+def start(volume_size_mb: int = 128) -> SeaweedFS:
+    """``volume_size_mb``: small for the tests (a volume per bucket, little disk); the
+    benchmark gives it room, so a volume is not grown in the middle of a timed push."""
     directory = Path(tempfile.mkdtemp(prefix="hatchway-weed-"))
     (directory / "data").mkdir()
     identities = {
@@ -135,7 +137,7 @@ def start() -> SeaweedFS:
         f"-s3.localSocket={directory / 's3.sock'}",
         f"-s3.config={config}",
         "-s3.allowEmptyFolder=false",
-        "-master.volumeSizeLimitMB=128",
+        f"-master.volumeSizeLimitMB={volume_size_mb}",
         "-volume.max=2000",
     ]
     log = (directory / "weed.log").open("wb")

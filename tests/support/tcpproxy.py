@@ -10,11 +10,12 @@ import threading
 
 
 class TcpProxy:
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int], port: int = 0) -> None:
+        """``port``: listen there (a proxy closed before comes back up), else a free one."""
         self.target = target
         self._listener = socket.socket()
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
+        self._listener.bind(("127.0.0.1", port))
         self._listener.listen(64)
         self.port = int(self._listener.getsockname()[1])
         self._sockets: list[socket.socket] = []

@@ -77,8 +77,8 @@ class RedisTLS(Section):
 
 
 class Redis(Section):
-    """Only what may be lost lives there (login throttle counters): flushing it loses
-    no image, account or token."""
+    """Only what may be lost lives there (login throttle counters, and the channel that
+    tells replicas of revocations): flushing it loses no image, account or token."""
 
     addr: str
     username: str | None = None

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hatchway.audit.sink import AuditSink
+from hatchway.auth.checkcache import CheckCache
 from hatchway.auth.credentials.ratelimit import Limiter
 from hatchway.auth.federated import FederatedGrants, federated_grants
 from hatchway.auth.gate import BasicGate, Gate, OpenGate, TokenGate
@@ -37,6 +38,7 @@ from hatchway.http.identity import ldap_backend
 from hatchway.http.identity_oidc import oidc_backend
 from hatchway.metadata import MetadataStore
 from hatchway.metadata.engine import database_dsn
+from hatchway.shared import revocations
 from hatchway.shared.redis import attempt_store
 
 
@@ -195,8 +197,15 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         Limiter(attempts),
     )
     verifier = TokenVerifier(keys, token.issuer, token.service)
-    revoked = _revocation_check(store)
-    refused = account_refusal_check(store, from_file.has_user if from_file is not None else None)
+    # Cached answers, forgotten at once on any replica's revocation (Redis pub/sub).
+    caches: list[CheckCache] = []
+    ttl, close_bus = revocations.wire(config.redis, store.db, lambda: _forget(caches, local))
+    closers.insert(0, close_bus)
+    caches += [CheckCache(ttl), CheckCache(ttl)]
+    revoked = _revocation_check(store, caches[0])
+    refused = account_refusal_check(
+        store, from_file.has_user if from_file is not None else None, caches[1]
+    )
     return AuthParts(
         TokenGate(verifier, token.service, revoked, refused),
         realm=token.realm,
@@ -213,51 +222,41 @@ def _either(first: Callable[[str], bool], second: Callable[[str], bool]) -> Call
     return lambda name: first(name) or second(name)
 
 
-def _revocation_check(store: MetadataStore) -> Callable[[str], bool]:
+def _forget(caches: list[CheckCache], local: LocalAuthenticator) -> None:
+    for cache in caches:
+        cache.clear()
+    local.forget_all()
+
+
+def _revocation_check(
+    store: MetadataStore, cache: CheckCache | None = None
+) -> Callable[[str], bool]:
     """Is the access token a JWT was minted from revoked? Cached briefly: revocation
-    takes effect for issued JWTs within seconds, without a query per request."""
-    import time
+    takes effect for issued JWTs within seconds (at once with Redis: the cache is
+    cleared by every revocation), without a query per request."""
+    answers = cache or CheckCache()
 
-    cache: dict[str, tuple[float, bool]] = {}
-
-    def revoked(token_id: str) -> bool:
-        now = time.monotonic()
-        hit = cache.get(token_id)
-        if hit is not None and now - hit[0] < 5.0:
-            return hit[1]
+    def lookup(token_id: str) -> bool:
         token = store.tokens.get(int(token_id)) if token_id.isdigit() else None
-        answer = token is None or not token.active()
-        if len(cache) > 10_000:
-            cache.clear()
-        cache[token_id] = (now, answer)
-        return answer
+        return token is None or not token.active()
 
-    return revoked
+    return lambda token_id: answers.answer(token_id, lambda: lookup(token_id))
 
 
 def account_refusal_check(
-    store: MetadataStore, other_backend: Callable[[str], bool] | None = None
+    store: MetadataStore,
+    other_backend: Callable[[str], bool] | None = None,
+    cache: CheckCache | None = None,
 ) -> Callable[[str], bool]:
     """Is the subject of an issued JWT disabled, or deleted (in no backend any more)?
-    Cached for a few seconds per subject, as :func:`_revocation_check`: a disabled
-    account's registry tokens stop within seconds, without a query per request."""
-    import time
+    Cached as :func:`_revocation_check`: a disabled account's registry tokens stop
+    within seconds (at once with Redis), without a query per request."""
+    answers = cache or CheckCache()
 
-    cache: dict[str, tuple[float, bool]] = {}
-
-    def refused(subject: str) -> bool:
-        now = time.monotonic()
-        hit = cache.get(subject)
-        if hit is not None and now - hit[0] < 5.0:
-            return hit[1]
+    def lookup(subject: str) -> bool:
         account = store.accounts.get(subject)
         if account is not None:
-            answer = account.disabled
-        else:
-            answer = other_backend is None or not other_backend(subject)
-        if len(cache) > 10_000:
-            cache.clear()
-        cache[subject] = (now, answer)
-        return answer
+            return account.disabled
+        return other_backend is None or not other_backend(subject)
 
-    return refused
+    return lambda subject: answers.answer(subject, lambda: lookup(subject))

@@ -191,7 +191,8 @@ class AccountStore:
                     )
                     .values(revoked_at=now)
                 )
-            return True
+        self._db.revoked("account")
+        return True
 
     def delete(self, name: str) -> None:
         """Delete the account; its tokens, memberships and sessions go with it (also a
@@ -207,6 +208,7 @@ class AccountStore:
                     refresh_tokens.c.backend.in_({LOCAL_BACKEND, source or LOCAL_BACKEND}),
                 )
             )
+        self._db.revoked("account")
 
     # -- groups ----------------------------------------------------------------------
 

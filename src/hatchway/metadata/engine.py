@@ -10,8 +10,9 @@ transactions; schema creation takes an advisory lock so concurrent first starts 
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from hatchway.metadata.tables import metadata
 
 BUSY_TIMEOUT_MS = 15_000
 _SCHEMA_LOCK = 0x68770001  # pg_advisory_xact_lock key for create_all ("hw" + 1)
+log = logging.getLogger("hatchway.metadata")
 
 
 def database_dsn(config: Config) -> str:
@@ -121,6 +123,17 @@ class Database:
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Run after a commit that revoked what a process may have cached (an access
+        # token, an account's state): shared/revocations.py tells the other replicas.
+        self.revocation_hooks: list[Callable[[str], None]] = []
+
+    def revoked(self, what: str) -> None:
+        """Tell the hooks that ``what`` ("token", "account") was revoked (committed)."""
+        for hook in self.revocation_hooks:
+            try:
+                hook(what)
+            except Exception:  # the revocation stands; caches expire on their own
+                log.warning("could not announce a revocation (%s)", what, exc_info=True)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

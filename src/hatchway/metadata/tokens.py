@@ -195,6 +195,7 @@ class AccessTokenStore:
                     .where(access_tokens.c.id == row.id)
                     .values(revoked_at=utcnow())
                 )
+        self._db.revoked("token")
         found = self.get(row.id)
         assert found is not None
         return found

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hatchway.observability import metrics
 from hatchway.storage.driver import FileInfo, FileWriter, PathNotFoundError, StorageDriver
@@ -144,3 +144,7 @@ class InstrumentedDriver:
 
     def lock(self, path: str, wait: float) -> AbstractAsyncContextManager[None]:
         return self.inner.lock(path, wait)
+
+    def __getattr__(self, name: str) -> Any:
+        """What only some drivers have (presigned_url, abort_incomplete, staged_writer)."""
+        return getattr(self.inner, name)

@@ -13,11 +13,17 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from hatchway.errors import BLOB_UNKNOWN, BLOB_UPLOAD_INVALID, UNAVAILABLE, HatchwayError
 from hatchway.oci.digest import Digest, new_hasher
 from hatchway.registry import layout
-from hatchway.storage.driver import LockTimeoutError, PathNotFoundError, StorageDriver
+from hatchway.storage.driver import (
+    FileWriter,
+    LockTimeoutError,
+    PathNotFoundError,
+    StorageDriver,
+)
 
 log = logging.getLogger("hatchway.registry")
 
@@ -26,6 +32,13 @@ LOCK_WAIT = 30.0
 # A stored blob up to this size is hashed again when a push brings the same digest;
 # a larger one is checked by size (wrong bytes that once slipped in had extra bytes).
 _REHASH_UP_TO = 1024 * 1024
+
+
+class StagedWriter(FileWriter, Protocol):
+    """A writer (an object store's) whose bytes nobody sees before ``commit()``."""
+
+    async def discard(self) -> None:
+        """Close, dropping what was written; the path keeps what it held before."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +204,21 @@ class BlobStore:
             if exc.path != layout.blob_dir(d):
                 raise
         await self._driver.move(source, layout.blob_data(d))
+
+    async def publish_staged(self, d: Digest, writer: StagedWriter, size: int) -> None:
+        """Publish verified content of ``size`` bytes that ``writer`` staged at the blob's
+        own key (see :meth:`ingest`: an intact stored copy is kept, ours dropped)."""
+        try:
+            async with self._locked(layout.blob_dir(d)):
+                if await self._intact(d, size):
+                    await writer.discard()
+                else:
+                    await writer.commit()
+                return
+        except PathNotFoundError as exc:
+            if exc.path != layout.blob_dir(d):
+                raise
+        await writer.commit()
 
     async def put_small(self, d: Digest, data: bytes) -> None:
         """Store small content (a manifest) whose digest the caller computed.

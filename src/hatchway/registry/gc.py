@@ -88,6 +88,9 @@ async def purge_uploads(
     if abort is not None and not dry_run:
         with contextlib.suppress(PathNotFoundError):
             report.writes_aborted += len(await abort(layout.REPOSITORIES, now - max_age))
+        # Blobs whose digest came with the upload are streamed to their own key.
+        with contextlib.suppress(PathNotFoundError):
+            report.writes_aborted += len(await abort(layout.BLOBS, now - max_age))
 
 
 async def _fence(driver: StorageDriver, dry_run: bool) -> float:

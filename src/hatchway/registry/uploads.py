@@ -35,7 +35,7 @@ from hatchway.oci.digest import Digest, Hasher, new_hasher
 from hatchway.oci.hashstate import ResumableSha256
 from hatchway.oci.hashstate import available as hashstate_available
 from hatchway.registry import layout
-from hatchway.registry.blobs import BlobStore
+from hatchway.registry.blobs import BlobStore, StagedWriter
 from hatchway.registry.sink import SinkError, stream_into
 from hatchway.storage.driver import (
     FileWriter,
@@ -229,6 +229,10 @@ class Uploads:
         """Append the last bytes, verify the digest, make the blob durable and visible."""
         self._check_id(upload_id)
         async with self._session(name, upload_id):
+            staged = await self._staged(name, upload_id, expected, body, start)
+            if staged is not None:
+                assert body is not None
+                return await self._finish_staged(name, upload_id, expected, body, length, staged)
             if body is not None:
                 size, hasher = await self._append(name, upload_id, body, start, length, True)
             else:
@@ -255,6 +259,62 @@ class Uploads:
             await self._blobs.ingest(data, expected, size)
             kept = await self._blobs.link(name, expected)
             await self._drop(name, upload_id)
+        if not kept:
+            raise HatchwayError(
+                BLOB_UPLOAD_INVALID,
+                "the blob was garbage-collected while the upload finished; upload it again",
+                {"digest": str(expected)},
+            )
+        return size
+
+    async def _staged(
+        self,
+        name: str,
+        upload_id: str,
+        expected: Digest,
+        body: AsyncIterator[bytes] | None,
+        start: int | None,
+    ) -> StagedWriter | None:
+        """A writer straight to the blob's own key, when the whole blob comes in this
+        request with its digest (monolithic ``POST ?digest=``, or a ``PUT`` with the
+        body on an empty session) and the store can hold it unseen until verified (S3:
+        an object store has no rename, so the session's copy would be copied again)."""
+        stage = getattr(self._driver, "staged_writer", None)
+        if stage is None or body is None or start not in (None, 0):
+            return None
+        if expected.algorithm != "sha256":
+            return None
+        if (await self.status(name, upload_id)).size != 0:
+            return None
+        writer: StagedWriter = await stage(layout.blob_data(expected))
+        return writer
+
+    async def _finish_staged(
+        self,
+        name: str,
+        upload_id: str,
+        expected: Digest,
+        body: AsyncIterator[bytes],
+        length: int | None,
+        writer: StagedWriter,
+    ) -> int:
+        """Hash while streaming to the blob's key; publish only if the digest matches,
+        else drop it (nothing was visible, and a stored copy is never touched)."""
+        hasher = new_hasher(expected.algorithm)
+        try:
+            size = await stream_into(body, hasher, writer)
+            if length is not None and size != length:
+                raise HatchwayError(SIZE_INVALID, detail={"expected": length, "received": size})
+            if hasher.hexdigest() != expected.hex:
+                actual = f"{expected.algorithm}:{hasher.hexdigest()}"
+                raise HatchwayError(
+                    DIGEST_INVALID, detail={"expected": str(expected), "actual": actual}
+                )
+            await self._blobs.publish_staged(expected, writer, size)
+        finally:
+            await writer.discard()  # after a commit: nothing left to drop
+        kept = await self._blobs.link(name, expected)
+        await self._drop(name, upload_id)
         if not kept:
             raise HatchwayError(
                 BLOB_UPLOAD_INVALID,

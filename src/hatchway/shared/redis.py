@@ -3,7 +3,8 @@
 Redis is never the source of truth here (zot lost blob links when its Redis was
 redeployed): it holds login throttle counters and nothing else, so ``FLUSHALL`` costs
 at most a restarted count. Images, accounts, tokens and revocations stay in storage and
-the database.
+the database (a pub/sub channel, which stores nothing, tells the replicas of
+revocations: ``shared/revocations.py``).
 
 :class:`RedisAttemptStore` is :class:`~hatchway.metadata.attempts.LoginAttemptStore`'s
 twin: every change is one Lua script, which Redis runs atomically, so two replicas never

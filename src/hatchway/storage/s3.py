@@ -360,6 +360,13 @@ class S3Driver:
             head=head,
         )
 
+    async def staged_writer(self, path: str) -> S3Writer:
+        """A new ``path`` that nobody sees until ``commit()``, and that ``discard()``
+        drops without touching what the key held before: the registry streams a blob
+        whose digest it is told up front straight to the blob's key (no second copy)
+        and publishes it only once the bytes hash to that digest."""
+        return await self.writer(path)
+
     async def stat(self, path: str) -> FileInfo:
         check_path(path)
         head, under = await asyncio.gather(self._head(path), self._first_under(path))

@@ -189,6 +189,14 @@ class S3Writer:
         finally:
             self._buffer = bytearray()
 
+    async def discard(self) -> None:
+        """Close, dropping what this writer sent; the object stays as it was before."""
+        if self._closed:
+            return
+        self._closed = True
+        self._buffer = bytearray()
+        await self._abort()
+
     async def cancel(self) -> None:
         if self._closed:
             return

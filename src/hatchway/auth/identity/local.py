@@ -103,6 +103,10 @@ class LocalAuthenticator:
         """Drop the remembered row now (this worker changed the password)."""
         self._accounts.pop(name, None)
 
+    def forget_all(self) -> None:
+        """Drop every remembered row (an account was disabled or deleted somewhere)."""
+        self._accounts.clear()
+
     def authenticate(self, username: str, secret: str, client: ClientInfo) -> Principal | None:
         if not username or not secret or len(secret) > _MAX_SECRET or len(username) > 255:
             return None

@@ -44,9 +44,15 @@ PasswordStdinOption = Annotated[
 def open_store(config: Path | None, data: Path | None) -> MetadataStore:
     cfg = load_config(config, data)
     try:
-        return MetadataStore(database_dsn(cfg))
+        store = MetadataStore(database_dsn(cfg))
     except (SQLAlchemyError, OSError) as exc:
         raise fail(f"cannot open the account database: {exc}") from None
+    if cfg.redis is not None:
+        # Every replica forgets its cached answers when this command revokes.
+        from hatchway.shared.revocations import announce
+
+        announce(cfg.redis, store.db)
+    return store
 
 
 @contextmanager
