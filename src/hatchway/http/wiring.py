@@ -197,17 +197,8 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         Limiter(attempts),
     )
     verifier = TokenVerifier(keys, token.issuer, token.service)
-    # Cached answers, forgotten at once on any replica's revocation (Redis pub/sub).
-    caches: list[CheckCache] = []
-    ttl, close_bus = revocations.wire(config.redis, store.db, lambda: _forget(caches, local))
-    closers.insert(0, close_bus)
-    caches += [CheckCache(ttl), CheckCache(ttl)]
-    revoked = _revocation_check(store, caches[0])
-    refused = account_refusal_check(
-        store, from_file.has_user if from_file is not None else None, caches[1]
-    )
     return AuthParts(
-        TokenGate(verifier, token.service, revoked, refused),
+        _token_gate(config, store, local, from_file, closers, verifier, token.service),
         realm=token.realm,
         token_service=service,
         jwks=keys.jwks,
@@ -216,6 +207,28 @@ def build_auth(config: Config, config_path: Path | None = None) -> AuthParts:
         closers=closers,
         federation=federated_grants(config, service),
     )
+
+
+def _token_gate(
+    config: Config,
+    store: MetadataStore,
+    local: LocalAuthenticator,
+    from_file: HtpasswdAuthenticator | None,
+    closers: list[Callable[[], None]],
+    verifier: TokenVerifier,
+    service: str,
+) -> TokenGate:
+    """The gate with its revocation and disabled-account answers cached, forgotten at
+    once on any replica's revocation (Redis pub/sub)."""
+    caches: list[CheckCache] = []
+    ttl, close_bus = revocations.wire(config.redis, store.db, lambda: _forget(caches, local))
+    closers.insert(0, close_bus)
+    caches += [CheckCache(ttl), CheckCache(ttl)]
+    revoked = _revocation_check(store, caches[0])
+    refused = account_refusal_check(
+        store, from_file.has_user if from_file is not None else None, caches[1]
+    )
+    return TokenGate(verifier, service, revoked, refused)
 
 
 def _either(first: Callable[[str], bool], second: Callable[[str], bool]) -> Callable[[str], bool]:

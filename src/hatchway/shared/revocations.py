@@ -19,13 +19,14 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
-
-import redis
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hatchway.auth.checkcache import DEFAULT_TTL
 from hatchway.config.observability import Redis
 from hatchway.shared.redis import client
+
+if TYPE_CHECKING:  # imported when ``redis:`` is configured, not by every worker
+    import redis
 
 log = logging.getLogger("hatchway.redis")
 
@@ -62,6 +63,8 @@ class RevocationBus:
         self._thread.start()
 
     def _run(self, on_revoked: Callable[[], None]) -> None:
+        import redis  # only workers with ``redis:`` configured get here
+
         while not self._stop.is_set():
             pubsub: Any = None
             try:
