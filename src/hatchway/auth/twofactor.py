@@ -111,6 +111,10 @@ def new_recovery_code() -> str:
     return f"{chars[:5]}-{chars[5:]}"
 
 
+def _uri(name: str, secret: str) -> str:
+    return pyotp.TOTP(secret, interval=STEP).provisioning_uri(name=name, issuer_name=ISSUER)
+
+
 def _is_totp(code: str) -> bool:
     return len(code) == 6 and code.isascii() and code.isdigit()
 
@@ -175,6 +179,20 @@ class TwoFactorService:
             return MUST_ENROL
         return None
 
+    def web_step(self, principal: Principal) -> Literal["verify", "enrol"] | None:
+        """What a web sign-in (whose first step passed) still needs before a session:
+        the second factor (``verify``), setting one up (``enrol``, required and none yet;
+        only accounts kept in this store can enrol), or nothing (None)."""
+        if principal.token_id is not None or principal.kind is not Kind.USER:
+            return None
+        if self._is_active(principal.subject):
+            return "verify"
+        return None
+
+    def must_enrol(self, principal: Principal) -> bool:
+        """Required to have a second factor and has none (cached: cheap per request)."""
+        return self.must_have(principal) and not self._is_active(principal.subject)
+
     def _is_active(self, name: str) -> bool:
         now = time.monotonic()
         hit = self._active.get(name)
@@ -213,10 +231,14 @@ class TwoFactorService:
                 "two-factor authentication is already on; disable it first to enrol again"
             ) from None
         self._record("twofactor.enrol", caller.name, client, method="totp")
-        uri = pyotp.TOTP(secret, interval=STEP).provisioning_uri(
-            name=caller.name, issuer_name=ISSUER
-        )
-        return Enrolment(secret, uri)
+        return Enrolment(secret, _uri(caller.name, secret))
+
+    def pending(self, caller: Caller) -> Enrolment | None:
+        """The started, unconfirmed enrolment of this account (to show it again), or None."""
+        found = self.store.twofactor.get(caller.name)
+        if found is None or found.active:
+            return None
+        return Enrolment(found.secret, _uri(caller.name, found.secret))
 
     def confirm(self, caller: Caller, code: str, client: ClientInfo) -> list[str]:
         """Turn 2FA on with a first valid code; the recovery codes, shown this once."""

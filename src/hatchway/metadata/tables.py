@@ -20,6 +20,8 @@
     twofactor       per account with a second factor: its TOTP secret, whether enrolment
                     is confirmed, the time step of the last accepted code (no replays)
     recovery_codes  a 2FA account's one-time recovery codes: only a SHA-256 of each
+    pending_signins web sign-ins waiting for their second factor (or a forced enrolment):
+                    only a SHA-256 of the browser's cookie; short-lived, single-use
     index_repositories, index_manifests, index_tags, index_blobs
                     the repository index: what storage holds, summarized for listing and
                     search (see metadata/repoindex.py); rebuildable from storage
@@ -339,6 +341,23 @@ token_signing_keys = Table(
     Column("pem", Text, nullable=False),
 )
 
+# A web sign-in whose password (or OIDC) step passed and whose second factor has not yet
+# been given (auth/pendingsignin.py). No session exists until it has; single-use.
+pending_signins = Table(
+    "pending_signins",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),  # SHA-256 of the cookie
+    Column("subject", String(128), nullable=False),
+    Column("backend", String(32), nullable=False),
+    Column("purpose", String(16), nullable=False),  # "verify" | "enrol"
+    Column("via", String(16), nullable=False),  # "ui", "oidc": the first step, for the audit
+    Column("target", String(1024), nullable=False),  # where to go once signed in
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+    Column("used_at", UTCDateTime, nullable=True),
+)
+
 __all__ = [
     "UTCDateTime",
     "access_rule_revision",
@@ -356,6 +375,7 @@ __all__ = [
     "login_attempts",
     "memberships",
     "metadata",
+    "pending_signins",
     "recovery_codes",
     "refresh_tokens",
     "twofactor",

@@ -21,6 +21,7 @@ from hatchway.http.ui.pages import (
     admin_rules,
     repos,
     signin,
+    twofactor_signin,
 )
 
 STATIC = Path(__file__).parent / "static"
@@ -34,6 +35,7 @@ PAGES: tuple[Iterable[tuple[str, str, _Handler]], ...] = (
     admin_groups.ROUTES,
     admin_rules.ROUTES,
     admin_audit.ROUTES,
+    twofactor_signin.ROUTES,
 )
 
 
@@ -47,6 +49,7 @@ def setup(app: web.Application) -> None:
     service = app[TOKEN_SERVICE]
     app[WEB_SESSIONS] = WebSessions(service.store, service.authenticators)
     services.setup(app)
+    twofactor_signin.setup(app)
     app.middlewares.append(ui_middleware)
     app.on_response_prepare.append(security_headers)
     app.router.add_get("/", root)
