@@ -187,6 +187,8 @@ class TwoFactorService:
             return None
         if self._is_active(principal.subject):
             return "verify"
+        if self.must_have(principal) and self.store.accounts.get(principal.subject) is not None:
+            return "enrol"
         return None
 
     def must_enrol(self, principal: Principal) -> bool:

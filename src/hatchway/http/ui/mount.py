@@ -14,6 +14,7 @@ from hatchway.http.ui.csp import security_headers
 from hatchway.http.ui.middleware import ui_middleware
 from hatchway.http.ui.pages import (
     account,
+    account_twofactor,
     admin,
     admin_audit,
     admin_groups,
@@ -36,6 +37,7 @@ PAGES: tuple[Iterable[tuple[str, str, _Handler]], ...] = (
     admin_rules.ROUTES,
     admin_audit.ROUTES,
     twofactor_signin.ROUTES,
+    account_twofactor.ROUTES,
 )
 
 

@@ -15,8 +15,7 @@ import math
 from aiohttp import web
 
 from hatchway.auth.principal import Principal
-from hatchway.auth.service import SecondFactorRefusal, TokenRequestError
-from hatchway.auth.twofactor import MUST_ENROL
+from hatchway.auth.service import TokenRequestError
 from hatchway.auth.websession import SignedIn
 from hatchway.http.access import client_info
 from hatchway.http.api.twofactor import TWOFACTOR
@@ -29,9 +28,11 @@ from hatchway.http.ui.pages.twofactor_signin import (
     start_session,
 )
 from hatchway.http.ui.render import redirect, render
+from hatchway.metadata.accounts import LOCAL_BACKEND
 from hatchway.metadata.records import AuditEvent, Outcome
 
 HOME = "/ui/repositories"
+TWOFACTOR_PAGE = "/ui/account/twofactor"
 EXPIRED = "That sign-in has expired or was already completed: sign in again."
 
 
@@ -77,9 +78,6 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         principal, backend = service.login(username, password, client, second_factor_exempt=True)
         if principal.token_id is not None:
             raise ValueError("an access token")
-        twofactor = request.app.get(TWOFACTOR)
-        if twofactor is not None and twofactor.must_enrol(principal):
-            raise SecondFactorRefusal(MUST_ENROL)  # enrolment pages come next
         return principal, backend
 
     try:
@@ -90,8 +88,6 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         started = await asyncio.to_thread(
             start_session, request, principal.subject, backend, via="ui", factor=None
         )
-    except SecondFactorRefusal as exc:
-        return _again(request, target, username, exc.description, exc.status)
     except TokenRequestError as exc:
         if exc.status == 429:
             wait = max(1, math.ceil(exc.retry_after or 1))
@@ -142,10 +138,22 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
 
 
 async def require(request: web.Request) -> SignedIn:
-    """The signed-in session, else a redirect to sign in (back here afterwards)."""
+    """The signed-in session, else a redirect to sign in (back here afterwards).
+
+    A session of an account that ``identity.twofactor.required`` asks for a second
+    factor, and that has none (the rule came after its sign-in), may only set one up."""
     found = await sessions.signed_in(request)
     if found is None:
         raise web.HTTPSeeOther(sign_in_url(request))
+    twofactor = request.app.get(TWOFACTOR)
+    if (
+        twofactor is not None
+        and not request.path.startswith(TWOFACTOR_PAGE)
+        and twofactor.must_have(found.principal)
+        and found.session.backend == LOCAL_BACKEND
+        and await asyncio.to_thread(twofactor.must_enrol, found.principal)
+    ):
+        raise web.HTTPSeeOther(TWOFACTOR_PAGE)
     return found
 
 
