@@ -20,6 +20,7 @@ def test_enrol_then_confirm(server: Server, check: Checker, user: str) -> None:
         "method": None,
         "recovery_codes_left": 0,
         "required": False,
+        "passkeys": 0,
     }
     started = check(server.client.post(f"{API}/me/twofactor/totp", auth=auth), 201)
     parsed = pyotp.parse_uri(started["uri"])
@@ -63,6 +64,7 @@ def test_enrol_then_confirm(server: Server, check: Checker, user: str) -> None:
         "method": "totp",
         "recovery_codes_left": 10,
         "required": False,
+        "passkeys": 0,
     }
     again = server.client.post(f"{API}/me/twofactor/totp", auth=auth)
     check(again, 409)

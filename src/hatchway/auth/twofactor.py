@@ -96,6 +96,7 @@ class Status:
     method: str | None
     recovery_codes_left: int
     required: bool
+    passkeys: int = 0
 
 
 def _normalize_recovery(code: str) -> str:
@@ -157,12 +158,14 @@ class TwoFactorService:
 
     def status(self, principal: Principal) -> Status:
         found = self.store.twofactor.get(principal.subject)
+        keys = self.store.passkeys.count(principal.subject)
         return Status(
-            enabled=found is not None and found.active,
+            enabled=(found is not None and found.active) or keys > 0,
             pending=found is not None and not found.active,
             method=found.method if found is not None and found.active else None,
             recovery_codes_left=found.recovery_left if found is not None else 0,
             required=self.must_have(principal),
+            passkeys=keys,
         )
 
     def password_refusal(self, principal: Principal) -> str | None:

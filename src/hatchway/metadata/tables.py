@@ -22,6 +22,10 @@
     recovery_codes  a 2FA account's one-time recovery codes: only a SHA-256 of each
     pending_signins web sign-ins waiting for their second factor (or a forced enrolment):
                     only a SHA-256 of the browser's cookie; short-lived, single-use
+    passkeys        WebAuthn credentials registered as second factors: public key and
+                    signature counter (no secret)
+    webauthn_challenges  outstanding WebAuthn challenges (registration, sign-in): single
+                    use, deleted when taken, five minutes
     index_repositories, index_manifests, index_tags, index_blobs
                     the repository index: what storage holds, summarized for listing and
                     search (see metadata/repoindex.py); rebuildable from storage
@@ -358,6 +362,34 @@ pending_signins = Table(
     Column("used_at", UTCDateTime, nullable=True),
 )
 
+# WebAuthn credentials (passkeys, security keys) as second factors (auth/passkeys.py).
+passkeys = Table(
+    "passkeys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("credential_id", String(1400), nullable=False, unique=True),  # base64url, <= 1023 B
+    Column("public_key", Text, nullable=False),  # base64url of the COSE key: not a secret
+    Column("sign_count", BigInteger, nullable=False),
+    Column("transports", String(200), nullable=True),  # comma-separated, as the browser said
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Index("ix_passkeys_account", "account_id"),
+    sqlite_autoincrement=True,  # ids name passkeys to their owner: never reused
+)
+
+# Outstanding WebAuthn challenges; taken (deleted) by the one response that answers them.
+webauthn_challenges = Table(
+    "webauthn_challenges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("challenge", String(128), nullable=False, unique=True),  # base64url, 32 bytes
+    Column("subject", String(128), nullable=False),
+    Column("purpose", String(16), nullable=False),  # "register" | "signin"
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
 __all__ = [
     "UTCDateTime",
     "access_rule_revision",
@@ -375,10 +407,12 @@ __all__ = [
     "login_attempts",
     "memberships",
     "metadata",
+    "passkeys",
     "pending_signins",
     "recovery_codes",
     "refresh_tokens",
     "twofactor",
     "token_signing_keys",
     "web_sessions",
+    "webauthn_challenges",
 ]

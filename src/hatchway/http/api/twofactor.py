@@ -75,6 +75,7 @@ def state(service: TwoFactorService, caller: Caller) -> tfm.TwoFactorState | Non
         method="totp" if found.method == "totp" else None,
         recovery_codes_left=found.recovery_codes_left,
         required=found.required,
+        passkeys=found.passkeys,
     )
 
 

@@ -20,6 +20,7 @@ from hatchway.http.ui.pages import (
     admin_groups,
     admin_robots,
     admin_rules,
+    passkeys,
     repos,
     signin,
     twofactor_signin,
@@ -38,6 +39,7 @@ PAGES: tuple[Iterable[tuple[str, str, _Handler]], ...] = (
     admin_audit.ROUTES,
     twofactor_signin.ROUTES,
     account_twofactor.ROUTES,
+    passkeys.ROUTES,
 )
 
 
@@ -52,6 +54,7 @@ def setup(app: web.Application) -> None:
     app[WEB_SESSIONS] = WebSessions(service.store, service.authenticators)
     services.setup(app)
     twofactor_signin.setup(app)
+    passkeys.setup(app)
     app.middlewares.append(ui_middleware)
     app.on_response_prepare.append(security_headers)
     app.router.add_get("/", root)

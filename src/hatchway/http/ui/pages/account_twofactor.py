@@ -46,10 +46,13 @@ from hatchway.http.ui.pages.twofactor_signin import (
 )
 from hatchway.http.ui.qr import qr_data_uri
 from hatchway.http.ui.render import redirect, render
+from hatchway.metadata.passkeys import Passkey
 
 PAGE = "/ui/account/twofactor"
 NOTICES = {
     "off": "Two-factor authentication is off.",
+    "passkey": "The passkey is added.",
+    "passkey-removed": "The passkey is removed.",
 }
 
 
@@ -82,10 +85,14 @@ async def page(
     service = _service(request)
     caller = _caller(found)
 
-    def load() -> tuple[Status, Enrolment | None]:
-        return service.status(caller.principal), service.pending(caller)
+    def load() -> tuple[Status, Enrolment | None, list[Passkey]]:
+        return (
+            service.status(caller.principal),
+            service.pending(caller),
+            service.store.passkeys.list(caller.name),
+        )
 
-    state, pending = await asyncio.to_thread(load)
+    state, pending, passkeys = await asyncio.to_thread(load)
     return render(
         request,
         "account_twofactor.html",
@@ -93,6 +100,7 @@ async def page(
         title="Two-factor authentication",
         state=state,
         enrolment=_enrolment(pending),
+        passkeys=passkeys,
         confirm_action=PAGE + "/totp/confirm",
         codes=codes,
         continue_to="/ui/account",

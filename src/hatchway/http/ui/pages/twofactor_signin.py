@@ -128,16 +128,32 @@ def throttled_message(exc: Throttled) -> str:
     return f"Too many failed attempts. Try again in {max(1, math.ceil(exc.wait))} seconds."
 
 
-def _page(request: web.Request, *, status: int = 200, error: str | None = None) -> web.Response:
+async def _page(
+    request: web.Request, pending: PendingSignIn, *, status: int = 200, error: str | None = None
+) -> web.Response:
+    store = request.app[TOKEN_SERVICE].store
+
+    def factors() -> tuple[bool, bool]:
+        totp = store.twofactor.get(pending.subject)
+        return totp is not None and totp.active, store.passkeys.count(pending.subject) > 0
+
+    has_totp, has_passkeys = await asyncio.to_thread(factors)
     return render(
-        request, "two_factor.html", status=status, title="Two-factor authentication", error=error
+        request,
+        "two_factor.html",
+        status=status,
+        title="Two-factor authentication",
+        error=error,
+        has_totp=has_totp,
+        has_passkeys=has_passkeys,
     )
 
 
 async def verify_page(request: web.Request) -> web.StreamResponse:
-    if await find_pending(request, "verify") is None:
+    pending = await find_pending(request, "verify")
+    if pending is None:
         return expired()
-    return _page(request)
+    return await _page(request, pending)
 
 
 async def verify(request: web.Request) -> web.StreamResponse:
@@ -147,7 +163,7 @@ async def verify(request: web.Request) -> web.StreamResponse:
         return expired()
     code = form(request).get("code", "").strip()[:64]
     if not code:
-        return _page(request, status=422, error="Enter a code.")
+        return await _page(request, pending, status=422, error="Enter a code.")
     client = client_info(request)
 
     def work() -> SignedIn | None:
@@ -161,9 +177,10 @@ async def verify(request: web.Request) -> web.StreamResponse:
     try:
         started = await asyncio.to_thread(work)
     except WrongCode:
-        return _page(request, status=401, error="That code is incorrect or was already used.")
+        error = "That code is incorrect or was already used."
+        return await _page(request, pending, status=401, error=error)
     except Throttled as exc:
-        return _page(request, status=429, error=throttled_message(exc))
+        return await _page(request, pending, status=429, error=throttled_message(exc))
     except (Conflict, ValueError):  # 2FA removed meanwhile, or the account went
         started = None
     if started is None:
