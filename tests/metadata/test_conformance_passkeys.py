@@ -1,29 +1,26 @@
-"""The single-use rules of passkeys and pending web sign-ins, over a real SQLite store: a
-WebAuthn challenge is taken once, by its subject and purpose, before it expires; a passkey's
-counter only moves from the value it was read at; a passkey alone is an active second
-factor, and removing the second factor (disable, admin reset) removes passkeys too; a
-pending sign-in is taken once."""
+"""Metadata conformance (SQLite and PostgreSQL): the single-use rules of passkeys and
+pending web sign-ins. A WebAuthn challenge is taken once (also by concurrent requests), by
+its subject and purpose, before it expires; a passkey's counter only moves from the value
+it was read at; a passkey alone is an active second factor, and removing the second factor
+(disable, admin reset) removes passkeys too; a pending sign-in is taken once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from hatchway.auth.pendingsignin import PendingSignIns
 from hatchway.metadata import MetadataStore
 from hatchway.metadata.records import ConflictError, utcnow
+from tests.metadata.factories import HASH
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[MetadataStore]:
-    opened = MetadataStore(f"sqlite:///{tmp_path / 'db' / 'hatchway.db'}")
-    opened.accounts.create("alice", password_hash="$2b$04$" + "a" * 53)
-    opened.accounts.create("bob", password_hash="$2b$04$" + "b" * 53)
-    yield opened
-    opened.dispose()
+@pytest.fixture(autouse=True)
+def _accounts(store: MetadataStore) -> None:
+    store.accounts.create("alice", password_hash=HASH)
+    store.accounts.create("bob", password_hash=HASH)
 
 
 def test_a_challenge_is_taken_once_by_its_subject_and_purpose(store: MetadataStore) -> None:
@@ -36,6 +33,15 @@ def test_a_challenge_is_taken_once_by_its_subject_and_purpose(store: MetadataSto
     assert not keys.take_challenge("c1", "alice", "signin")  # replay
     keys.add_challenge("old", "alice", "signin", utcnow() - timedelta(seconds=1))
     assert not keys.take_challenge("old", "alice", "signin")  # expired
+
+
+def test_concurrent_answers_take_a_challenge_once(store: MetadataStore) -> None:
+    store.passkeys.add_challenge("race", "alice", "signin", utcnow() + timedelta(minutes=5))
+    with ThreadPoolExecutor(8) as pool:
+        won = list(
+            pool.map(lambda _: store.passkeys.take_challenge("race", "alice", "signin"), range(8))
+        )
+    assert won.count(True) == 1
 
 
 def test_the_counter_moves_once_from_where_it_was_read(store: MetadataStore) -> None:
