@@ -65,22 +65,34 @@ def test_enrol_from_my_account_then_sign_in_and_turn_off(
     r = httpx.get(server.url + "/auth/token", auth=(user, PASSWORD))
     assert r.status_code == 401
     assert "two-factor authentication" in r.text
-    # Sign out and back in: the code is asked for.
+    # New recovery codes (a code from the app needed): the old list stops working.
+    page.goto("/ui/account/twofactor")
+    page.get_by_label("Code from the app").fill(code_at(secret, 1))
+    page.get_by_role("button", name="Make new recovery codes").click()
+    expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()
+    fresh = page.get_by_role("list", name="Recovery codes").get_by_role("listitem")
+    expect(fresh).to_have_count(10)
+    new = [c.strip() for c in fresh.all_inner_texts()]
+    assert not set(new) & set(codes)
+    # Sign out and back in: the second factor is asked for.
     page.get_by_role("button", name="Sign out").first.click()
     page.get_by_label("Username").fill(user)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_label("Code").fill(code_at(secret, 1))
+    page.get_by_label("Code").fill(codes[0])
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_role("alert")).to_contain_text("incorrect or was already used")
+    page.get_by_label("Code").fill(new[0])
     page.get_by_role("button", name="Verify").click()
     page.wait_for_url("**/ui/repositories")
     # Turn it off: the password and a (recovery) code are both needed.
     page.goto("/ui/account/twofactor")
     page.get_by_label("Password").fill("wrong-password")
-    page.get_by_label("Code", exact=True).fill(codes[0])
+    page.get_by_label("Code", exact=True).fill(new[1])
     page.get_by_role("button", name="Turn off two-factor authentication").click()
     expect(page.get_by_role("alert")).to_contain_text("the password is incorrect")
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_label("Code", exact=True).fill(codes[0])
+    page.get_by_label("Code", exact=True).fill(new[1])
     page.get_by_role("button", name="Turn off two-factor authentication").click()
     expect(page.get_by_role("status")).to_have_text("Two-factor authentication is off.")
     assert httpx.get(server.url + "/auth/token", auth=(user, PASSWORD)).status_code == 200

@@ -106,7 +106,7 @@ class PasskeyService:
 
     def _own(self, caller: Caller, event: str, client: ClientInfo) -> None:
         """Only the account itself, signed in with its password (not a token)."""
-        self.twofactor._own(caller, event, client)
+        self.twofactor.own(caller, event, client)
 
     def list(self, name: str) -> list[Passkey]:
         return self.store.passkeys.list(name)
@@ -168,7 +168,7 @@ class PasskeyService:
                 expected_origin=rp.origin,
             )
         except WebAuthnException as exc:
-            self.twofactor._record(
+            self.twofactor.record(
                 "twofactor.passkey.add",
                 caller.name,
                 client,
@@ -193,9 +193,9 @@ class PasskeyService:
             )
         except ConflictError as exc:
             raise Conflict(str(exc)) from None
-        self.twofactor._changed(caller.name)
+        self.twofactor.changed(caller.name)
         revoked = 0 if had_2fa else self.store.refresh_tokens.revoke_subject(caller.name)
-        self.twofactor._record(
+        self.twofactor.record(
             "twofactor.passkey.add",
             caller.name,
             client,
@@ -209,8 +209,8 @@ class PasskeyService:
         self._own(caller, "twofactor.passkey.remove", client)
         done = self.store.passkeys.remove(caller.name, passkey_id)
         if done:
-            self.twofactor._changed(caller.name)
-            self.twofactor._record(
+            self.twofactor.changed(caller.name)
+            self.twofactor.record(
                 "twofactor.passkey.remove", caller.name, client, passkey=passkey_id
             )
         return done
@@ -248,9 +248,9 @@ class PasskeyService:
             except WrongCode:
                 return None
 
-        matched = self.twofactor._throttled(name, client, check)
+        matched = self.twofactor.throttled(name, client, check)
         if matched is None:
-            self.twofactor._record(
+            self.twofactor.record(
                 "twofactor.verify", name, client, Outcome.FAILURE, method="passkey"
             )
             raise WrongCode("the passkey was not accepted")

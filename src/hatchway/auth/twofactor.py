@@ -266,6 +266,16 @@ class TwoFactorService:
         )
         return codes
 
+    def regenerate(self, caller: Caller, code: str, client: ClientInfo) -> list[str]:
+        """Ten new recovery codes (the old ones stop working), shown this once; needs a
+        current code from the app (not a recovery code: that could be a stolen list)."""
+        self._own(caller, "twofactor.recovery_codes", client)
+        self.verify(caller.name, code, client, recovery=False)
+        codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
+        self.store.twofactor.replace_recovery(caller.name, [recovery_hash(c) for c in codes])
+        self._record("twofactor.recovery_codes", caller.name, client, count=len(codes))
+        return codes
+
     # -- checking a code ---------------------------------------------------------------
 
     def _match(self, secret: str, code: str) -> int | None:
@@ -368,6 +378,31 @@ class TwoFactorService:
             )
         )
         return removed
+
+    # -- for the other second factor (auth.passkeys): the same owner check, limiter and audit
+
+    def own(self, caller: Caller, event: str, client: ClientInfo) -> None:
+        """Only a user account kept here, signed in with its password (not a token)."""
+        self._own(caller, event, client)
+
+    def throttled(
+        self, name: str, client: ClientInfo, check: Callable[[], int | None]
+    ) -> int | None:
+        return self._throttled(name, client, check)
+
+    def changed(self, name: str) -> None:
+        """Forget the cached "2FA on?" of this account (a factor was added or removed)."""
+        self._changed(name)
+
+    def record(
+        self,
+        event: str,
+        account: str,
+        client: ClientInfo,
+        outcome: Outcome = Outcome.SUCCESS,
+        **detail: object,
+    ) -> None:
+        self._record(event, account, client, outcome, **detail)
 
     def _record(
         self,

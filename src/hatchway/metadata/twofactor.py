@@ -166,6 +166,16 @@ class TwoFactorStore:
             )
         return done.rowcount == 1
 
+    def replace_recovery(self, account: str, code_hashes: Sequence[str]) -> None:
+        """New recovery codes for an account with 2FA on; the old ones (used or not) go."""
+        with self._db.write() as conn:
+            owner = account_id(conn, account)  # NotFoundError
+            conn.execute(delete(recovery_codes).where(recovery_codes.c.account_id == owner))
+            conn.execute(
+                insert(recovery_codes),
+                [{"account_id": owner, "code_hash": h} for h in code_hashes],
+            )
+
     def remove(self, account: str) -> bool:
         """Drop the account's second factors (TOTP, passkeys) and recovery codes; False
         if it had none."""

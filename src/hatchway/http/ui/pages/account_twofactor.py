@@ -104,7 +104,7 @@ async def page(
         confirm_action=PAGE + "/totp/confirm",
         codes=codes,
         continue_to="/ui/account",
-        local=found.session.backend == "local",
+        local=found.session.backend != "htpasswd",  # local and LDAP accounts
         error=error,
         notice=NOTICES.get(request.query.get("done", "")),
         **extra,
@@ -135,6 +135,24 @@ async def confirm(request: web.Request) -> web.StreamResponse:
         return await page(request, status=429, error=throttled_message(exc))
     except WrongCode:
         return await page(request, status=422, error="That code is incorrect: try the next one.")
+    except TwoFactorError as exc:
+        return await page(request, status=409, error=str(exc))
+    return await page(request, codes=codes)
+
+
+async def regenerate(request: web.Request) -> web.StreamResponse:
+    found = await require(request)
+    service = _service(request)
+    code = form(request).get("code", "").strip()[:64]
+    try:
+        codes = await asyncio.to_thread(
+            service.regenerate, _caller(found), code, client_info(request)
+        )
+    except Throttled as exc:
+        return await page(request, status=429, error=throttled_message(exc))
+    except WrongCode:
+        error = "No new codes: that code from the app is incorrect or was already used."
+        return await page(request, status=422, error=error)
     except TwoFactorError as exc:
         return await page(request, status=409, error=str(exc))
     return await page(request, codes=codes)
@@ -236,6 +254,7 @@ ROUTES = (
     ("POST", PAGE + "/totp", start),
     ("POST", PAGE + "/totp/confirm", confirm),
     ("POST", PAGE + "/disable", disable),
+    ("POST", PAGE + "/recovery-codes", regenerate),
     ("GET", ENROL_PATH, enrol_page),
     ("POST", ENROL_PATH, enrol_confirm),
 )

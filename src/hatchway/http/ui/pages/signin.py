@@ -28,7 +28,6 @@ from hatchway.http.ui.pages.twofactor_signin import (
     start_session,
 )
 from hatchway.http.ui.render import redirect, render
-from hatchway.metadata.accounts import LOCAL_BACKEND
 from hatchway.metadata.records import AuditEvent, Outcome
 
 HOME = "/ui/repositories"
@@ -150,7 +149,7 @@ async def require(request: web.Request) -> SignedIn:
         twofactor is not None
         and not request.path.startswith(TWOFACTOR_PAGE)
         and twofactor.must_have(found.principal)
-        and found.session.backend == LOCAL_BACKEND
+        and found.session.backend != "htpasswd"  # those accounts cannot enrol
         and await asyncio.to_thread(twofactor.must_enrol, found.principal)
     ):
         raise web.HTTPSeeOther(TWOFACTOR_PAGE)
