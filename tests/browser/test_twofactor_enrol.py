@@ -144,3 +144,27 @@ def test_required_all_forces_enrolment_at_sign_in(browser: Browser, required_all
         expect(page.get_by_role("alert")).to_contain_text("requires a second factor")
     finally:
         context.close()
+
+
+def test_two_factor_pages_pass_axe_in_the_dark_theme(
+    browser: Browser, server: Server, user: str
+) -> None:
+    context = new_context(browser, server, color_scheme="dark")
+    try:
+        page = context.new_page()
+        sign_in(page, user)
+        page.goto("/ui/account/twofactor")
+        check_a11y(page)
+        page.get_by_role("button", name="Set up an authenticator app").click()
+        secret = read_enrolment(page, user)
+        check_a11y(page)
+        confirm(page, code_at(secret))
+        check_a11y(page)
+        page.get_by_role("button", name="Sign out").first.click()
+        page.get_by_label("Username").fill(user)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Two-factor authentication")).to_be_visible()
+        check_a11y(page)
+    finally:
+        context.close()
