@@ -20,6 +20,7 @@ def test_enrol_then_confirm(server: Server, check: Checker, user: str) -> None:
         "method": None,
         "recovery_codes_left": 0,
         "required": False,
+        "passkeys": 0,
     }
     started = check(server.client.post(f"{API}/me/twofactor/totp", auth=auth), 201)
     parsed = pyotp.parse_uri(started["uri"])
@@ -63,6 +64,7 @@ def test_enrol_then_confirm(server: Server, check: Checker, user: str) -> None:
         "method": "totp",
         "recovery_codes_left": 10,
         "required": False,
+        "passkeys": 0,
     }
     again = server.client.post(f"{API}/me/twofactor/totp", auth=auth)
     check(again, 409)
@@ -190,3 +192,30 @@ def test_bad_input_is_json_4xx(server: Server, check: Checker, user: str) -> Non
         )
         assert 400 <= r.status_code < 500, r.text
         assert r.json()["errors"][0]["code"]
+
+
+def test_new_recovery_codes_replace_the_old(server: Server, check: Checker, user: str) -> None:
+    secret, old = enrol(server, check, user)
+    auth = (user, PASSWORD)
+    url = f"{API}/me/twofactor/recovery-codes"
+    r = server.client.post(url, json={"code": old[0]}, auth=auth)  # an app code is needed
+    check(r, 403)
+    assert error_code(r) == "WRONG_CODE"
+    fresh = check(server.client.post(url, json={"code": code_at(secret, 1)}, auth=auth), 200)
+    new = fresh["recovery_codes"]
+    assert len(new) == 10
+    assert not set(new) & set(old)
+    pat = create_pat(server, user, "look", [f"repository:{user}/*:pull"])
+    me = check(server.client.get(f"{API}/me", headers=bearer(pat)), 200)
+    assert me["twofactor"]["recovery_codes_left"] == 10
+    assert audit_events(server, user, "twofactor.recovery_codes")
+
+    def disable(code: str) -> int:
+        r = server.client.request(
+            "DELETE", f"{API}/me/twofactor", json={"password": PASSWORD, "code": code}, auth=auth
+        )
+        check(r, r.status_code)
+        return r.status_code
+
+    assert disable(old[1]) == 403  # the old list stopped working
+    assert disable(new[0]) == 204

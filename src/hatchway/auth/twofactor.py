@@ -96,6 +96,7 @@ class Status:
     method: str | None
     recovery_codes_left: int
     required: bool
+    passkeys: int = 0
 
 
 def _normalize_recovery(code: str) -> str:
@@ -109,6 +110,10 @@ def recovery_hash(code: str) -> str:
 def new_recovery_code() -> str:
     chars = "".join(secrets.choice(_ALPHABET) for _ in range(10))
     return f"{chars[:5]}-{chars[5:]}"
+
+
+def _uri(name: str, secret: str) -> str:
+    return pyotp.TOTP(secret, interval=STEP).provisioning_uri(name=name, issuer_name=ISSUER)
 
 
 def _is_totp(code: str) -> bool:
@@ -153,12 +158,14 @@ class TwoFactorService:
 
     def status(self, principal: Principal) -> Status:
         found = self.store.twofactor.get(principal.subject)
+        keys = self.store.passkeys.count(principal.subject)
         return Status(
-            enabled=found is not None and found.active,
+            enabled=(found is not None and found.active) or keys > 0,
             pending=found is not None and not found.active,
             method=found.method if found is not None and found.active else None,
             recovery_codes_left=found.recovery_left if found is not None else 0,
             required=self.must_have(principal),
+            passkeys=keys,
         )
 
     def password_refusal(self, principal: Principal) -> str | None:
@@ -174,6 +181,22 @@ class TwoFactorService:
         if self.must_have(principal):
             return MUST_ENROL
         return None
+
+    def web_step(self, principal: Principal) -> Literal["verify", "enrol"] | None:
+        """What a web sign-in (whose first step passed) still needs before a session:
+        the second factor (``verify``), setting one up (``enrol``, required and none yet;
+        only accounts kept in this store can enrol), or nothing (None)."""
+        if principal.token_id is not None or principal.kind is not Kind.USER:
+            return None
+        if self._is_active(principal.subject):
+            return "verify"
+        if self.must_have(principal) and self.store.accounts.get(principal.subject) is not None:
+            return "enrol"
+        return None
+
+    def must_enrol(self, principal: Principal) -> bool:
+        """Required to have a second factor and has none (cached: cheap per request)."""
+        return self.must_have(principal) and not self._is_active(principal.subject)
 
     def _is_active(self, name: str) -> bool:
         now = time.monotonic()
@@ -213,10 +236,14 @@ class TwoFactorService:
                 "two-factor authentication is already on; disable it first to enrol again"
             ) from None
         self._record("twofactor.enrol", caller.name, client, method="totp")
-        uri = pyotp.TOTP(secret, interval=STEP).provisioning_uri(
-            name=caller.name, issuer_name=ISSUER
-        )
-        return Enrolment(secret, uri)
+        return Enrolment(secret, _uri(caller.name, secret))
+
+    def pending(self, caller: Caller) -> Enrolment | None:
+        """The started, unconfirmed enrolment of this account (to show it again), or None."""
+        found = self.store.twofactor.get(caller.name)
+        if found is None or found.active:
+            return None
+        return Enrolment(found.secret, _uri(caller.name, found.secret))
 
     def confirm(self, caller: Caller, code: str, client: ClientInfo) -> list[str]:
         """Turn 2FA on with a first valid code; the recovery codes, shown this once."""
@@ -237,6 +264,16 @@ class TwoFactorService:
         self._record(
             "twofactor.confirm", caller.name, client, method="totp", refresh_revoked=revoked
         )
+        return codes
+
+    def regenerate(self, caller: Caller, code: str, client: ClientInfo) -> list[str]:
+        """Ten new recovery codes (the old ones stop working), shown this once; needs a
+        current code from the app (not a recovery code: that could be a stolen list)."""
+        self._own(caller, "twofactor.recovery_codes", client)
+        self.verify(caller.name, code, client, recovery=False)
+        codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
+        self.store.twofactor.replace_recovery(caller.name, [recovery_hash(c) for c in codes])
+        self._record("twofactor.recovery_codes", caller.name, client, count=len(codes))
         return codes
 
     # -- checking a code ---------------------------------------------------------------
@@ -341,6 +378,31 @@ class TwoFactorService:
             )
         )
         return removed
+
+    # -- for the other second factor (auth.passkeys): the same owner check, limiter and audit
+
+    def own(self, caller: Caller, event: str, client: ClientInfo) -> None:
+        """Only a user account kept here, signed in with its password (not a token)."""
+        self._own(caller, event, client)
+
+    def throttled(
+        self, name: str, client: ClientInfo, check: Callable[[], int | None]
+    ) -> int | None:
+        return self._throttled(name, client, check)
+
+    def changed(self, name: str) -> None:
+        """Forget the cached "2FA on?" of this account (a factor was added or removed)."""
+        self._changed(name)
+
+    def record(
+        self,
+        event: str,
+        account: str,
+        client: ClientInfo,
+        outcome: Outcome = Outcome.SUCCESS,
+        **detail: object,
+    ) -> None:
+        self._record(event, account, client, outcome, **detail)
 
     def _record(
         self,

@@ -8,6 +8,8 @@ from hatchway.metadata.audit import AuditLog
 from hatchway.metadata.engine import Database
 from hatchway.metadata.external import ExternalIdentityStore
 from hatchway.metadata.gcruns import GcRunStore
+from hatchway.metadata.passkeys import PasskeyStore
+from hatchway.metadata.pendingsignins import PendingSignInStore
 from hatchway.metadata.repoindex import RepositoryIndex
 from hatchway.metadata.rules import AccessRuleStore
 from hatchway.metadata.tokens import AccessTokenStore, RefreshTokenStore
@@ -39,6 +41,8 @@ class MetadataStore:
         self.external = ExternalIdentityStore(self.db)
         self.gc_runs = GcRunStore(self.db)
         self.twofactor = TwoFactorStore(self.db)
+        self.pending_signins = PendingSignInStore(self.db)
+        self.passkeys = PasskeyStore(self.db)
 
     @property
     def dialect(self) -> str:

@@ -20,6 +20,12 @@
     twofactor       per account with a second factor: its TOTP secret, whether enrolment
                     is confirmed, the time step of the last accepted code (no replays)
     recovery_codes  a 2FA account's one-time recovery codes: only a SHA-256 of each
+    pending_signins web sign-ins waiting for their second factor (or a forced enrolment):
+                    only a SHA-256 of the browser's cookie; short-lived, single-use
+    passkeys        WebAuthn credentials registered as second factors: public key and
+                    signature counter (no secret)
+    webauthn_challenges  outstanding WebAuthn challenges (registration, sign-in): single
+                    use, deleted when taken, five minutes
     index_repositories, index_manifests, index_tags, index_blobs
                     the repository index: what storage holds, summarized for listing and
                     search (see metadata/repoindex.py); rebuildable from storage
@@ -28,6 +34,9 @@
                     only SHA-256s of the device and user codes; who asked, who decided
     mirror_tag_checks, mirror_pulls
                     the pull-through mirror's tag checks and last pulls (ttl)
+    oidc_logins, oidc_tokens
+                    identity.oidc: sign-ins in progress (hashed state), and the provider's
+                    tokens of each OIDC account (encrypted) for the 15-minute re-checks
 
 Timestamps are stored as naive UTC (SQLite keeps no zone) and read back as aware UTC.
 A column added to an existing table must be nullable: ``Database.create_schema`` adds it
@@ -414,6 +423,51 @@ oidc_tokens = Table(
     Column("checking_until", UTCDateTime, nullable=True),
 )
 
+# A web sign-in whose password (or OIDC) step passed and whose second factor has not yet
+# been given (auth/pendingsignin.py). No session exists until it has; single-use.
+pending_signins = Table(
+    "pending_signins",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),  # SHA-256 of the cookie
+    Column("subject", String(128), nullable=False),
+    Column("backend", String(32), nullable=False),
+    Column("purpose", String(16), nullable=False),  # "verify" | "enrol"
+    Column("via", String(16), nullable=False),  # "ui", "oidc": the first step, for the audit
+    Column("target", String(1024), nullable=False),  # where to go once signed in
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+    Column("used_at", UTCDateTime, nullable=True),
+)
+
+# WebAuthn credentials (passkeys, security keys) as second factors (auth/passkeys.py).
+passkeys = Table(
+    "passkeys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("credential_id", String(1400), nullable=False, unique=True),  # base64url, <= 1023 B
+    Column("public_key", Text, nullable=False),  # base64url of the COSE key: not a secret
+    Column("sign_count", BigInteger, nullable=False),
+    Column("transports", String(200), nullable=True),  # comma-separated, as the browser said
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Index("ix_passkeys_account", "account_id"),
+    sqlite_autoincrement=True,  # ids name passkeys to their owner: never reused
+)
+
+# Outstanding WebAuthn challenges; taken (deleted) by the one response that answers them.
+webauthn_challenges = Table(
+    "webauthn_challenges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("challenge", String(128), nullable=False, unique=True),  # base64url, 32 bytes
+    Column("subject", String(128), nullable=False),
+    Column("purpose", String(16), nullable=False),  # "register" | "signin"
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
 __all__ = [
     "UTCDateTime",
     "access_rule_revision",
@@ -436,9 +490,12 @@ __all__ = [
     "mirror_tag_checks",
     "oidc_logins",
     "oidc_tokens",
+    "passkeys",
+    "pending_signins",
     "recovery_codes",
     "refresh_tokens",
     "twofactor",
     "token_signing_keys",
     "web_sessions",
+    "webauthn_challenges",
 ]

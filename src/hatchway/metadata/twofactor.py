@@ -17,7 +17,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from hatchway.metadata.accounts import account_id
 from hatchway.metadata.engine import Database
 from hatchway.metadata.records import ConflictError, utcnow
-from hatchway.metadata.tables import accounts, recovery_codes, twofactor
+from hatchway.metadata.tables import accounts, passkeys, recovery_codes, twofactor
 
 TOTP = "totp"
 
@@ -72,14 +72,22 @@ class TwoFactorStore:
         )
 
     def is_active(self, account: str) -> bool:
-        """One indexed read: does this account have a confirmed second factor?"""
+        """Indexed reads: does this account have a confirmed TOTP or a passkey?"""
         with self._db.read() as conn:
             found = conn.scalar(
                 select(twofactor.c.confirmed_at)
                 .select_from(_JOINED)
                 .where(accounts.c.name == account)
             )
-        return found is not None
+            if found is not None:
+                return True
+            key = conn.scalar(
+                select(passkeys.c.id)
+                .select_from(passkeys.join(accounts, accounts.c.id == passkeys.c.account_id))
+                .where(accounts.c.name == account)
+                .limit(1)
+            )
+        return key is not None
 
     def start(self, account: str, secret: str, method: str = TOTP) -> None:
         """Begin (or restart) an enrolment; ConflictError if one is already confirmed."""
@@ -158,10 +166,22 @@ class TwoFactorStore:
             )
         return done.rowcount == 1
 
-    def remove(self, account: str) -> bool:
-        """Drop the account's second factor and recovery codes; False if it had none."""
+    def replace_recovery(self, account: str, code_hashes: Sequence[str]) -> None:
+        """New recovery codes for an account with 2FA on; the old ones (used or not) go."""
         with self._db.write() as conn:
             owner = account_id(conn, account)  # NotFoundError
             conn.execute(delete(recovery_codes).where(recovery_codes.c.account_id == owner))
+            conn.execute(
+                insert(recovery_codes),
+                [{"account_id": owner, "code_hash": h} for h in code_hashes],
+            )
+
+    def remove(self, account: str) -> bool:
+        """Drop the account's second factors (TOTP, passkeys) and recovery codes; False
+        if it had none."""
+        with self._db.write() as conn:
+            owner = account_id(conn, account)  # NotFoundError
+            conn.execute(delete(recovery_codes).where(recovery_codes.c.account_id == owner))
+            keys = conn.execute(delete(passkeys).where(passkeys.c.account_id == owner))
             done = conn.execute(delete(twofactor).where(twofactor.c.account_id == owner))
-        return done.rowcount == 1
+        return done.rowcount == 1 or keys.rowcount > 0

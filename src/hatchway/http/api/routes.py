@@ -38,6 +38,7 @@ from hatchway.http.api.errors import (
     read_model,
     refusals,
 )
+from hatchway.http.api.passkeys import PASSKEY_ROUTES
 from hatchway.http.api.repositories import REPOSITORY_ROUTES
 from hatchway.http.api.route import SELF_SERVICE, Route
 from hatchway.http.api.twofactor import TWOFACTOR, TWOFACTOR_ADMIN_ROUTES, TWOFACTOR_ROUTES
@@ -209,6 +210,7 @@ ROUTES: tuple[Route, ...] = (
     *ADMIN_ROUTES,
     *TWOFACTOR_ROUTES,
     *TWOFACTOR_ADMIN_ROUTES,
+    *PASSKEY_ROUTES,
 )
 
 

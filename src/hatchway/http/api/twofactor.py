@@ -75,6 +75,7 @@ def state(service: TwoFactorService, caller: Caller) -> tfm.TwoFactorState | Non
         method="totp" if found.method == "totp" else None,
         recovery_codes_left=found.recovery_codes_left,
         required=found.required,
+        passkeys=found.passkeys,
     )
 
 
@@ -90,6 +91,14 @@ async def confirm_totp(request: web.Request) -> web.StreamResponse:
     body = await read_model(request, tfm.TotpConfirm)
     with _refusals():
         codes = await asyncio.to_thread(service.confirm, caller, body.code, client_info(request))
+    return json_response(tfm.RecoveryCodes(recovery_codes=codes))
+
+
+async def regenerate(request: web.Request) -> web.StreamResponse:
+    service, caller = await _caller(request, exempt=True)
+    body = await read_model(request, tfm.TotpConfirm)
+    with _refusals():
+        codes = await asyncio.to_thread(service.regenerate, caller, body.code, client_info(request))
     return json_response(tfm.RecoveryCodes(recovery_codes=codes))
 
 
@@ -129,6 +138,15 @@ TWOFACTOR_ROUTES: tuple[Route, ...] = (
         "/me/twofactor/totp/confirm",
         confirm_totp,
         "Confirm enrolment with a first code: 2FA is on; the recovery codes, shown once",
+        body=tfm.TotpConfirm,
+        responses={200: tfm.RecoveryCodes},
+        errors=(403, 409),
+    ),
+    Route(
+        "POST",
+        "/me/twofactor/recovery-codes",
+        regenerate,
+        "New recovery codes (the old ones stop working): needs a current TOTP code; shown once",
         body=tfm.TotpConfirm,
         responses={200: tfm.RecoveryCodes},
         errors=(403, 409),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +21,7 @@ class TwoFactorState(_Response):
     method: Literal["totp"] | None = None
     recovery_codes_left: int
     required: bool = Field(description="identity.twofactor.required asks this account for one.")
+    passkeys: int = Field(0, description="Passkeys (WebAuthn) registered as second factors.")
 
 
 class TotpEnrolment(_Response):
@@ -51,10 +52,42 @@ class TwoFactorReset(_Response):
     removed: bool = Field(description="False when the account had no second factor.")
 
 
-TWOFACTOR_REQUEST_MODELS: tuple[type[BaseModel], ...] = (TotpConfirm, TwoFactorDisable)
+class PasskeyOptions(_Response):
+    options: dict[str, Any] = Field(
+        description="PublicKeyCredentialCreationOptions (binary fields base64url) for "
+        "navigator.credentials.create; its challenge is good for one answer, 5 minutes."
+    )
+
+
+class PasskeyRegister(_Request):
+    name: str = Field(min_length=1, max_length=64, description="To tell passkeys apart.")
+    credential: dict[str, Any] = Field(
+        description="The PublicKeyCredential, JSON-encoded (PublicKeyCredential.toJSON())."
+    )
+
+
+class PasskeyInfo(_Response):
+    id: int
+    name: str
+    created_at: str
+    last_used_at: str | None
+
+
+class PasskeyList(_Response):
+    passkeys: list[PasskeyInfo]
+
+
+TWOFACTOR_REQUEST_MODELS: tuple[type[BaseModel], ...] = (
+    TotpConfirm,
+    TwoFactorDisable,
+    PasskeyRegister,
+)
 TWOFACTOR_RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     TwoFactorState,
     TotpEnrolment,
     RecoveryCodes,
     TwoFactorReset,
+    PasskeyOptions,
+    PasskeyInfo,
+    PasskeyList,
 )

@@ -14,6 +14,7 @@ from hatchway.http.ui.csp import security_headers
 from hatchway.http.ui.middleware import ui_middleware
 from hatchway.http.ui.pages import (
     account,
+    account_twofactor,
     admin,
     admin_audit,
     admin_groups,
@@ -21,8 +22,10 @@ from hatchway.http.ui.pages import (
     admin_rules,
     device,
     oidc,
+    passkeys,
     repos,
     signin,
+    twofactor_signin,
 )
 
 STATIC = Path(__file__).parent / "static"
@@ -38,6 +41,9 @@ PAGES: tuple[Iterable[tuple[str, str, _Handler]], ...] = (
     admin_audit.ROUTES,
     device.ROUTES,
     oidc.ROUTES,
+    twofactor_signin.ROUTES,
+    account_twofactor.ROUTES,
+    passkeys.ROUTES,
 )
 
 
@@ -51,6 +57,8 @@ def setup(app: web.Application) -> None:
     service = app[TOKEN_SERVICE]
     app[WEB_SESSIONS] = WebSessions(service.store, service.authenticators)
     services.setup(app)
+    twofactor_signin.setup(app)
+    passkeys.setup(app)
     app.middlewares.append(ui_middleware)
     app.on_response_prepare.append(security_headers)
     app.router.add_get("/", root)

@@ -21,6 +21,7 @@ from hatchway.http.state import WEB_SESSIONS
 
 SESSION_COOKIE = "hatchway_session"
 PRE_COOKIE = "hatchway_presession"
+PENDING_COOKIE = "hatchway_signin"  # a sign-in waiting for its second factor
 SIGNED_IN: web.RequestKey[SignedIn | None] = web.RequestKey("ui_signed_in")
 _MADE_PRE = web.RequestKey("ui_pre_session", str)
 
@@ -59,6 +60,18 @@ def set_session(request: web.Request, response: web.StreamResponse, secret: str)
 
 def clear_session(request: web.Request, response: web.StreamResponse) -> None:
     response.del_cookie(_name(request, SESSION_COOKIE), path="/")
+
+
+def pending_secret(request: web.Request) -> str | None:
+    return request.cookies.get(_name(request, PENDING_COOKIE))
+
+
+def set_pending(request: web.Request, response: web.StreamResponse, secret: str) -> None:
+    _set(request, response, PENDING_COOKIE, secret)
+
+
+def clear_pending(request: web.Request, response: web.StreamResponse) -> None:
+    response.del_cookie(_name(request, PENDING_COOKIE), path="/")
 
 
 def pre_session_for_form(request: web.Request) -> str:

@@ -18,6 +18,7 @@ from hatchway.auth.selfservice import Caller, SelfServiceError
 from hatchway.auth.websession import SignedIn
 from hatchway.http.access import client_info
 from hatchway.http.api.route import SELF_SERVICE
+from hatchway.http.api.twofactor import TWOFACTOR
 from hatchway.http.state import WEB_SESSIONS
 from hatchway.http.ui import sessions
 from hatchway.http.ui.middleware import form, not_found
@@ -55,14 +56,17 @@ async def page(
     selfservice = request.app[SELF_SERVICE]
     caller = _caller(found)
 
-    def load() -> tuple[object, list[object], list[object]]:
+    twofactor = request.app.get(TWOFACTOR)
+
+    def load() -> tuple[object, list[object], list[object], object]:
         return (
             selfservice.me(caller),
             list(selfservice.tokens(caller)),
             list(request.app[WEB_SESSIONS].sessions(caller.name)),
+            twofactor.status(caller.principal) if twofactor is not None else None,
         )
 
-    profile, tokens, live = await asyncio.to_thread(load)
+    profile, tokens, live, second_factor = await asyncio.to_thread(load)
     return render(
         request,
         "account.html",
@@ -71,6 +75,7 @@ async def page(
         profile=profile,
         tokens=tokens,
         sessions=live,
+        second_factor=second_factor,
         current=found.session.id,
         expiries=EXPIRIES,
         created=created,

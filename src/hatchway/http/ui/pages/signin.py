@@ -3,7 +3,8 @@
 Sign-in goes through the token service's ``login``: the same authenticators, the same
 throttling (429 after repeated failures, shared with ``/auth/token``) and the same failure
 audit. A success starts a new session (a fresh cookie: nothing chosen before sign-in
-survives it) and is audited as a ``login`` ``via: ui``.
+survives it) and is audited as a ``login`` ``via: ui``. An account with a second factor
+gets no session yet: :mod:`.twofactor_signin` asks for it first.
 """
 
 from __future__ import annotations
@@ -13,17 +14,26 @@ import math
 
 from aiohttp import web
 
-from hatchway.auth.service import SecondFactorRefusal, TokenRequestError
+from hatchway.auth.principal import Principal
+from hatchway.auth.service import TokenRequestError
 from hatchway.auth.websession import SignedIn
 from hatchway.http.access import client_info
+from hatchway.http.api.twofactor import TWOFACTOR
 from hatchway.http.state import TOKEN_SERVICE, WEB_SESSIONS
 from hatchway.http.ui import sessions
 from hatchway.http.ui.middleware import form
+from hatchway.http.ui.pages.twofactor_signin import (
+    begin_second_factor,
+    finish_sign_in,
+    start_session,
+)
 from hatchway.http.ui.render import redirect, render
 from hatchway.http.ui.sso import sso_label
 from hatchway.metadata.records import AuditEvent, Outcome
 
 HOME = "/ui/repositories"
+TWOFACTOR_PAGE = "/ui/account/twofactor"
+EXPIRED = "That sign-in has expired or was already completed: sign in again."
 
 
 def safe_next(value: str | None) -> str:
@@ -50,13 +60,14 @@ async def sign_in_page(request: web.Request) -> web.StreamResponse:
     target = safe_next(request.query.get("next"))
     if await sessions.signed_in(request) is not None:
         raise web.HTTPSeeOther(target)
+    error = EXPIRED if request.query.get("expired") else None
     return render(
         request,
         "sign_in.html",
         title="Sign in",
         next=target,
         username="",
-        error=None,
+        error=error,
         sso=sso_label(request),
     )
 
@@ -67,28 +78,24 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     password = data.get("password", "")
     target = safe_next(data.get("next"))
     service = request.app[TOKEN_SERVICE]
-    web_sessions = request.app[WEB_SESSIONS]
     client = client_info(request)
 
-    def work() -> SignedIn:
-        principal, backend = service.login(username, password, client)
-        started = web_sessions.start(principal, backend, client)  # ValueError: a token
-        service.audit(
-            AuditEvent(
-                "login",
-                Outcome.SUCCESS,
-                principal.subject,
-                client.address,
-                client.user_agent,
-                detail={"via": "ui", "session": started.session.id},
-            )
-        )
-        return started
+    def first_step() -> tuple[Principal, str]:
+        # The second factor is asked for below, so the two-factor rule (which refuses a
+        # password alone) does not apply here.
+        principal, backend = service.login(username, password, client, second_factor_exempt=True)
+        if principal.token_id is not None:
+            raise ValueError("an access token")
+        return principal, backend
 
     try:
-        started = await asyncio.to_thread(work)
-    except SecondFactorRefusal as exc:  # 2FA sign-in pages come later: say why meanwhile
-        return _again(request, target, username, exc.description, exc.status)
+        principal, backend = await asyncio.to_thread(first_step)
+        step = await begin_second_factor(request, principal, backend, target)
+        if step is not None:
+            return step
+        started = await asyncio.to_thread(
+            start_session, request, principal.subject, backend, via="ui", factor=None
+        )
     except TokenRequestError as exc:
         if exc.status == 429:
             wait = max(1, math.ceil(exc.retry_after or 1))
@@ -99,9 +106,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     except ValueError:
         message = "Sign in with the account's password (access tokens are for docker and the API)."
         return _again(request, target, username, message, 401)
-    response = redirect(target)
-    sessions.set_session(request, response, started.secret)
-    return response
+    return finish_sign_in(request, redirect(target), started)
 
 
 def _again(
@@ -142,10 +147,22 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
 
 
 async def require(request: web.Request) -> SignedIn:
-    """The signed-in session, else a redirect to sign in (back here afterwards)."""
+    """The signed-in session, else a redirect to sign in (back here afterwards).
+
+    A session of an account that ``identity.twofactor.required`` asks for a second
+    factor, and that has none (the rule came after its sign-in), may only set one up."""
     found = await sessions.signed_in(request)
     if found is None:
         raise web.HTTPSeeOther(sign_in_url(request))
+    twofactor = request.app.get(TWOFACTOR)
+    if (
+        twofactor is not None
+        and not request.path.startswith(TWOFACTOR_PAGE)
+        and twofactor.must_have(found.principal)
+        and found.session.backend != "htpasswd"  # those accounts cannot enrol
+        and await asyncio.to_thread(twofactor.must_enrol, found.principal)
+    ):
+        raise web.HTTPSeeOther(TWOFACTOR_PAGE)
     return found
 
 

@@ -72,3 +72,128 @@ if (document.readyState === "loading") {
 } else {
   enhanceSorting();
 }
+
+// Passkeys (WebAuthn): adding one on My account, using one at the sign-in's second step.
+// The server makes the options (challenge kept server-side) and checks the answer; this
+// only converts between base64url and the ArrayBuffers the browser API wants.
+function fromB64url(text) {
+  const b64 = text.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((text.length + 3) % 4);
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer;
+}
+
+function toB64url(buffer) {
+  let text = "";
+  for (const byte of new Uint8Array(buffer)) text += String.fromCharCode(byte);
+  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function withIds(list) {
+  return (list || []).map((c) => Object.assign({}, c, { id: fromB64url(c.id) }));
+}
+
+async function postForm(url, fields) {
+  const token = document.querySelector('meta[name="csrf-token"]').content;
+  const body = new URLSearchParams(Object.assign({ csrf: token }, fields));
+  const response = await fetch(url, {
+    method: "POST",
+    body,
+    credentials: "same-origin",
+    headers: { Accept: "application/json" },
+  });
+  let data;
+  try {
+    data = await response.json();
+  } catch (e) {
+    data = { error: "The server refused (" + response.status + "): reload the page and try again." };
+  }
+  if (!response.ok) {
+    const failure = new Error(data.error || "Refused.");
+    failure.location = data.location;
+    throw failure;
+  }
+  return data;
+}
+
+function credentialJSON(credential) {
+  const r = credential.response;
+  const out = {
+    id: credential.id,
+    rawId: toB64url(credential.rawId),
+    type: credential.type,
+    response: { clientDataJSON: toB64url(r.clientDataJSON) },
+    clientExtensionResults: credential.getClientExtensionResults(),
+  };
+  if (credential.authenticatorAttachment) out.authenticatorAttachment = credential.authenticatorAttachment;
+  if (r.attestationObject) {
+    out.response.attestationObject = toB64url(r.attestationObject);
+    if (r.getTransports) out.response.transports = r.getTransports();
+  }
+  if (r.authenticatorData) {
+    out.response.authenticatorData = toB64url(r.authenticatorData);
+    out.response.signature = toB64url(r.signature);
+    if (r.userHandle) out.response.userHandle = toB64url(r.userHandle);
+  }
+  return JSON.stringify(out);
+}
+
+function passkeyFailed(statusId, error) {
+  if (error.location) {
+    window.location.assign(error.location);
+    return;
+  }
+  const status = document.getElementById(statusId);
+  const message = error.name === "NotAllowedError"
+    ? "The passkey request was cancelled or timed out."
+    : error.message;
+  status.textContent = message;
+  status.className = "error";
+}
+
+async function addPasskey(form) {
+  const options = await postForm(form.dataset.options, {});
+  const publicKey = Object.assign({}, options, {
+    challenge: fromB64url(options.challenge),
+    user: Object.assign({}, options.user, { id: fromB64url(options.user.id) }),
+    excludeCredentials: withIds(options.excludeCredentials),
+  });
+  const credential = await navigator.credentials.create({ publicKey });
+  const done = await postForm(form.action, {
+    name: form.elements.name.value,
+    credential: credentialJSON(credential),
+  });
+  window.location.assign(done.location);
+}
+
+async function usePasskey(button) {
+  const options = await postForm(button.dataset.options, {});
+  const publicKey = Object.assign({}, options, {
+    challenge: fromB64url(options.challenge),
+    allowCredentials: withIds(options.allowCredentials),
+  });
+  const credential = await navigator.credentials.get({ publicKey });
+  const done = await postForm(button.dataset.verify, { credential: credentialJSON(credential) });
+  window.location.assign(done.location);
+}
+
+function enhancePasskeys() {
+  if (!window.PublicKeyCredential || !navigator.credentials) return;
+  for (const element of document.querySelectorAll(".needs-webauthn")) element.hidden = false;
+  for (const element of document.querySelectorAll(".no-webauthn")) element.hidden = true;
+  for (const form of document.querySelectorAll("form[data-passkey-register]")) {
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      addPasskey(form).catch((error) => passkeyFailed(form.dataset.status, error));
+    });
+  }
+  for (const button of document.querySelectorAll("button[data-passkey-signin]")) {
+    button.addEventListener("click", () => {
+      usePasskey(button).catch((error) => passkeyFailed(button.dataset.status, error));
+    });
+  }
+}
+
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", enhancePasskeys);
+} else {
+  enhancePasskeys();
+}
