@@ -19,6 +19,7 @@ from hatchway.metadata.tables import oidc_logins
 from tests.browser.conftest import check_a11y, new_context
 from tests.oidc.conftest import CALLBACK, Sso, audit_until, provider_sign_in, store_of
 from tests.support.authkit import SERVICE, access_claim, add_user
+from tests.twofactor.conftest import code_at
 
 PASSWORD = "local-Pw-0123456"
 
@@ -238,3 +239,36 @@ def test_an_expired_sign_in_is_refused(page: Page, sso: Sso) -> None:
     page.get_by_role("button", name="Continue").click()
     expect(page.get_by_role("heading", name="Sign-in expired")).to_be_visible()
     assert me_status(page) == 401
+
+
+def test_an_account_with_a_second_factor_gives_it_after_single_sign_on(
+    browser: Browser, sso: Sso
+) -> None:
+    """The provider's yes is the first factor only: an SSO account that turned on TOTP
+    gets the second-factor page next, and no session before the code."""
+    sso.provider.set_user("gwen", groups=["devs"])
+    context = new_context(browser, sso.server)
+    page = context.new_page()
+    provider_sign_in(page, "gwen")
+    page.wait_for_url("**/ui/repositories**")
+    page.goto("/ui/account/twofactor")
+    page.get_by_role("button", name="Set up an authenticator app").click()
+    secret = page.get_by_label("Secret key").input_value()
+    page.get_by_label("Code from the app").fill(code_at(secret))
+    page.get_by_role("button", name="Turn on two-factor authentication").click()
+    expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()
+    context.close()
+
+    context = new_context(browser, sso.server)
+    page = context.new_page()
+    provider_sign_in(page, "gwen")
+    expect(page.get_by_role("heading", name="Two-factor authentication")).to_be_visible()
+    assert "hatchway_session" not in {c["name"] for c in context.cookies()}
+    assert page.request.get("/api/v1/me").status == 401
+    page.get_by_label("Code").fill(code_at(secret, 1))
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_url("**/ui/repositories**")
+    found = me(page)
+    assert found["name"] == "gwen"
+    assert found["backend"] == "oidc"
+    context.close()

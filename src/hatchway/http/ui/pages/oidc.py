@@ -33,6 +33,7 @@ from hatchway.http.state import TOKEN_SERVICE, WEB_SESSIONS
 from hatchway.http.ui import sessions
 from hatchway.http.ui.middleware import UiError
 from hatchway.http.ui.pages.signin import safe_next
+from hatchway.http.ui.pages.twofactor_signin import begin_second_factor
 from hatchway.http.ui.render import redirect
 from hatchway.http.ui.sso import oidc_source
 from hatchway.metadata.oidc import PendingLogin
@@ -204,36 +205,17 @@ async def callback(request: web.Request) -> web.StreamResponse:
         principal = await asyncio.to_thread(source.sign_in, tokens, client)
     except SignInRefused as exc:  # audited by the source, with the account's name
         raise UiError(403, "Sign-in refused", str(exc)) from None
-    step = await second_factor_step(request, principal)
+    # The provider's yes is the first factor only: an account with a second factor (or
+    # one that must enrol) goes on to the same step as after a password.
+    step = await begin_second_factor(request, principal, OIDC_BACKEND, pending.next, via="oidc")
     if step is not None:
+        step.del_cookie(_cookie_name(request), path="/")
         return step
     started = await asyncio.to_thread(_start_session, request, principal, client)
     response = redirect(pending.next)
     sessions.set_session(request, response, started.secret)
     response.del_cookie(_cookie_name(request), path="/")
     return response
-
-
-async def second_factor_step(
-    request: web.Request, principal: Principal
-) -> web.StreamResponse | None:
-    """THE HOOK for two-factor: an OIDC sign-in is the first factor only.
-
-    Returns None to go on to the session, or a page that takes over instead (the second
-    factor's form). Until the UI's second-factor step (built in ``pages/signin.py``) is
-    called from here, an account with an active second factor is refused with a page
-    that says so: never signed in on the first factor alone.
-    """
-    store = request.app[TOKEN_SERVICE].store
-    if await asyncio.to_thread(store.twofactor.is_active, principal.subject):
-        raise UiError(
-            403,
-            "Second factor needed",
-            "This account has two-factor authentication, and the second-factor step after "
-            "single sign-on is not available yet. Sign in with the account's password and "
-            "second factor.",
-        )
-    return None
 
 
 def _start_session(request: web.Request, principal: Principal, client: ClientInfo) -> SignedIn:
