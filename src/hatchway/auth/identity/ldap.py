@@ -27,7 +27,6 @@ the directory is down. LDAP users then get :class:`IdentityUnavailable` (a 503).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import logging
@@ -41,17 +40,17 @@ from hatchway.auth.credentials.passwords import before_check
 from hatchway.auth.credentials.pat import looks_like_token
 from hatchway.auth.identity.base import ClientInfo, IdentityUnavailable
 from hatchway.auth.identity.ldapclient import Directory, Entry, normalize_dn
+from hatchway.auth.identity.linked import LinkedSource
 from hatchway.auth.principal import Principal
 from hatchway.metadata import Account, ConflictError, MetadataStore
 from hatchway.metadata.external import ExternalIdentity
-from hatchway.metadata.records import ACCOUNT_NAME_RE, AuditEvent, Outcome, utcnow
+from hatchway.metadata.records import ACCOUNT_NAME_RE, AuditEvent, utcnow
 
 log = logging.getLogger("hatchway.auth.ldap")
 
 LDAP_BACKEND = "ldap"
 _MAX_SECRET = 1024
 _MAX_NAME = 255
-_CACHE_TTL = 1.0
 _CACHE_SIZE = 10_000
 
 
@@ -59,7 +58,7 @@ def _printable(name: str) -> bool:
     return all(ch.isprintable() for ch in name)
 
 
-class LdapAuthenticator:
+class LdapAuthenticator(LinkedSource):
     backend = LDAP_BACKEND
 
     def __init__(
@@ -72,27 +71,24 @@ class LdapAuthenticator:
         accounts: Callable[[str], Account | None] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        """``accounts``: how to read an account row (the local backend's, which remembers
-        rows for a second); default: the store, each time."""
         config = directory.config
+        super().__init__(
+            store,
+            admingroups=frozenset(normalize_dn(dn) for dn in config.admingroups),
+            refresh_interval=timedelta(seconds=config.refreshinterval),
+            audit=audit,
+            accounts=accounts,
+            clock=clock,
+        )
         self.directory = directory
-        self.store = store
         # Is this name an account of another backend (local, htpasswd)? Then not ours.
         self.reserved = reserved
-        self.admingroups = frozenset(normalize_dn(dn) for dn in config.admingroups)
-        self.refresh_interval = timedelta(seconds=config.refreshinterval)
         self.membership_cache = timedelta(seconds=config.membershipcache)
-        self._audit = audit
-        self._accounts = accounts or store.accounts.get
-        self._clock = clock
-        self._links: dict[str, tuple[float, ExternalIdentity | None]] = {}
-        self._locks: dict[str, threading.Lock] = {}
         # Passwords that the directory accepted lately (HMAC -> (DN, until)): a burst of
         # grants (a push asks for several) binds once.
         self._key = os.urandom(32)
         self._verified: dict[bytes, tuple[str, float]] = {}
         self._verified_lock = threading.Lock()
-        self._locks_lock = threading.Lock()
 
     # -- the Authenticator protocol --------------------------------------------------
 
@@ -139,31 +135,6 @@ class LdapAuthenticator:
         if link is None:
             return None
         return self.current_link(link)
-
-    # -- for the local backend (PATs of LDAP accounts) -------------------------------
-
-    def current(self, account: Account, principal: Principal) -> Principal | None:
-        """``principal`` (from one of ``account``'s tokens) with its directory groups and
-        admin flag as they are now; None once the directory has dropped the account."""
-        link = self._link(account.name)
-        if link is None:
-            return None
-        found = self.current_link(link)
-        if found is None:
-            return None
-        return dataclasses.replace(principal, groups=found.groups, admin=found.admin)
-
-    def current_link(self, link: ExternalIdentity) -> Principal | None:
-        """Check the directory when the last check is ``refreshinterval`` old."""
-        if self._clock() - link.checked_at < self.refresh_interval:
-            return None if link.disabled else self._principal(link)
-        with self._lock_for(link.account):
-            again = self._link(link.account, cached=False)  # another thread may have done it
-            if again is None:
-                return None
-            if self._clock() - again.checked_at < self.refresh_interval:
-                return None if again.disabled else self._principal(again)
-            return self._recheck(again)
 
     # -- internals -------------------------------------------------------------------
 
@@ -267,51 +238,6 @@ class LdapAuthenticator:
                 if len(self._verified) >= _CACHE_SIZE:
                     self._verified.clear()
             self._verified[key] = (link.external_id, time.monotonic() + left)
-
-    def _principal(self, link: ExternalIdentity) -> Principal:
-        account = self._accounts(link.account)
-        local_groups = account.groups if account is not None else frozenset()
-        admin = bool(link.groups & self.admingroups)
-        return Principal(subject=link.account, groups=link.groups | local_groups, admin=admin)
-
-    def _link(self, name: str, *, cached: bool = True) -> ExternalIdentity | None:
-        """The account's directory state, remembered for about a second."""
-        now = time.monotonic()
-        hit = self._links.get(name)
-        if cached and hit is not None and now - hit[0] < _CACHE_TTL:
-            return hit[1]
-        link = self.store.external.get(name)
-        if link is not None and link.source != LDAP_BACKEND:
-            link = None
-        if len(self._links) >= _CACHE_SIZE:
-            self._links.clear()
-        self._links[name] = (now, link)
-        return link
-
-    def _forget(self, name: str) -> None:
-        self._links.pop(name, None)
-
-    def _lock_for(self, name: str) -> threading.Lock:
-        with self._locks_lock:
-            if len(self._locks) >= _CACHE_SIZE:
-                self._locks.clear()
-            return self._locks.setdefault(name, threading.Lock())
-
-    def _event(
-        self, event: str, account: str, client: ClientInfo | None, detail: dict[str, object]
-    ) -> None:
-        if self._audit is None:
-            return
-        self._audit(
-            AuditEvent(
-                event,
-                Outcome.SUCCESS,
-                account,
-                client.address if client else None,
-                client.user_agent if client else None,
-                detail=detail,
-            )
-        )
 
     def probe(self) -> str | None:
         """Why the directory cannot be used now, or None (start-up check)."""

@@ -26,10 +26,7 @@ verified sign-in means for hatchway's accounts, and the later re-checks.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import logging
-import threading
-import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +36,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hatchway.auth.identity.base import ClientInfo, IdentityUnavailable
+from hatchway.auth.identity.linked import LinkedSource
 from hatchway.auth.identity.oidcclient import Provider, ProviderUnavailable, Tokens
 from hatchway.auth.principal import Principal
 from hatchway.metadata import Account, ConflictError, MetadataStore
@@ -51,8 +49,6 @@ log = logging.getLogger("hatchway.auth.oidc")
 OIDC_BACKEND = "oidc"
 REFRESH_INTERVAL = timedelta(minutes=15)
 CHECK_LEASE = timedelta(seconds=60)
-_CACHE_TTL = 1.0
-_CACHE_SIZE = 10_000
 _MAX_GROUPS = 1000
 _MAX_GROUP = 1024
 
@@ -86,8 +82,9 @@ def claim_groups(claims: Mapping[str, Any], name: str | None) -> frozenset[str]:
     return frozenset(groups[:_MAX_GROUPS])
 
 
-class OidcAuthenticator:
+class OidcAuthenticator(LinkedSource):
     backend = OIDC_BACKEND
+    recheck_disabled = False  # off until the person signs in at the provider again
 
     def __init__(
         self,
@@ -100,20 +97,19 @@ class OidcAuthenticator:
         accounts: Callable[[str], Account | None] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        super().__init__(
+            store,
+            admingroups=frozenset(provider.config.admingroups),
+            refresh_interval=REFRESH_INTERVAL,
+            audit=audit,
+            accounts=accounts,
+            clock=clock,
+        )
         self.provider = provider
         self.config = provider.config
-        self.store = store
         self.tokens = OidcStore(store.db)
         self.reserved = reserved  # a name of another backend (htpasswd): not ours
-        self.admingroups = frozenset(provider.config.admingroups)
-        self.refresh_interval = REFRESH_INTERVAL
         self._fernet = token_key(client_secret)
-        self._audit = audit
-        self._accounts = accounts or store.accounts.get
-        self._clock = clock
-        self._links: dict[str, tuple[float, ExternalIdentity | None]] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -144,32 +140,7 @@ class OidcAuthenticator:
         return ("oidc\0" + link.external_id).encode()
 
     def forget(self, name: str) -> None:
-        self._links.pop(name, None)
-
-    # -- for the local backend (PATs of OIDC accounts) --------------------------------
-
-    def current(self, account: Account, principal: Principal) -> Principal | None:
-        link = self._link(account.name)
-        if link is None:
-            return None
-        found = self.current_link(link)
-        if found is None:
-            return None
-        return dataclasses.replace(principal, groups=found.groups, admin=found.admin)
-
-    def current_link(self, link: ExternalIdentity) -> Principal | None:
-        """Check with the provider when the last check is ``refresh_interval`` old."""
-        if self._clock() - link.checked_at < self.refresh_interval:
-            return None if link.disabled else self._principal(link)
-        if link.disabled:
-            return None  # stays off until the person signs in at the provider again
-        with self._lock_for(link.account):
-            again = self._link(link.account, cached=False)  # another thread may have done it
-            if again is None or again.disabled:
-                return None
-            if self._clock() - again.checked_at < self.refresh_interval:
-                return self._principal(again)
-            return self._recheck(again)
+        self._forget(name)
 
     # -- the sign-in -------------------------------------------------------------------
 
@@ -314,55 +285,6 @@ class OidcAuthenticator:
         return self._principal(fresh) if fresh is not None and not fresh.disabled else None
 
     # -- internals ---------------------------------------------------------------------
-
-    def _principal(self, link: ExternalIdentity) -> Principal:
-        account = self._accounts(link.account)
-        local_groups = account.groups if account is not None else frozenset()
-        return Principal(
-            subject=link.account,
-            groups=link.groups | local_groups,
-            admin=bool(link.groups & self.admingroups),
-        )
-
-    def _link(self, name: str, *, cached: bool = True) -> ExternalIdentity | None:
-        """The account's provider state, remembered for about a second."""
-        now = time.monotonic()
-        hit = self._links.get(name)
-        if cached and hit is not None and now - hit[0] < _CACHE_TTL:
-            return hit[1]
-        link = self.store.external.get(name)
-        if link is not None and link.source != OIDC_BACKEND:
-            link = None
-        if len(self._links) >= _CACHE_SIZE:
-            self._links.clear()
-        self._links[name] = (now, link)
-        return link
-
-    def _lock_for(self, name: str) -> threading.Lock:
-        with self._locks_lock:
-            if len(self._locks) >= _CACHE_SIZE:
-                self._locks.clear()
-            return self._locks.setdefault(name, threading.Lock())
-
-    def _event(
-        self,
-        event: str,
-        account: str,
-        client: ClientInfo | None,
-        detail: dict[str, object],
-    ) -> None:
-        if self._audit is None:
-            return
-        self._audit(
-            AuditEvent(
-                event,
-                Outcome.SUCCESS,
-                account,
-                client.address if client else None,
-                client.user_agent if client else None,
-                detail=detail,
-            )
-        )
 
     def _denied(self, account: str | None, client: ClientInfo, reason: str) -> None:
         """A sign-in the provider allowed and hatchway refused, audited as a ``login``."""
