@@ -106,3 +106,38 @@ def test_gives_up_when_the_code_expires() -> None:
 def test_device_url_sits_beside_the_realm() -> None:
     assert device_url("https://r.example/auth/token") == "https://r.example/auth/device/code"
     assert device_url("https://r.example/x/token?y=1") == "https://r.example/x/device/code"
+
+
+def test_polls_through_a_load_balancer_without_a_healthy_replica() -> None:
+    """nginx answers 502/503/504 in HTML while replicas restart; a 429 without an OAuth
+    error is taken as slow_down. The code is still valid, so polling goes on."""
+    html = {"Content-Type": "text/html"}
+    replies = iter(
+        [
+            Reply(502, html, b"<html>502 Bad Gateway</html>"),
+            Reply(503, html, b"<html>503 Service Temporarily Unavailable</html>"),
+            Reply(504, html, b"<html>504 Gateway Time-out</html>"),
+            Reply(429, {}, b""),
+            Reply(503, JSON, json.dumps({"error": "temporarily_unavailable"}).encode()),
+        ]
+    )
+    done = {"access_token": "a", "token_type": "Bearer", "refresh_token": "hwr_r"}
+
+    def route(seen: Seen) -> Reply:
+        return next(replies, Reply(200, JSON, json.dumps(done).encode()))
+
+    clock = Clock()
+    with ScriptedServer(route) as server, RegistryClient(server.addr) as client:
+        token = wait(client, started(server.url), sleep=clock.sleep, clock=clock)
+    assert token == "hwr_r"
+    assert clock.slept == [2, 2, 2, 2, 7, 7]
+
+
+def test_a_server_error_with_an_oauth_error_still_ends_the_login() -> None:
+    clock = Clock()
+    server = ScriptedServer(
+        lambda seen: Reply(503, JSON, json.dumps({"error": "server_error"}).encode())
+    )
+    with server, RegistryClient(server.addr) as client, pytest.raises(LoginError) as raised:
+        wait(client, started(server.url), sleep=clock.sleep, clock=clock)
+    assert str(raised.value).startswith("device login failed")

@@ -9,7 +9,8 @@ such endpoint (404/405), does not offer device login: a one-line error.
 The client asks for a code pair, shows the person the page and the code (the caller
 prints them), and polls the token endpoint with ``grant_type=urn:ietf:params:oauth:
 grant-type:device_code`` every ``interval`` seconds (5 more after each ``slow_down``)
-until the person approves or denies, or the code expires. The refresh token it gets is
+until the person approves or denies, or the code expires; a 502/503/504 without an
+OAuth error (a replica restarting behind the load balancer) is polled through. The refresh token it gets is
 proved against ``/v2/`` and filed under the registry exactly as ``hatchway login`` files
 one (``identitytoken``, the same credential store or helper), so docker, skopeo and podman
 use it. The account name for config.json's ``auth`` comes from ``/api/v1/me``.
@@ -38,6 +39,8 @@ __all__ = ["DeviceStart", "device_url", "login_sso"]
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 SLOW_DOWN_STEP = 5
+# A replica restarting or a load balancer without a healthy backend: the code stays valid.
+_TRY_AGAIN = frozenset({502, 503, 504})
 _TEXT_FIELDS = ("device_code", "user_code", "verification_uri")
 
 
@@ -158,8 +161,12 @@ def wait(
             return refresh
         if error == "authorization_pending":
             continue
-        if error == "slow_down":
+        if error == "slow_down" or (answer.status_code == 429 and error is None):
             interval += SLOW_DOWN_STEP
+            continue
+        if error == "temporarily_unavailable" or (
+            answer.status_code in _TRY_AGAIN and error is None
+        ):
             continue
         if error == "access_denied":
             raise LoginError("the sign-in was denied in the browser")
