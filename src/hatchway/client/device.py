@@ -10,10 +10,11 @@ The client asks for a code pair, shows the person the page and the code (the cal
 prints them), and polls the token endpoint with ``grant_type=urn:ietf:params:oauth:
 grant-type:device_code`` every ``interval`` seconds (5 more after each ``slow_down``)
 until the person approves or denies, or the code expires; a 502/503/504 without an
-OAuth error (a replica restarting behind the load balancer) is polled through. The refresh token it gets is
-proved against ``/v2/`` and filed under the registry exactly as ``hatchway login`` files
-one (``identitytoken``, the same credential store or helper), so docker, skopeo and podman
-use it. The account name for config.json's ``auth`` comes from ``/api/v1/me``.
+OAuth error (a replica restarting behind the load balancer) is polled through. The
+refresh token it gets is proved against ``/v2/`` and filed under the registry exactly as
+``hatchway login`` files one (``identitytoken``, the same credential store or helper), so
+docker, skopeo and podman use it. The account name for config.json's ``auth`` comes
+from ``/api/v1/me``.
 
 Secrets (the device code, the tokens) travel only in POST bodies and headers.
 """
