@@ -74,6 +74,24 @@ def test_list_accounts_with_groups(store: MetadataStore) -> None:
     assert store.accounts.require("alice").groups == {"devs", "ops"}
 
 
+def test_accounts_page_by_name_with_groups_whole(store: MetadataStore) -> None:
+    for name in ["dave", "alice", "carol", "bob", "erin"]:
+        store.accounts.create(name)
+    for group in ["devs", "ops", "qa"]:
+        store.accounts.create_group(group)
+        store.accounts.add_member(group, "bob")  # three joined rows for one account
+    first, last = store.accounts.page(2)
+    assert [a.name for a in first] == ["alice", "bob"]
+    assert first[1].groups == {"devs", "ops", "qa"}
+    assert last == "bob"
+    second, last = store.accounts.page(2, last)
+    assert [a.name for a in second] == ["carol", "dave"]
+    third, last = store.accounts.page(2, last)
+    assert ([a.name for a in third], last) == (["erin"], None)
+    assert store.accounts.page(5) == (store.accounts.list(), None)
+    assert store.accounts.page(3, "erin") == ([], None)
+
+
 def test_set_password_and_admin(store: MetadataStore) -> None:
     store.accounts.create("alice", password_hash=HASH)
     before = store.accounts.require("alice").password_changed_at

@@ -268,3 +268,39 @@ def test_malformed_and_huge_bodies(server: Server, check: Checker) -> None:
     check(r, 413)
     check(call(server, "GET", "/tokens", params={"all": "maybe"}), 422)
     check(call(server, "GET", "/tokens", params={"nope": "1"}), 422)
+
+
+def test_the_account_list_pages_by_name_with_a_link(server: Server, check: Checker) -> None:
+    """``n`` and ``last`` as /v2/_catalog: every account exactly once, in name order, each
+    with its groups whole although the query joins groups; bad sizes are refused."""
+    group = fresh("pg")
+    check(call(server, "POST", "/groups", json={"name": group}), 201)
+    for index in range(5):
+        name = fresh(f"page{index}")
+        check(call(server, "POST", "/accounts", json={"name": name, "password": "p-Pw-12"}), 201)
+        check(call(server, "PUT", f"/groups/{group}/members/{name}"), 204)
+    everyone = check(call(server, "GET", "/accounts"), 200)
+    assert everyone["next"] is None
+    names = [a["name"] for a in everyone["accounts"]]
+    assert names == sorted(names)
+
+    seen: list[dict[str, Any]] = []
+    url = "/accounts?n=2"
+    while url:
+        r = call(server, "GET", url)
+        body = check(r, 200)
+        assert len(body["accounts"]) <= 2
+        seen.extend(body["accounts"])
+        following = body["next"]
+        if following is None:
+            assert "Link" not in r.headers
+            break
+        assert r.headers["Link"] == f'<{following}>; rel="next"'
+        url = following.removeprefix("/api/v1")
+    assert [a["name"] for a in seen] == names
+    assert seen == everyone["accounts"]  # groups whole on every page
+
+    for bad in ("n=0", "n=1001", "n=x", "sort=name", "n=2&n=3"):
+        r = call(server, "GET", f"/accounts?{bad}")
+        check(r, 422)
+        assert error_code(r) == "INVALID_REQUEST"

@@ -112,6 +112,13 @@ class AdminService:
         actor.require_admin()
         return self.store.accounts.list()
 
+    def accounts_page(
+        self, actor: Actor, n: int, last: str | None = None
+    ) -> tuple[list[Account], str | None]:
+        """A page of :meth:`accounts`, and the name to continue after (None at the end)."""
+        actor.require_admin()
+        return self.store.accounts.page(n, last)
+
     def account(self, actor: Actor, name: str) -> Account:
         """One account (NotFoundError when there is none)."""
         actor.require_admin()

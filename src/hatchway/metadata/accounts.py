@@ -134,6 +134,23 @@ class AccountStore:
         with self._db.read() as conn:
             return fold_accounts(conn.execute(ACCOUNTS_WITH_GROUPS))
 
+    def page(self, n: int, last: str | None = None) -> tuple[builtins.list[Account], str | None]:
+        """Up to ``n`` accounts named after ``last``, by name, and the name to continue
+        after (None on the last page). Names first, then their groups: a LIMIT on the
+        joined rows would cut an account's groups in two."""
+        names_after = select(accounts.c.name).order_by(accounts.c.name).limit(n + 1)
+        if last is not None:
+            names_after = names_after.where(accounts.c.name > last)
+        with self._db.read() as conn:
+            names = list(conn.scalars(names_after))
+            shown = names[:n]
+            if not shown:
+                return [], None
+            found = fold_accounts(
+                conn.execute(ACCOUNTS_WITH_GROUPS.where(accounts.c.name.in_(shown)))
+            )
+        return found, shown[-1] if len(names) > n else None
+
     def set_password(self, name: str, password_hash: str) -> None:
         with self._db.write() as conn:
             row = conn.execute(

@@ -16,6 +16,7 @@ from collections.abc import Callable, Generator
 from contextlib import AbstractContextManager
 from datetime import UTC
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -30,7 +31,7 @@ from hatchway.auth.selfservice import Caller, NotPermitted, SelfService
 from hatchway.http.access import client_info
 from hatchway.http.api import adminmodels as m
 from hatchway.http.api.authn import authenticate
-from hatchway.http.api.errors import ApiError, Refusal, json_response, read_model, refusals
+from hatchway.http.api.errors import PREFIX, ApiError, Refusal, json_response, read_model, refusals
 from hatchway.http.state import AUDIT, ON_RELOAD, TOKEN_SERVICE
 from hatchway.metadata import (
     AccessToken,
@@ -101,7 +102,7 @@ async def _run(call: Callable[[], Any]) -> Any:
 
 def read_query(request: web.Request, model: type[Q]) -> Q:
     """The query string as ``model``: 422 for unknown, repeated or malformed parameters."""
-    keys = list(request.query.keys())
+    keys = [key for key, _ in request.query.items()]  # keys() shows a repeated key once
     if len(keys) != len(set(keys)):
         raise ApiError(422, "INVALID_REQUEST", "a query parameter is repeated")
     try:
@@ -185,8 +186,17 @@ def _audit_item(r: AuditRecord) -> m.AuditItem:
 
 async def list_accounts(request: web.Request) -> web.StreamResponse:
     actor = await _admin(request)
-    found = await _run(lambda: request.app[ADMIN].accounts(actor))
-    return json_response(m.AccountList(accounts=[m.AccountInfo(**_account(a)) for a in found]))
+    query = read_query(request, m.AccountQuery)
+    found, last = await _run(lambda: request.app[ADMIN].accounts_page(actor, query.n, query.last))
+    following = None
+    if last is not None:
+        following = f"{PREFIX}/accounts?{urlencode({'n': query.n, 'last': last})}"
+    response = json_response(
+        m.AccountList(accounts=[m.AccountInfo(**_account(a)) for a in found], next=following)
+    )
+    if following is not None:
+        response.headers["Link"] = f'<{following}>; rel="next"'
+    return response
 
 
 async def create_account(request: web.Request) -> web.StreamResponse:

@@ -33,6 +33,16 @@ class AccountInfo(_Response):
 
 class AccountList(_Response):
     accounts: list[AccountInfo]
+    next: str | None = Field(
+        default=None, description="The next page's URL (as in the Link header), or null."
+    )
+
+
+class AccountQuery(_Query):
+    n: int = Field(default=1000, ge=1, le=1000, description="Accounts per page.")
+    last: str | None = Field(
+        default=None, max_length=255, description="The last name of the previous page."
+    )
 
 
 class AccountCreate(_Request):

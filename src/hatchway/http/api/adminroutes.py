@@ -37,9 +37,11 @@ ADMIN_ROUTES: tuple[Route, ...] = (
         "GET",
         "/accounts",
         list_accounts,
-        "Admin: every account",
+        "Admin: every account, by name",
+        query_model=m.AccountQuery,
         responses={200: m.AccountList},
-        errors=(403,),
+        errors=(403, 422),
+        description="Paginated as /v2/_catalog (n, last): a Link header (rel=next) and `next`.",
     ),
     Route(
         "POST",
