@@ -87,3 +87,31 @@ def test_normalize_dsn() -> None:
     assert normalize_dsn("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalize_dsn("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalize_dsn("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def _open_and_write(path: str) -> str | None:
+    from hatchway.metadata.engine import Database
+
+    try:
+        db = Database(f"sqlite:///{path}")
+        with db.write() as conn:
+            conn.execute(text("CREATE TABLE IF NOT EXISTS t (x INTEGER)"))
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+        db.dispose()
+    except Exception as exc:  # reported to the test, which names it
+        return repr(exc)
+    return None
+
+
+def test_processes_opening_a_new_file_together_all_get_in(tmp_path: Path) -> None:
+    """Workers starting together each switch a new file to WAL: SQLite refuses that at
+    once ("database is locked", no busy wait) while another process holds the file, and a
+    worker used to crash at start (CI: 1 round in ~50 of 4 processes)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(4) as pool:
+        for round_ in range(60):
+            path = str(tmp_path / f"{round_}.db")
+            failures = [f for f in pool.map(_open_and_write, [path] * 4) if f]
+            assert not failures, (round_, failures)

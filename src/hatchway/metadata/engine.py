@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,6 +60,27 @@ def _create_private_file(path: Path) -> None:
     os.close(fd)
 
 
+def _use_wal(cur: Any) -> None:
+    """Switch the file to WAL (persistent: later connections find it so and change nothing).
+
+    Changing the journal mode needs the file to itself, and SQLite answers "database is
+    locked" at once, without the busy handler, while another process opens or recovers
+    the WAL (two workers starting together): ask again until the busy timeout is spent."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_engine(url: str) -> Engine:
     parsed = make_url(url)
     database = parsed.database or ""
@@ -74,7 +97,7 @@ def _sqlite_engine(url: str) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not memory:
-            cur.execute("PRAGMA journal_mode = WAL")
+            _use_wal(cur)
             # WAL + NORMAL: a commit is in the WAL file when it returns, so it survives
             # the process being killed (kill -9); the WAL is synced at checkpoints, not
             # at each commit, so a power cut may lose the last commits (README:
