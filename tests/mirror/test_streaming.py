@@ -20,11 +20,12 @@ import httpx
 import pytest
 
 from tests.support.oci import push_blob
-from tests.support.server import Server, serving_worker, start_server
+from tests.support.server import Server, start_server
 from tests.support.slowproxy import SlowProxy
 from tests.support.workers import (
     connect,
     connection_to_other_worker,
+    spread_connections,
     worker_of,
     worker_with_open_file,
 )
@@ -63,19 +64,15 @@ def _slow_mirror(tmp_path: Path, upstream: Server, hold_after: int) -> tuple[Slo
 
 
 def _pulls(mirror: Server, path: str, gate: Gate, *others: Server) -> list[Pull]:
-    """20 concurrent GETs of ``path``, spread over ``mirror`` and ``others``; each pull
-    says which process served it."""
-    servers = (mirror, *others)
+    """20 concurrent GETs of ``path``, spread evenly over every worker of ``mirror`` and
+    ``others``; each pull says which process served it."""
+    connections = spread_connections((mirror, *others), CLIENTS)
 
     def pull(i: int) -> Pull:
-        server = servers[i % len(servers)]
-        conn = connect(server)
+        conn, worker = connections[i]
         try:
             conn.request("GET", path)
             response = conn.getresponse()
-            assert conn.sock is not None
-            # The worker process; a one-worker server serves in its own process.
-            worker = serving_worker(server, conn.sock.getsockname()[1]) or server.process.pid
             hasher = hashlib.sha256()
             received, first_at, complete = 0, 0.0, False
             try:

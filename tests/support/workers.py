@@ -59,3 +59,32 @@ def worker_with_open_file(server: Server, path: Path, bound: float = 30) -> int:
                     continue
         time.sleep(0.01)
     raise AssertionError(f"no worker opened {path}")
+
+
+def spread_connections(
+    servers: tuple[Server, ...], count: int
+) -> list[tuple[http.client.HTTPConnection, int]]:
+    """``count`` kept-alive connections, each with the process serving it, spread evenly
+    over every worker of ``servers`` (a one-worker server serves in its own process).
+    The kernel's hash alone can leave a worker without any."""
+    processes: dict[int, Server] = {}
+    for server in servers:
+        for pid in worker_pids(server) or [server.process.pid]:
+            processes[pid] = server
+    share = -(-count // len(processes))  # ceil: at most this many per process
+    taken: dict[int, list[http.client.HTTPConnection]] = {pid: [] for pid in processes}
+    spread: list[tuple[http.client.HTTPConnection, int]] = []
+    for attempt in range(_ATTEMPTS * count):
+        if len(spread) == count:
+            return spread
+        server = servers[attempt % len(servers)]
+        conn = connect(server)
+        pid = worker_of(server, conn) or server.process.pid
+        if pid in taken and len(taken[pid]) < share:
+            taken[pid].append(conn)
+            spread.append((conn, pid))
+        else:
+            conn.close()
+    for conn, _ in spread:
+        conn.close()
+    raise AssertionError(f"could not spread {count} connections over {sorted(processes)}")
