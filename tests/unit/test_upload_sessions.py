@@ -8,7 +8,7 @@ import hashlib
 import os
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -105,3 +105,76 @@ async def test_a_session_takes_one_request_at_a_time(driver_name: str, tmp_path:
     assert stored == data + extra
     if isinstance(driver, MemoryDriver):
         assert driver.locks_in_use == 0
+
+
+class _Died(BaseException):
+    """Stands for kill -9: nothing after it runs in the process that raised it."""
+
+
+async def _die_at_the_link(driver: StorageDriver, finish: Awaitable[int]) -> None:
+    """Run ``finish`` in a process that dies as it links the blob into the repository."""
+    real_put = driver.put_content
+
+    async def put_content(path: str, data: bytes) -> None:
+        if "/_layers/" in path:
+            raise _Died
+        await real_put(path, data)
+
+    driver.put_content = put_content  # type: ignore[method-assign]
+    try:
+        with pytest.raises(_Died):
+            await finish
+    finally:
+        driver.put_content = real_put  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("driver_name", DRIVERS)
+@async_test
+async def test_a_put_sent_again_after_its_process_died_mid_put_finishes(
+    driver_name: str, tmp_path: Path
+) -> None:
+    """A replica killed after moving the session's data into the store and before
+    linking the blob: nginx sends the PUT (idempotent) to the other replica, which used
+    to answer BLOB_UPLOAD_UNKNOWN (the data was gone) and leave the blob unlinked."""
+    driver = DRIVERS[driver_name](tmp_path)
+    data = os.urandom(50_000)
+    dying = Uploads(driver, BlobStore(driver))
+    session = await dying.start(REPO)
+    await dying.append(REPO, session.upload_id, body(data))
+    await _die_at_the_link(driver, dying.finish(REPO, session.upload_id, digest_of(data)))
+
+    other = Registry(driver)  # another replica: nothing of the first in memory
+    assert not await other.blobs.is_linked(REPO, digest_of(data))
+    assert await other.uploads.finish(REPO, session.upload_id, digest_of(data)) == len(data)
+    assert await other.blobs.is_linked(REPO, digest_of(data))
+    stored = b"".join([c async for c in other.blobs.read(digest_of(data))])
+    assert stored == data
+    with pytest.raises(HatchwayError) as info:  # the session is gone now
+        await other.uploads.status(REPO, session.upload_id)
+    assert info.value.code.code == "BLOB_UPLOAD_UNKNOWN"
+
+
+@pytest.mark.parametrize("driver_name", DRIVERS)
+@async_test
+async def test_a_dead_put_does_not_let_another_digest_be_linked(
+    driver_name: str, tmp_path: Path
+) -> None:
+    """The leftover session links only the digest its data was verified as: never a
+    blob of another repository named in a later PUT."""
+    driver = DRIVERS[driver_name](tmp_path)
+    registry = Registry(driver)
+    secret = os.urandom(1000)
+    other = await registry.uploads.start("private/app")
+    await registry.uploads.append("private/app", other.upload_id, body(secret))
+    await registry.uploads.finish("private/app", other.upload_id, digest_of(secret))
+
+    data = os.urandom(2000)
+    session = await registry.uploads.start(REPO)
+    await registry.uploads.append(REPO, session.upload_id, body(data))
+    await _die_at_the_link(
+        driver, registry.uploads.finish(REPO, session.upload_id, digest_of(data))
+    )
+    with pytest.raises(HatchwayError) as info:
+        await Registry(driver).uploads.finish(REPO, session.upload_id, digest_of(secret))
+    assert info.value.code.code == "BLOB_UPLOAD_UNKNOWN"
+    assert not await registry.blobs.is_linked(REPO, digest_of(secret))

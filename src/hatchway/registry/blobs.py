@@ -165,6 +165,10 @@ class BlobStore:
             raise HatchwayError(BLOB_UNKNOWN, detail={"digest": str(d)})
         await self._driver.delete(layout.layer_dir(name, d))
 
+    async def holds(self, d: Digest, size: int) -> bool:
+        """Whether the store holds blob ``d`` whole (``size`` bytes)."""
+        return await self._intact(d, size)
+
     async def _intact(self, d: Digest, size: int) -> bool:
         """Whether the stored blob ``d`` holds ``size`` bytes (and, if small, hashes to ``d``)."""
         try:

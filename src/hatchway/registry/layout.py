@@ -101,6 +101,10 @@ def upload_started(name: str, upload_id: str) -> str:
     return f"{REPOSITORIES}/{name}/_uploads/{upload_id}/startedat"
 
 
+def upload_verified(name: str, upload_id: str) -> str:
+    return f"{REPOSITORIES}/{name}/_uploads/{upload_id}/verified"
+
+
 def upload_hashstate(name: str, upload_id: str, offset: int) -> str:
     return f"{REPOSITORIES}/{name}/_uploads/{upload_id}/hashstates/sha256/{offset}"
 

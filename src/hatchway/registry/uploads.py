@@ -236,6 +236,9 @@ class Uploads:
             if body is not None:
                 size, hasher = await self._append(name, upload_id, body, start, length, True)
             else:
+                published = await self._published(name, upload_id, expected)
+                if published is not None:
+                    return published
                 size = (await self.status(name, upload_id)).size
                 hasher = await self._hasher_at(name, upload_id, size)
             self._remember(upload_id, size, hasher)
@@ -256,16 +259,38 @@ class Uploads:
             if body is None:  # else synced as the body's writer finished
                 writer = await self._driver.writer(data, append=True)
                 await writer.commit()
+            # What the data was verified as, for a PUT sent again after this process
+            # died between moving the data into the store and dropping the session.
+            await self._put_volatile(
+                layout.upload_verified(name, upload_id), f"{expected} {size}".encode()
+            )
             await self._blobs.ingest(data, expected, size)
             kept = await self._blobs.link(name, expected)
             await self._drop(name, upload_id)
         if not kept:
-            raise HatchwayError(
-                BLOB_UPLOAD_INVALID,
-                "the blob was garbage-collected while the upload finished; upload it again",
-                {"digest": str(expected)},
-            )
+            raise _collected(expected)
         return size
+
+    async def _published(self, name: str, upload_id: str, expected: Digest) -> int | None:
+        """The size of an upload an earlier PUT verified and moved into the store, when
+        its process died before linking the blob and dropping the session (a replica
+        killed mid-PUT; nginx sends the PUT to the next one). Linked now, once the
+        store holds the blob whole; None for any other session, whose data is there."""
+        with contextlib.suppress(PathNotFoundError):
+            await self._driver.stat(layout.upload_data(name, upload_id))
+            return None
+        try:
+            raw = await self._driver.get_content(layout.upload_verified(name, upload_id))
+            digest, size = raw.decode().split(" ")
+        except (PathNotFoundError, UnicodeDecodeError, ValueError):
+            return None  # status() answers BLOB_UPLOAD_UNKNOWN
+        if digest != str(expected) or not await self._blobs.holds(expected, int(size)):
+            return None
+        kept = await self._blobs.link(name, expected)
+        await self._drop(name, upload_id)
+        if not kept:
+            raise _collected(expected)
+        return int(size)
 
     async def _staged(
         self,
@@ -316,11 +341,7 @@ class Uploads:
         kept = await self._blobs.link(name, expected)
         await self._drop(name, upload_id)
         if not kept:
-            raise HatchwayError(
-                BLOB_UPLOAD_INVALID,
-                "the blob was garbage-collected while the upload finished; upload it again",
-                {"digest": str(expected)},
-            )
+            raise _collected(expected)
         return size
 
     async def cancel(self, name: str, upload_id: str) -> None:
@@ -344,6 +365,14 @@ class Uploads:
                 return (await self._driver.stat(layout.upload_dir(name, upload_id))).modified
             except PathNotFoundError:
                 return time.time()
+
+
+def _collected(expected: Digest) -> HatchwayError:
+    return HatchwayError(
+        BLOB_UPLOAD_INVALID,
+        "the blob was garbage-collected while the upload finished; upload it again",
+        {"digest": str(expected)},
+    )
 
 
 def invalid_upload(reason: str) -> HatchwayError:
