@@ -144,6 +144,44 @@ def test_a_lost_session_starts_over_once(tmp_path: Path) -> None:
     assert methods(registry).count("POST") == 2
 
 
+def test_a_session_lost_before_its_put_starts_over(tmp_path: Path) -> None:
+    """A replica killed while it dropped the session (nginx retried the PUT elsewhere):
+    the PUT answers BLOB_UPLOAD_UNKNOWN and the blob is not there; the whole blob goes
+    again in a new session instead of failing the push (CI: hatchway push through nginx)."""
+    desc, region = layer_file(tmp_path, 200 * KiB)
+    registry = FakeRegistry()
+    real = registry._route
+    lost: list[str] = []
+
+    def route(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT" and "/uploads/" in request.url.path and not lost:
+            lost.append(request.url.path)
+            registry.sessions.clear()
+        return real(request)
+
+    registry._route = route  # type: ignore[method-assign]
+    assert push_one(registry, desc, region) == "pushed"
+    assert registry.blobs[desc.digest] == region.read()
+    assert methods(registry).count("POST") == 2
+    assert methods(registry).count("PUT") == 2
+
+
+def test_a_session_the_registry_keeps_losing_gives_up(tmp_path: Path) -> None:
+    desc, region = layer_file(tmp_path, 10 * KiB)
+    registry = FakeRegistry()
+    real = registry._route
+
+    def route(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT" and "/uploads/" in request.url.path:
+            registry.sessions.clear()
+        return real(request)
+
+    registry._route = route  # type: ignore[method-assign]
+    with pytest.raises(TransferError, match="BLOB_UPLOAD_UNKNOWN"):
+        push_one(registry, desc, region)
+    assert methods(registry).count("POST") == FAST.attempts
+
+
 def test_persistent_failure_gives_up_with_the_registrys_error(tmp_path: Path) -> None:
     desc, region = layer_file(tmp_path, 100 * KiB)
     registry = FakeRegistry(faults=[Fault(10 * KiB * (i + 1), "500") for i in range(20)])

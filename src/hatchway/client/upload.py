@@ -239,6 +239,31 @@ class BlobUpload:
         rewind = _Rewinder(region, desc.digest)
         offset, hasher = rewind(0, hasher_for(desc.digest), start)
         failures = 0
+        while True:
+            location = self._send_all(desc, region, location, offset, hasher)
+            lost = self._finish(desc, location)
+            if lost is None:
+                return
+            # A replica died with the session half-dropped, or it was purged: the
+            # registry has neither the session nor the blob. The whole blob again.
+            failures += 1
+            if failures >= self.t.retry.attempts:
+                raise RegistryError(lost, f"finish upload {short(desc.digest)}")
+            self.t.reporter.note(f"{short(desc.digest)}: upload session lost, starting over")
+            location, offset, hasher = self._start(), 0, hasher_for(desc.digest)
+
+    def _send_all(
+        self,
+        desc: Descriptor,
+        region: FileRegion,
+        location: httpx.URL,
+        offset: int,
+        hasher: Hasher,
+    ) -> httpx.URL:
+        """PATCH the rest of the blob from ``offset``; the session's location when the
+        registry holds every byte and they hash to the digest."""
+        rewind = _Rewinder(region, desc.digest)
+        failures = 0
         while offset < region.size:
             self._remember(desc.digest, location, offset)
             end = min(offset + self.t.chunk_size, region.size)
@@ -269,7 +294,7 @@ class BlobUpload:
             offset, hasher = rewind(offset, hasher, held)
             self.t.reporter.note(f"{short(desc.digest)}: resuming upload at byte {held}")
         check_digest(hasher, desc.digest, f"{desc.digest} as sent")
-        self._finish(desc, location)
+        return location
 
     def _patch(self, location: httpx.URL, body: _Chunk) -> httpx.Response | BaseException:
         """The PATCH's answer if it is success or worth a retry; raises on any other."""
@@ -295,12 +320,18 @@ class BlobUpload:
         reporter = self.t.reporter
         return lambda done: reporter.update(key, done)
 
-    def _finish(self, desc: Descriptor, location: httpx.URL) -> None:
+    def _finish(self, desc: Descriptor, location: httpx.URL) -> httpx.Response | None:
+        """None once the blob is in; the registry's answer when it knows neither the
+        session nor the blob (worth starting over)."""
         url = location.copy_merge_params({"digest": desc.digest})
         r = self._send("PUT", url, headers={"Content-Length": "0"})
-        if r.status_code == 404 and self.exists(desc.digest):
-            return  # an earlier PUT got through and only its answer was lost
+        if r.status_code == 404:
+            if self.exists(desc.digest):
+                return None  # an earlier PUT got through and only its answer was lost
+            if RegistryError(r, "finish upload").code == "BLOB_UPLOAD_UNKNOWN":
+                return r
         expect(r, f"finish upload {short(desc.digest)}", 201, 204)
+        return None
 
 
 def _refused(failure: httpx.Response | BaseException) -> bool:
