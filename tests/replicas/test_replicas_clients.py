@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -101,10 +102,18 @@ def skopeo_push(skopeo: Skopeo, layout: Path, ref: str, digestfile: Path) -> str
         f"oci:{layout}:v",
         ref,
     ]
-    result = subprocess.run(
-        cmd, capture_output=True, env=skopeo.env, timeout=CLIENT_TIMEOUT, check=False
-    )
-    assert result.returncode == 0, ("skopeo", ref, result.stderr.decode(errors="replace"))
+    # skopeo 1.9's --retry-times (containers/common 0.50) retries network errors and
+    # registry error codes, not an HTTP 5xx: a PATCH in flight on the killed replica
+    # gets nginx's 502 (nginx never resends a PATCH) and ends the copy. A pipeline runs
+    # the step again; so does this pusher, at most twice, only for that.
+    for _ in range(3):
+        result = subprocess.run(
+            cmd, capture_output=True, env=skopeo.env, timeout=CLIENT_TIMEOUT, check=False
+        )
+        stderr = result.stderr.decode(errors="replace")
+        if result.returncode == 0 or not re.search(r"HTTP status: 50[234]", stderr):
+            break
+    assert result.returncode == 0, ("skopeo", ref, stderr)
     return digestfile.read_text().strip()
 
 
