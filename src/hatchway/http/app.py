@@ -32,6 +32,7 @@ from hatchway.metadata.engine import database_dsn
 from hatchway.observability import metrics
 from hatchway.observability.gc import gc_collector
 from hatchway.observability.storage import InstrumentedDriver
+from hatchway.registry.references import ReferenceCache
 from hatchway.registry.service import Registry
 from hatchway.storage import drivers
 
@@ -45,7 +46,17 @@ def build_registry(config: Config) -> Registry:
     driver = drivers.create(name, options)
     if config.http.debug.prometheus.enabled:  # timed only when someone can read it
         driver = InstrumentedDriver(driver)
-    return Registry(driver, delete_enabled=config.storage.delete.enabled)
+    registry = Registry(driver, delete_enabled=config.storage.delete.enabled)
+    if name == "s3":
+        # A tag's resolution costs two object reads: cache it under the repository's
+        # version in the shared database (registry/references.py).
+        from hatchway.storage.pglocks import is_postgres
+        from hatchway.storage.pgversions import PostgresVersions
+
+        dsn = database_dsn(config)
+        if is_postgres(dsn):
+            registry.manifests.references = ReferenceCache(PostgresVersions(dsn))
+    return registry
 
 
 def create_app(

@@ -72,13 +72,14 @@ def _use_wal(cur: Any) -> None:
             mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
             if str(mode).lower() != "wal":
                 cur.execute("PRAGMA journal_mode = WAL")
-            return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.02)
+        else:
+            return
 
 
 def _sqlite_engine(url: str) -> Engine:

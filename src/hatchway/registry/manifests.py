@@ -23,6 +23,7 @@ from hatchway.registry import layout
 from hatchway.registry.blobs import BlobStore
 from hatchway.registry.catalog import Catalog
 from hatchway.registry.index import Actor, IndexEvents
+from hatchway.registry.references import ReferenceCache
 from hatchway.registry.tags import Tags
 from hatchway.storage.driver import PathNotFoundError, Staged, StorageDriver
 
@@ -97,6 +98,14 @@ class Manifests:
         self._cache = _ContentCache(_CACHE_BYTES)
         # Told of every push and delete once storage has it (the repository index).
         self.index: IndexEvents | None = None
+        # Tag resolutions kept per process (object storage with a shared database).
+        self.references: ReferenceCache | None = None
+
+    def _changing(self, name: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Around every change of ``name``'s tags, for the other processes' caches."""
+        if self.references is None:
+            return contextlib.nullcontext()
+        return self.references.changing(name)
 
     async def has_revision(self, name: str, d: Digest) -> bool:
         try:
@@ -107,6 +116,13 @@ class Manifests:
 
     async def resolve(self, name: str, reference: str) -> Digest:
         """Tag or digest -> digest of a manifest present in ``name``."""
+        if ":" not in reference and self.references is not None:
+            return await self.references.resolve(
+                name, reference, lambda: self._resolve(name, reference)
+            )
+        return await self._resolve(name, reference)
+
+    async def _resolve(self, name: str, reference: str) -> Digest:
         if ":" in reference:
             d = Digest.parse(reference)
         else:
@@ -188,7 +204,8 @@ class Manifests:
                         await self._driver.delete(layout.revision_dir(name, d))
                 raise
             if staged is not None:
-                await staged.result().publish()
+                async with self._changing(name):
+                    await staged.result().publish()
         finally:
             if staged is not None:
                 await _discard(staged)
@@ -204,7 +221,8 @@ class Manifests:
         await self._blobs.put_small(d, body)
         await self._link_revision(name, d)
         if tag is not None:
-            await self._tags.set(name, tag, d)
+            async with self._changing(name):
+                await self._tags.set(name, tag, d)
         item = StoredManifest(d, oci_manifests.media_type_of(body), body)
         self._cache.put(item)
         if self.index is not None:
@@ -265,7 +283,8 @@ class Manifests:
     async def delete(self, name: str, reference: str) -> None:
         """Delete a tag, or a manifest with every tag and referrer entry naming it."""
         if ":" not in reference:
-            await self._tags.delete(name, reference)
+            async with self._changing(name):
+                await self._tags.delete(name, reference)
             if self.index is not None:
                 await self.index.tag_deleted(name, reference)
             return
@@ -273,14 +292,15 @@ class Manifests:
         if not await self.has_revision(name, d):
             raise HatchwayError(MANIFEST_UNKNOWN, detail={"reference": reference})
         body = await self._blobs.get_small(d)
-        await self._tags.untag_digest(name, d)
-        try:
-            subject = oci_manifests.references(body).subject
-        except HatchwayError:
-            subject = None
-        if subject is not None:
-            with contextlib.suppress(PathNotFoundError):
-                await self._driver.delete(layout.referrer_entry(name, subject.digest, d))
-        await self._driver.delete(layout.revision_dir(name, d))
+        async with self._changing(name):
+            await self._tags.untag_digest(name, d)
+            try:
+                subject = oci_manifests.references(body).subject
+            except HatchwayError:
+                subject = None
+            if subject is not None:
+                with contextlib.suppress(PathNotFoundError):
+                    await self._driver.delete(layout.referrer_entry(name, subject.digest, d))
+            await self._driver.delete(layout.revision_dir(name, d))
         if self.index is not None:
             await self.index.manifest_deleted(name, d)

@@ -49,6 +49,26 @@ def is_postgres(dsn: str | None) -> bool:
     return bool(dsn) and libpq_dsn(dsn or "").startswith("postgresql://")
 
 
+async def open_for_loop(
+    dsn: str, application_name: str
+) -> tuple[psycopg.AsyncConnection[tuple[object, ...]], AsyncGenerator[None, None]]:
+    """An autocommit connection owned by the running loop: the generator returned with
+    it closes it, and the loop's ``shutdown_asyncgens`` runs that at the loop's end."""
+    conn = await psycopg.AsyncConnection.connect(
+        dsn, autocommit=True, application_name=application_name
+    )
+
+    async def keep() -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await conn.close()
+
+    keeper = keep()
+    await anext(keeper)
+    return conn, keeper
+
+
 def lock_key(namespace: str, path: str) -> int:
     """The advisory lock key: the first 8 bytes of sha256(namespace NUL path), signed."""
     digest = hashlib.sha256(f"{namespace}\0{path}".encode()).digest()
@@ -94,20 +114,8 @@ class PostgresLocks:
         async with state.opening:
             if state.conn is not None and not state.conn.closed:
                 return state.conn
-            conn = await psycopg.AsyncConnection.connect(
-                self._dsn, autocommit=True, application_name="hatchway-locks"
-            )
-
-            async def keep() -> AsyncGenerator[None, None]:
-                try:
-                    yield
-                finally:
-                    await conn.close()
-
-            keeper = keep()
-            await anext(keeper)  # owned by this loop: closed by its shutdown_asyncgens
-            state.conn, state.keeper = conn, keeper
-            return conn
+            state.conn, state.keeper = await open_for_loop(self._dsn, "hatchway-locks")
+            return state.conn
 
     async def _query(self, state: _LoopState, sql: str, key: int) -> bool:
         conn = await self._connection(state)
