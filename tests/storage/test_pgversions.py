@@ -36,7 +36,8 @@ async def test_a_change_moves_the_version_for_every_process(dsn: str) -> None:
         assert await one.current("lib/app") is None  # in flight: nothing is cached
         await other.written("lib/app")
         after = await one.current("lib/app")
-        assert after is not None and after > 0
+        assert after is not None
+        assert after > 0
         assert await one.current("lib/other") == 0  # versions are per repository
     finally:
         await one.aclose()
