@@ -34,8 +34,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 ALIGN = 4096  # O_DIRECT: buffer address, file offset and length in multiples of this
-STAGE = 1024 * 1024  # one pwrite(2) per MiB, as dd measured (bench/README.md)
-_POOL_MAX = 16  # staging buffers kept per process for the next uploads (two each)
+# Buffer sizes: 1 MiB while an upload is small, so many concurrent pushes of small
+# layers cost little memory; 8 MiB once it has passed GROW_AFTER, as a big layer's
+# pushes ran 30-40 % faster with 8 MiB writes than with 1 MiB ones (bench/README.md).
+STAGE = 1024 * 1024
+BIG_STAGE = 8 * 1024 * 1024
+GROW_AFTER = 32 * 1024 * 1024
+_POOL_MAX = {STAGE: 16, BIG_STAGE: 4}  # buffers kept per process for the next uploads
 _WRITER_THREADS = 8  # direct writes in flight per process (one per upload at most)
 _SYNC_FILE_RANGE_WRITE = 2
 
@@ -44,12 +49,12 @@ class _Pool:
     """Staging buffers kept for the next uploads of this process, and its threads."""
 
     def __init__(self) -> None:
-        self.free: list[mmap.mmap] = []
+        self.free: dict[int, list[mmap.mmap]] = {}
         self.lock = threading.Lock()
         self.writers: ThreadPoolExecutor | None = None
 
     def forked(self) -> None:
-        self.free = []
+        self.free = {}
         self.lock = threading.Lock()
         self.writers = None  # the parent's threads did not survive the fork
 
@@ -78,18 +83,20 @@ def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
 start_writeback = _load_sync_file_range()
 
 
-def _take_stage() -> mmap.mmap:
+def _take_stage(size: int) -> mmap.mmap:
     with _pool.lock:
-        if _pool.free:
-            return _pool.free.pop()
+        free = _pool.free.get(size)
+        if free:
+            return free.pop()
     # Private: a shared anonymous mapping would be shared with forked workers.
-    return mmap.mmap(-1, STAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
 
 
 def _give_back(stage: mmap.mmap) -> None:
     with _pool.lock:
-        if len(_pool.free) < _POOL_MAX:
-            _pool.free.append(stage)
+        free = _pool.free.setdefault(len(stage), [])
+        if len(free) < _POOL_MAX.get(len(stage), 0):
+            free.append(stage)
             return
     stage.close()
 
@@ -124,9 +131,10 @@ def _writers() -> ThreadPoolExecutor:
 class _Stage:
     """One page-aligned buffer (from the pool) and a view of it."""
 
-    def __init__(self) -> None:
-        self.buffer = _take_stage()
+    def __init__(self, size: int = STAGE) -> None:
+        self.buffer = _take_stage(size)
         self.view = memoryview(self.buffer)
+        self.size = size
 
     def release(self) -> None:
         self.view.release()
@@ -143,6 +151,7 @@ class DirectWriter:
         self._stages: list[_Stage] = []
         self._filling = 0  # index of the buffer being filled
         self._staged = 0  # bytes in it, which belong at ``end - staged``
+        self._sent = 0  # bytes handed to direct writes so far
         self._pending: Future[None] | None = None  # the other buffer's write
         self._refused = False  # set by a write the device refused (EINVAL)
 
@@ -171,12 +180,12 @@ class DirectWriter:
                     continue
                 if not self._stages:
                     self._stages = [_Stage(), _Stage()]
-                view = self._stages[self._filling].view
-                n = min(len(data), STAGE - self._staged)
-                view[self._staged : self._staged + n] = data[:n]
+                stage = self._stages[self._filling]
+                n = min(len(data), stage.size - self._staged)
+                stage.view[self._staged : self._staged + n] = data[:n]
                 self._staged += n
                 data, end = data[n:], end + n
-                if self._staged == STAGE:
+                if self._staged == stage.size:
                     self._submit(fd, end)
         return end
 
@@ -189,8 +198,18 @@ class DirectWriter:
             self._pending = _writers().submit(
                 self._write, self._direct_fd, fd, chunk, end - self._staged
             )
+            self._sent += self._staged
             self._filling ^= 1
+            self._grow()
         self._staged = 0
+
+    def _grow(self) -> None:
+        """Past GROW_AFTER, trade the buffer about to be filled (not in flight) for a
+        big one; the other follows when its turn comes."""
+        stage = self._stages[self._filling]
+        if self._sent >= GROW_AFTER and stage.size != BIG_STAGE:
+            stage.release()
+            self._stages[self._filling] = _Stage(BIG_STAGE)
 
     def _write(self, direct_fd: int, fd: int, chunk: memoryview, offset: int) -> None:
         try:
