@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hatchway.storage.direct import ALIGN, STAGE, open_direct
+from hatchway.storage.direct import ALIGN, BIG_STAGE, GROW_AFTER, STAGE, open_direct
 from hatchway.storage.filesystem import FilesystemDriver
 from hatchway.storage.fswriter import FilesystemWriter
 from tests.support.aio import async_test
@@ -109,6 +109,17 @@ async def test_a_streamed_blob_is_stored_byte_for_byte(driver: FilesystemDriver)
     await writer.commit()
     assert stored(driver, DATA) == data
     assert (await driver.stat(DATA)).size == len(data)
+
+
+@async_test
+async def test_a_big_blob_goes_on_in_big_buffers_byte_for_byte(driver: FilesystemDriver) -> None:
+    """Past GROW_AFTER the buffers are traded for big ones, one while the other is
+    still being written: nothing lost, doubled or misplaced at the switch."""
+    data = pattern(GROW_AFTER + 2 * BIG_STAGE + 4321, seed=7)
+    writer = await driver.writer(DATA)
+    await stream(writer, data, [STAGE - 5, 3 * STAGE + 1, 4096, BIG_STAGE + 17])
+    await writer.commit()
+    assert stored(driver, DATA) == data
 
 
 @async_test
