@@ -24,8 +24,9 @@ import hashlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import psycopg
 
@@ -84,11 +85,63 @@ class _Local:
     users: int = 0
 
 
+Connection = psycopg.AsyncConnection[tuple[object, ...]]
+S = TypeVar("S")
+
+
 @dataclass
-class _LoopState:
-    conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+class LoopConnection:
+    """A loop's own autocommit connection: opened on first use, again once lost, and
+    closed with the loop (see :func:`open_for_loop`)."""
+
+    conn: Connection | None = None
     keeper: AsyncGenerator[None, None] | None = None
     opening: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def get(
+        self,
+        dsn: str,
+        application_name: str,
+        prepare: Callable[[Connection], Awaitable[None]] | None = None,
+    ) -> Connection:
+        """The connection; ``prepare`` runs on each new one before it is handed out."""
+        async with self.opening:
+            if self.conn is not None and not self.conn.closed:
+                return self.conn
+            conn, keeper = await open_for_loop(dsn, application_name)
+            if prepare is not None:
+                await prepare(conn)
+            self.conn, self.keeper = conn, keeper
+            return conn
+
+    async def close(self) -> None:
+        if self.keeper is not None:
+            await self.keeper.aclose()
+
+
+class PerLoop(Generic[S]):
+    """One ``S`` for each running event loop (a worker process's, a test's)."""
+
+    def __init__(self, make: Callable[[], S]) -> None:
+        self._make = make
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, S] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self) -> S:
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            state = self._loops[loop] = self._make()
+        return state
+
+    def pop(self) -> S | None:
+        return self._loops.pop(asyncio.get_running_loop(), None)
+
+
+@dataclass
+class _LoopState:
+    link: LoopConnection = field(default_factory=LoopConnection)
     local: dict[int, _Local] = field(default_factory=dict)
     unlocking: set[asyncio.Future[None]] = field(default_factory=set)
 
@@ -99,23 +152,13 @@ class PostgresLocks:
     def __init__(self, dsn: str, namespace: str) -> None:
         self._dsn = libpq_dsn(dsn)
         self._namespace = namespace
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._loops = PerLoop(_LoopState)
 
     def _state(self) -> _LoopState:
-        loop = asyncio.get_running_loop()
-        state = self._loops.get(loop)
-        if state is None:
-            state = self._loops[loop] = _LoopState()
-        return state
+        return self._loops.get()
 
-    async def _connection(self, state: _LoopState) -> psycopg.AsyncConnection[tuple[object, ...]]:
-        async with state.opening:
-            if state.conn is not None and not state.conn.closed:
-                return state.conn
-            state.conn, state.keeper = await open_for_loop(self._dsn, "hatchway-locks")
-            return state.conn
+    async def _connection(self, state: _LoopState) -> Connection:
+        return await state.link.get(self._dsn, "hatchway-locks")
 
     async def _query(self, state: _LoopState, sql: str, key: int) -> bool:
         conn = await self._connection(state)
@@ -193,6 +236,6 @@ class PostgresLocks:
 
     async def aclose(self) -> None:
         """Close this loop's connection now (otherwise it closes with its loop)."""
-        state = self._loops.pop(asyncio.get_running_loop(), None)
-        if state is not None and state.keeper is not None:
-            await state.keeper.aclose()
+        state = self._loops.pop()
+        if state is not None:
+            await state.link.close()

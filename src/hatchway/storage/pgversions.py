@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import weakref
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
 
-from hatchway.storage.pglocks import libpq_dsn, open_for_loop
+from hatchway.storage.pglocks import Connection, LoopConnection, PerLoop, libpq_dsn
 
 # Long enough for any change to reach storage; a change that outlasts it and then dies
 # before it is counted as ended is the one case a stale answer could be cached.
@@ -55,14 +54,17 @@ UPDATE reference_versions
 SET generation = generation + 1, writers = GREATEST(writers - 1, 0)
 WHERE repository = %s"""
 
-Connection = psycopg.AsyncConnection[tuple[object, ...]]
+
+async def _create_table(conn: Connection) -> None:
+    # Replicas starting together may race to create it: one wins, the rest find it
+    # made (PostgreSQL then reports a unique violation on its type).
+    with contextlib.suppress(psycopg.errors.UniqueViolation):
+        await conn.execute(_CREATE)
 
 
 @dataclass
 class _LoopState:
-    conn: Connection | None = None
-    keeper: AsyncGenerator[None, None] | None = None
-    opening: asyncio.Lock = field(default_factory=asyncio.Lock)
+    link: LoopConnection = field(default_factory=LoopConnection)
     sending: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Repository -> the answer of its next query, while that query is not sent yet.
     next: dict[str, asyncio.Future[int | None]] = field(default_factory=dict)
@@ -75,28 +77,13 @@ class PostgresVersions:
     def __init__(self, dsn: str, lease: float = LEASE_SECONDS) -> None:
         self._dsn = libpq_dsn(dsn)
         self._lease = lease
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._loops = PerLoop(_LoopState)
 
     def _state(self) -> _LoopState:
-        loop = asyncio.get_running_loop()
-        state = self._loops.get(loop)
-        if state is None:
-            state = self._loops[loop] = _LoopState()
-        return state
+        return self._loops.get()
 
     async def _connection(self, state: _LoopState) -> Connection:
-        async with state.opening:
-            if state.conn is not None and not state.conn.closed:
-                return state.conn
-            conn, keeper = await open_for_loop(self._dsn, "hatchway-versions")
-            # Replicas starting together may race to create it: one wins, the rest
-            # find it made (PostgreSQL then reports a unique violation on its type).
-            with contextlib.suppress(psycopg.errors.UniqueViolation):
-                await conn.execute(_CREATE)
-            state.conn, state.keeper = conn, keeper
-            return conn
+        return await state.link.get(self._dsn, "hatchway-versions", _create_table)
 
     async def _execute(
         self, state: _LoopState, sql: str, params: Sequence[object] | Mapping[str, object]
@@ -155,6 +142,6 @@ class PostgresVersions:
         await self._execute(self._state(), _END, (name,))
 
     async def aclose(self) -> None:
-        state = self._loops.pop(asyncio.get_running_loop(), None)
-        if state is not None and state.keeper is not None:
-            await state.keeper.aclose()
+        state = self._loops.pop()
+        if state is not None:
+            await state.link.close()
