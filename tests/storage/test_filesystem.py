@@ -195,8 +195,9 @@ async def test_lock_dies_with_its_process(tmp_path: Path) -> None:
 
 
 class TestFilesystemDriverFsyncPerFile(DriverConformance):
-    """The same suite without group commit (its default on the "/" filesystem, and
-    where there is no syncfs(2)): each file and directory fsynced on its own."""
+    """The same suite without group commit (where there is no syncfs(2), with
+    ``groupcommit: false``, and on "/" while syncs are slow): each file and directory
+    fsynced on its own."""
 
     @pytest.fixture
     def driver(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FilesystemDriver:
@@ -326,7 +327,70 @@ async def test_a_cancelled_writer_leaves_the_others_alone(tmp_path: Path) -> Non
     assert os.listdir(os.path.join(driver.root, "~tmp")) == []
 
 
-def test_group_commit_by_default_only_on_a_filesystem_of_its_own() -> None:
+def test_only_slash_is_not_a_filesystem_of_its_own() -> None:
     # syncfs waits for all that is pending on the filesystem: on "/", the whole machine.
     assert not filesystem._own_filesystem("/")
     assert filesystem._own_filesystem("/proc")
+
+
+@async_test
+async def test_by_default_on_slash_slow_rounds_give_way_to_fsyncs_per_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On "/" (``auto``) concurrent writes share rounds while syncfs is quick; once other
+    programs' writes make rounds slow (here: a syncfs that takes 40 ms), writes fsync
+    file by file until the cool-down ends, then try rounds again."""
+    assert not filesystem._own_filesystem(str(tmp_path))  # the tests' tmp is on "/"
+    driver = FilesystemDriver(str(tmp_path / "root"))  # groupcommit: auto
+    syncs = SyncCalls(monkeypatch)
+    # Quick enough whatever this machine's disk is doing now (a busy CI machine's
+    # rounds could be slow for real).
+    monkeypatch.setattr(groupsync, "SLOW_ROUND", 3600.0)
+    await asyncio.gather(*(driver.put_content(f"/q/{i}/link", b"q") for i in range(32)))
+    assert "syncfs" in syncs.calls
+    assert len(syncs.calls) < 16, syncs.calls  # rounds shared by the 32
+    real = groupsync.syncfs
+    assert real is not None
+
+    def slow(fd: int) -> None:
+        syncs.calls.append("syncfs")
+        time.sleep(0.04)
+        real(fd)
+
+    counting = groupsync.syncfs
+    monkeypatch.setattr(groupsync, "syncfs", slow)
+    monkeypatch.setattr(groupsync, "COOL_DOWN", 1.0)
+    monkeypatch.setattr(groupsync, "SLOW_ROUND", 0.020)
+    await driver.put_content("/s/first", b"s")  # its rounds are slow
+    syncs.calls.clear()
+    await asyncio.gather(*(driver.put_content(f"/s/{i}/link", b"s") for i in range(8)))
+    assert "syncfs" not in syncs.calls
+    assert syncs.calls.count("fsync") >= 16  # each file and its directory
+    for i in range(8):
+        assert await driver.get_content(f"/s/{i}/link") == b"s"
+    monkeypatch.setattr(groupsync, "syncfs", counting)  # the disk is quiet again
+    await asyncio.sleep(1.1)
+    syncs.calls.clear()
+    await driver.put_content("/s/later", b"s")  # the cool-down is over: rounds again
+    assert "syncfs" in syncs.calls
+
+
+@async_test
+async def test_a_volume_of_its_own_keeps_its_rounds_however_slow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(filesystem, "_own_filesystem", lambda _: True)
+    driver = FilesystemDriver(str(tmp_path / "root"))
+    syncs = SyncCalls(monkeypatch)
+    real = groupsync.syncfs
+    assert real is not None
+
+    def slow(fd: int) -> None:
+        syncs.calls.append("syncfs")
+        time.sleep(0.04)
+        real(fd)
+
+    monkeypatch.setattr(groupsync, "syncfs", slow)
+    for i in range(3):
+        await driver.put_content(f"/v/{i}", b"v")
+    assert "fsync" not in syncs.calls

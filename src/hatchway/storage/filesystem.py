@@ -80,8 +80,9 @@ def _own_filesystem(directory: str) -> bool:
     """Whether ``directory`` is on another filesystem than "/". A syncfs round waits for
     every write pending on its filesystem: on a volume of its own those are the
     registry's; on the system's, everything else the machine writes too. Measured on
-    this project's shared machine (bench/README.md): group commit on its own ext4 volume
-    1.5x the manifest PUTs/s at c=32 of one fsync per file, on "/" 0.7x."""
+    this project's machine (bench/README.md): group commit on its own ext4 volume 1.5x
+    the manifest PUTs/s at c=32 of one fsync per file; on "/" 0.7x while other programs
+    wrote a lot, 1.6-2.2x while they did not (hence ``GroupSync.slow`` there)."""
     try:
         return os.stat(directory).st_dev != os.stat("/").st_dev
     except OSError:
@@ -135,8 +136,9 @@ class FilesystemDriver:
         # is atomic. "~" can never appear in a key, so it never collides with data.
         self._scratch = os.path.join(self.root, "~tmp")
         os.makedirs(self._scratch, self._dir_mode, exist_ok=True)
-        if group_commit == "auto":
-            group_commit = _own_filesystem(self.root)
+        # "auto": rounds always on a volume of its own; on the system's filesystem only
+        # while they stay fast, as other programs' writes there slow every round.
+        self._adaptive = group_commit == "auto" and not _own_filesystem(self.root)
         self._group = GroupSync(self.root) if group_commit and syncfs is not None else None
         # path -> this process's queue for its flock, kept only while someone holds it
         self._local_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
@@ -145,6 +147,13 @@ class FilesystemDriver:
 
     def _full(self, path: str) -> str:
         return self.root + check_path(path)
+
+    def _grouped(self) -> GroupSync | None:
+        """The group rounds to use now, or None for one fsync per file."""
+        group = self._group
+        if group is not None and self._adaptive and group.slow():
+            return None
+        return group
 
     def _scratch_name(self) -> str:
         return os.path.join(self._scratch, uuid.uuid4().hex)
@@ -306,10 +315,11 @@ class FilesystemDriver:
 
     async def put_content(self, path: str, data: bytes) -> None:
         full = self._full(path)
-        if self._group is None:
+        group = self._grouped()
+        if group is None:
             await in_sync_thread(self._put_content_sync, path, full, data)
             return
-        await self._group.run(
+        await group.run(
             lambda: self._write_temp(path, full, data),
             lambda tmp: self._publish(path, tmp, full),
             _unlink_quietly,
@@ -317,7 +327,7 @@ class FilesystemDriver:
 
     async def stage_content(self, path: str, data: bytes) -> Staged:
         full = self._full(path)
-        if self._group is not None:  # a group round does it all at publish
+        if self._grouped() is not None:  # a group round does it all at publish
             return DeferredContent(self, path, data)
         # The scratch file only: directories are made at publish, so a staged write that
         # is discarded leaves nothing behind (a tag's directory, say).
@@ -403,10 +413,11 @@ class FilesystemDriver:
 
     async def move(self, source: str, dest: str) -> None:
         src_full, dest_full = self._full(source), self._full(dest)
-        if self._group is None:
+        group = self._grouped()
+        if group is None:
             await in_sync_thread(self._move_sync, source, dest, src_full, dest_full)
             return
-        await self._group.run(lambda: self._move_sync(source, dest, src_full, dest_full, False))
+        await group.run(lambda: self._move_sync(source, dest, src_full, dest_full, False))
 
     async def delete(self, path: str) -> None:
         full = self._full(path)

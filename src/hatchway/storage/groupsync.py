@@ -25,6 +25,7 @@ import contextlib
 import ctypes
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,13 @@ def _load_syncfs() -> Callable[[int], None] | None:
 
 
 syncfs = _load_syncfs()
+
+# Rounds that take longer than this on average mean other programs' writes are in the
+# way (syncfs waits for them): a driver that adapts then fsyncs file by file for
+# COOL_DOWN seconds before trying rounds again. Quiet, a round took 0.5-6 ms on this
+# project's machine; with a large write running beside it, 10-30 ms (bench/README.md).
+SLOW_ROUND = 0.020
+COOL_DOWN = 10.0
 
 
 @dataclass(eq=False)
@@ -82,6 +90,8 @@ class GroupSync:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.rounds = 0  # syncfs calls made, for tests and curiosity
+        self._average = 0.0  # seconds per syncfs, weighted towards the recent rounds
+        self._slow_until = 0.0  # time.monotonic() until which rounds are best avoided
 
     def __del__(self) -> None:
         with contextlib.suppress(OSError, AttributeError):
@@ -138,6 +148,16 @@ class GroupSync:
                 op.done.set_exception(op.error)
         self._start_rounds(loop)
 
+    def _timed(self, seconds: float) -> None:
+        self._average = seconds if not self._average else 0.7 * self._average + 0.3 * seconds
+        if self._average > SLOW_ROUND:
+            self._slow_until = time.monotonic() + COOL_DOWN
+            self._average = 0.0  # after the cool-down, judged afresh
+
+    def slow(self) -> bool:
+        """Whether recent rounds were slow enough that fsyncs file by file do better."""
+        return time.monotonic() < self._slow_until
+
     def _round(self, fresh: list[_Operation], published: list[_Operation]) -> None:
         for op in fresh:
             try:
@@ -148,7 +168,9 @@ class GroupSync:
         try:
             self.rounds += 1
             assert syncfs is not None
+            started = time.monotonic()
             syncfs(self._fd)
+            self._timed(time.monotonic() - started)
         except OSError as exc:
             error = StorageError(f"sync failed: {exc.strerror}")
             for op in published + prepared:
