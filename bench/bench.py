@@ -422,8 +422,8 @@ def parse_args() -> argparse.Namespace:
         "--groupcommit",
         choices=("auto", "true", "false"),
         default="auto",
-        help="hatchway storage.filesystem.groupcommit (default auto: on only when --tmpdir "
-        'is on a filesystem other than "/")',
+        help="hatchway storage.filesystem.groupcommit (default auto: on; on the '/' "
+        "filesystem only while its syncs stay quick)",
     )
     p.add_argument("--json", help="also write results to this file")
     a = p.parse_args()
