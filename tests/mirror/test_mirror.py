@@ -307,6 +307,13 @@ def test_a_blob_stored_for_another_repository_is_linked_not_fetched_again(
     digest = push_blob(upstream.client, "lib/one", data)
     push_blob(upstream.client, "lib/two", data)
     assert mirror.client.get(f"/v2/up/lib/one/blobs/{digest}").content == data
+    # Stored just after its last byte was sent (on a busy machine, a moment later).
+    hexdigest = digest.split(":", 1)[1]
+    kept = mirror.data / f"docker/registry/v2/blobs/sha256/{hexdigest[:2]}/{hexdigest}/data"
+    deadline = time.monotonic() + 10
+    while not kept.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     # Not linked in lib/three upstream: not served through it here either.
     assert mirror.client.get(f"/v2/up/lib/three/blobs/{digest}").status_code == 404
     r = mirror.client.get(f"/v2/up/lib/two/blobs/{digest}")
