@@ -236,10 +236,13 @@ class Uploads:
             if body is not None:
                 size, hasher = await self._append(name, upload_id, body, start, length, True)
             else:
-                published = await self._published(name, upload_id, expected)
-                if published is not None:
+                try:
+                    size = (await self.status(name, upload_id)).size
+                except HatchwayError as unknown:  # no data: an earlier PUT may have moved it
+                    published = await self._published(name, upload_id, expected)
+                    if published is None:
+                        raise unknown from None
                     return published
-                size = (await self.status(name, upload_id)).size
                 hasher = await self._hasher_at(name, upload_id, size)
             self._remember(upload_id, size, hasher)
             if expected.algorithm != hasher.name:
@@ -272,18 +275,15 @@ class Uploads:
         return size
 
     async def _published(self, name: str, upload_id: str, expected: Digest) -> int | None:
-        """The size of an upload an earlier PUT verified and moved into the store, when
-        its process died before linking the blob and dropping the session (a replica
-        killed mid-PUT; nginx sends the PUT to the next one). Linked now, once the
-        store holds the blob whole; None for any other session, whose data is there."""
-        with contextlib.suppress(PathNotFoundError):
-            await self._driver.stat(layout.upload_data(name, upload_id))
-            return None
+        """For a session whose data is gone: the size of what an earlier PUT verified and
+        moved into the store, when its process died before linking the blob and dropping
+        the session (a replica killed mid-PUT; nginx sends the PUT to the next one).
+        Linked now, once the store holds the blob whole; None if there is no such PUT."""
         try:
             raw = await self._driver.get_content(layout.upload_verified(name, upload_id))
             digest, size = raw.decode().split(" ")
         except (PathNotFoundError, UnicodeDecodeError, ValueError):
-            return None  # status() answers BLOB_UPLOAD_UNKNOWN
+            return None
         if digest != str(expected) or not await self._blobs.holds(expected, int(size)):
             return None
         kept = await self._blobs.link(name, expected)
