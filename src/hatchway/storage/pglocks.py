@@ -24,7 +24,14 @@ import hashlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -114,6 +121,25 @@ class LoopConnection:
             self.conn, self.keeper = conn, keeper
             return conn
 
+    async def fetchone(
+        self,
+        dsn: str,
+        application_name: str,
+        sql: str,
+        params: Sequence[object] | Mapping[str, object],
+        prepare: Callable[[Connection], Awaitable[None]] | None = None,
+    ) -> tuple[object, ...] | None:
+        """Run ``sql``; its first row (None without one). A lost connection is closed,
+        so the next call connects afresh; its error is raised."""
+        conn = await self.get(dsn, application_name, prepare)
+        try:
+            cursor = await conn.execute(sql, params)
+            return await cursor.fetchone() if cursor.description else None
+        except psycopg.OperationalError:
+            with contextlib.suppress(Exception):
+                await conn.close()
+            raise
+
     async def close(self) -> None:
         if self.keeper is not None:
             await self.keeper.aclose()
@@ -154,26 +180,14 @@ class PostgresLocks:
         self._namespace = namespace
         self._loops = PerLoop(_LoopState)
 
-    def _state(self) -> _LoopState:
-        return self._loops.get()
-
-    async def _connection(self, state: _LoopState) -> Connection:
-        return await state.link.get(self._dsn, "hatchway-locks")
-
     async def _query(self, state: _LoopState, sql: str, key: int) -> bool:
-        conn = await self._connection(state)
-        try:
-            row = await (await conn.execute(sql, (key,))).fetchone()
-        except psycopg.OperationalError:
-            # The connection is gone (and with it every lock it held): start afresh.
-            with contextlib.suppress(Exception):
-                await conn.close()
-            raise
+        # A lost connection takes every lock it held with it; the next query reconnects.
+        row = await state.link.fetchone(self._dsn, "hatchway-locks", sql, (key,))
         return bool(row and row[0])
 
     @contextlib.asynccontextmanager
     async def hold(self, path: str, wait: float) -> AsyncIterator[None]:
-        state = self._state()
+        state = self._loops.get()
         key = lock_key(self._namespace, path)
         deadline = time.monotonic() + wait
         entry = state.local.setdefault(key, _Local())

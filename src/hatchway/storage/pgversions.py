@@ -79,28 +79,15 @@ class PostgresVersions:
         self._lease = lease
         self._loops = PerLoop(_LoopState)
 
-    def _state(self) -> _LoopState:
-        return self._loops.get()
-
-    async def _connection(self, state: _LoopState) -> Connection:
-        return await state.link.get(self._dsn, "hatchway-versions", _create_table)
-
     async def _execute(
         self, state: _LoopState, sql: str, params: Sequence[object] | Mapping[str, object]
     ) -> tuple[object, ...]:
-        conn = await self._connection(state)
-        try:
-            cursor = await conn.execute(sql, params)
-            row = await cursor.fetchone() if cursor.description else None
-        except psycopg.OperationalError:
-            with contextlib.suppress(Exception):
-                await conn.close()  # the next call connects afresh
-            raise
-        return row or ()
+        link = state.link
+        return await link.fetchone(self._dsn, "hatchway-versions", sql, params, _create_table) or ()
 
     async def current(self, name: str) -> int | None:
         """The repository's generation, or None while a change may be in flight."""
-        state = self._state()
+        state = self._loops.get()
         pending = state.next.get(name)
         if pending is None:
             pending = asyncio.get_running_loop().create_future()
@@ -135,11 +122,11 @@ class PostgresVersions:
 
     async def writing(self, name: str) -> None:
         """A change of ``name``'s tags is about to reach storage."""
-        await self._execute(self._state(), _BEGIN, {"name": name, "lease": self._lease})
+        await self._execute(self._loops.get(), _BEGIN, {"name": name, "lease": self._lease})
 
     async def written(self, name: str) -> None:
         """The change begun with :meth:`writing` has ended (done, or failed)."""
-        await self._execute(self._state(), _END, (name,))
+        await self._execute(self._loops.get(), _END, (name,))
 
     async def aclose(self) -> None:
         state = self._loops.pop()
