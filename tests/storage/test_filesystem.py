@@ -235,10 +235,12 @@ async def test_list_version_trusts_only_a_settled_mtime(tmp_path: Path) -> None:
 
 
 class SyncCalls:
-    """Counts the real sync calls (fsync, syncfs) made while a test runs."""
+    """Counts the real sync calls (fsync, syncfs) made while a test runs; each syncfs
+    first sleeps ``delay`` seconds (a disk busy with other programs' writes)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[str] = []
+        self.delay = 0.0
         real_fsync, real_syncfs = os.fsync, groupsync.syncfs
         assert real_syncfs is not None, "Linux has syncfs(2)"
 
@@ -248,6 +250,7 @@ class SyncCalls:
 
         def syncfs(fd: int) -> None:
             self.calls.append("syncfs")
+            time.sleep(self.delay)
             real_syncfs(fd)
 
         monkeypatch.setattr(os, "fsync", fsync)
@@ -349,16 +352,7 @@ async def test_by_default_on_slash_slow_rounds_give_way_to_fsyncs_per_file(
     await asyncio.gather(*(driver.put_content(f"/q/{i}/link", b"q") for i in range(32)))
     assert "syncfs" in syncs.calls
     assert len(syncs.calls) < 16, syncs.calls  # rounds shared by the 32
-    real = groupsync.syncfs
-    assert real is not None
-
-    def slow(fd: int) -> None:
-        syncs.calls.append("syncfs")
-        time.sleep(0.04)
-        real(fd)
-
-    counting = groupsync.syncfs
-    monkeypatch.setattr(groupsync, "syncfs", slow)
+    syncs.delay = 0.04
     monkeypatch.setattr(groupsync, "COOL_DOWN", 1.0)
     monkeypatch.setattr(groupsync, "SLOW_ROUND", 0.020)
     await driver.put_content("/s/first", b"s")  # its rounds are slow
@@ -368,7 +362,7 @@ async def test_by_default_on_slash_slow_rounds_give_way_to_fsyncs_per_file(
     assert syncs.calls.count("fsync") >= 16  # each file and its directory
     for i in range(8):
         assert await driver.get_content(f"/s/{i}/link") == b"s"
-    monkeypatch.setattr(groupsync, "syncfs", counting)  # the disk is quiet again
+    syncs.delay = 0.0  # the disk is quiet again
     await asyncio.sleep(1.1)
     syncs.calls.clear()
     await driver.put_content("/s/later", b"s")  # the cool-down is over: rounds again
@@ -382,15 +376,7 @@ async def test_a_volume_of_its_own_keeps_its_rounds_however_slow(
     monkeypatch.setattr(filesystem, "_own_filesystem", lambda _: True)
     driver = FilesystemDriver(str(tmp_path / "root"))
     syncs = SyncCalls(monkeypatch)
-    real = groupsync.syncfs
-    assert real is not None
-
-    def slow(fd: int) -> None:
-        syncs.calls.append("syncfs")
-        time.sleep(0.04)
-        real(fd)
-
-    monkeypatch.setattr(groupsync, "syncfs", slow)
+    syncs.delay = 0.04
     for i in range(3):
         await driver.put_content(f"/v/{i}", b"v")
     assert "fsync" not in syncs.calls
